@@ -1,0 +1,35 @@
+# Shards + tokenizer -> a pre-trained model in Hugging Face format, on a fixed time budget.
+# Resumable state lives in results/runs/{run}/state/, deliberately not a declared output:
+# Snakemake deletes declared outputs of a failed job, and a killed job must resume.
+
+
+def pretrain_launcher(wildcards):
+    gpus = config["runs"][wildcards.run]["implementation"]["gpus"]
+    if gpus > 1:
+        return f"torchrun --standalone --nproc_per_node {gpus}"
+    return "python"
+
+
+rule pretrain:
+    input:
+        train=all_train_shards(),
+        valid=all_valid_shards(),
+        tokenizer="results/tokenizer",
+    output:
+        model=directory("results/runs/{run}/model"),
+        log="results/runs/{run}/pretrain_log.jsonl",
+    params:
+        recipe=lambda w: json_arg(config["runs"][w.run]),
+        launcher=pretrain_launcher,
+        state="results/runs/{run}/state",
+    threads: workflow.cores
+    resources:
+        gpu=lambda w: config["runs"][w.run]["implementation"]["gpus"],
+    log:
+        "logs/pretrain/{run}.log",
+    benchmark:
+        "results/benchmarks/pretrain/{run}.tsv"
+    shell:
+        "{params.launcher} -m workflow_scripts.pretrain --recipe {params.recipe}"
+        " --train {input.train} --valid {input.valid} --tokenizer {input.tokenizer}"
+        " --state-dir {params.state} --model-out {output.model} --log-out {output.log} > {log} 2>&1"

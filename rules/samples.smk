@@ -1,0 +1,20 @@
+# One text part -> one train and one valid HDF5 shard of masked-LM samples.
+
+
+rule make_samples:
+    input:
+        text=lambda w: TEXT_PARTS[int(w.k)],
+        tokenizer="results/tokenizer",
+    output:
+        train="results/samples/train/shard_{k}.h5",
+        valid="results/samples/valid/shard_{k}.h5",
+    params:
+        spec=json_arg(config["samples"]),
+    log:
+        "logs/samples/shard_{k}.log",
+    benchmark:
+        "results/benchmarks/samples/shard_{k}.tsv"
+    shell:
+        "python -m workflow_scripts.samples --spec {params.spec} --tokenizer {input.tokenizer}"
+        " --text {input.text} --shard-index {wildcards.k}"
+        " --train-out {output.train} --valid-out {output.valid} > {log} 2>&1"
