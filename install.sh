@@ -6,15 +6,18 @@ _xbert_install() (
   set -euo pipefail
   cd "$(dirname "${BASH_SOURCE[0]}")"
   local py=${PYTHON:-python3}
+  # pip on these machines warns about every missing local index folder: keep the log readable.
+  quiet() { "$@" 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }; }
   local stamp=.venv/.installed-$(cat envs/requirements.txt envs/constraints.txt | sha1sum | cut -c1-12)
   if [ ! -f "$stamp" ]; then
     echo "install.sh: creating .venv and installing the pinned stack (a few minutes, once)"
     [ -x .venv/bin/python ] || "$py" -m venv .venv
-    .venv/bin/python -m pip install -q --upgrade pip
-    # torch first and alone: on a CPU machine this pin resolves to the CPU wheel.
-    .venv/bin/python -m pip install -q torch==2.13.0
-    .venv/bin/python -m pip install -q -r envs/requirements.txt -c envs/constraints.txt
-    .venv/bin/python -m pip install -q --no-deps -e .
+    quiet .venv/bin/python -m pip install -q --upgrade pip
+    # torch first and alone: on a CPU machine this pin resolves to the CPU wheel; deepspeed
+    # installed first would pull a multi-GB CUDA build.
+    quiet .venv/bin/python -m pip install -q torch==2.13.0
+    quiet .venv/bin/python -m pip install -q -r envs/requirements.txt -c envs/constraints.txt
+    PYTHONWARNINGS=ignore quiet .venv/bin/python -m pip install -q --no-deps -e .
     rm -f .venv/.installed-* && touch "$stamp"
   fi
   .venv/bin/python -m workflow_scripts.fetch_demo_data resources
@@ -24,5 +27,4 @@ unset -f _xbert_install
 # Activate only when sourced; `bash install.sh` just installs.
 if [ "${BASH_SOURCE[0]}" != "$0" ]; then
   source "$(dirname "${BASH_SOURCE[0]}")/.venv/bin/activate"
-  export DS_ACCELERATOR=${DS_ACCELERATOR:-$(python -c 'import torch;print("cuda" if torch.cuda.is_available() else "cpu")')}
 fi

@@ -1,13 +1,11 @@
 # Between config and rules: validation, the tables of corpora/shards/runs/trials, input functions.
 import json
 import shlex
-
-from snakemake.utils import validate
+from pathlib import Path
 
 from workflow_scripts import config_checks, grid
 
-validate(config, "../config/schema.yaml")
-config_checks.check(config)
+config_checks.validate(config, Path(workflow.basedir) / "config" / "schema.yaml")
 
 GLUE_TASKS = ["CoLA", "SST-2", "MRPC", "STS-B", "QQP", "MNLI", "QNLI", "RTE", "WNLI"]
 RUNS = list(config["runs"])

@@ -1,11 +1,65 @@
-"""Cross-key checks the schema cannot express; run when the workflow is parsed.
+"""Config validation: the JSON schema (filling in defaults) plus cross-key checks it cannot express.
 
-Each failure is one line naming the key, the bad value and what would be allowed.
+Each failure is one line naming the key, the bad value and what would be allowed, raised when
+the workflow is parsed, before any job is planned.
 """
+from pathlib import Path
 
 
 class ConfigError(ValueError):
     pass
+
+
+def _validator_filling_defaults(schema):
+    """A Draft 2020-12 validator that writes each property's `default` into the instance."""
+    from jsonschema import Draft202012Validator, validators
+
+    check_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def properties_with_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = _copy(sub["default"])
+        yield from check_properties(validator, properties, instance, schema)
+
+    cls = validators.extend(Draft202012Validator, {"properties": properties_with_defaults})
+    return cls(schema)
+
+
+def _copy(value):
+    import copy
+
+    return copy.deepcopy(value)
+
+
+def _describe(error) -> str:
+    """One line in the user's terms: where in the config, what is wrong, what is allowed."""
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        keys = ", ".join(repr(k) for k in extra)
+        hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
+        return f"config key {where}: unknown key {keys}{hint}"
+    if error.validator == "propertyNames":
+        return f"config key {where}: {error.message}"
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        return f"config key {where}: {error.schema.get('description', error.message)}"
+    return f"config key {where}: {error.message}"
+
+
+def validate(config: dict, schema_path) -> None:
+    """Validate `config` in place against the YAML schema, filling defaults; raise ConfigError."""
+    import yaml
+    from jsonschema.exceptions import best_match
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = _validator_filling_defaults(schema)
+    error = best_match(validator.iter_errors(config))
+    if error is not None:
+        raise ConfigError(_describe(error))
+    check(config)
 
 
 def check(config: dict) -> None:
@@ -15,16 +69,14 @@ def check(config: dict) -> None:
         per_step = impl["micro_batch_size"] * processes
         if recipe["batch_size"] % per_step:
             raise ConfigError(
-                f"runs.{run}.batch_size={recipe['batch_size']} is not a multiple of "
+                f"config key runs.{run}.batch_size: {recipe['batch_size']} is not a multiple of "
                 f"implementation.micro_batch_size ({impl['micro_batch_size']}) x processes ({processes}) = {per_step}")
     grid = config["finetune"]["grid"]
     if "default" not in grid:
         missing = [t for t in config["finetune"]["tasks"] if t not in grid]
         if missing:
-            raise ConfigError(f"finetune.grid has no `default` entry and no entry for {', '.join(missing)}")
+            raise ConfigError(f"config key finetune.grid: no `default` entry and no entry for {', '.join(missing)}")
     for task, entry in grid.items():
         for key in ("lr", "batch_size", "epochs"):
             if key not in entry:
-                raise ConfigError(f"finetune.grid.{task} lacks `{key}` (a list of values to search)")
-    if config["glue"]["source"] == "dir" and not config["glue"].get("path"):
-        raise ConfigError("glue.path is required when glue.source is dir")
+                raise ConfigError(f"config key finetune.grid.{task}: lacks `{key}` (a list of values to search)")

@@ -1,0 +1,132 @@
+"""Real tiny workflow runs: the demo end to end, what a config edit reruns, and bad configs.
+
+The demo runs once per session in a copy of the repo (resources/ linked in), exactly as a user
+runs it: `snakemake --cores all --profile profiles/local`.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.workflow
+
+SUBMISSION_FILES = {"CoLA.tsv", "SST-2.tsv", "MRPC.tsv", "STS-B.tsv", "QQP.tsv", "MNLI-m.tsv",
+                    "MNLI-mm.tsv", "QNLI.tsv", "RTE.tsv", "WNLI.tsv", "AX.tsv"}
+UPSTREAM = {"extract_text_wiki", "prepare_tokenizer", "make_samples", "pretrain"}
+
+
+def copy_repo(repo: Path, dest: Path, resources: Path) -> Path:
+    """The working tree as git sees it (tracked + new files, nothing ignored), plus the demo data."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                           cwd=repo, capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        src = repo / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    (dest / "resources").symlink_to(resources)
+    return dest
+
+
+def snakemake(workdir: Path, *args, check=True, timeout=900):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "logs").rglob("*.log"))
+                         if "rror" in p.read_text())
+        pytest.fail(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}\n{logs}")
+    return proc
+
+
+def planned_jobs(proc) -> dict:
+    """The 'Job stats' table of a dry run: rule name -> count."""
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory, repo_root, resources) -> Path:
+    workdir = copy_repo(repo_root, tmp_path_factory.mktemp("demo"), resources)
+    snakemake(workdir, "--cores", "all", "--profile", "profiles/local")
+    return workdir
+
+
+def test_demo_ends_with_a_valid_submission(demo):
+    with zipfile.ZipFile(demo / "submission.zip") as zf:
+        assert set(zf.namelist()) == SUBMISSION_FILES
+        for name in zf.namelist():
+            rows = zf.read(name).decode().splitlines()
+            assert rows[0] == "index\tprediction"
+            assert [int(r.split("\t")[0]) for r in rows[1:]] == list(range(len(rows) - 1))
+    smoke = demo / "demo" / "glue_smoke"
+    with zipfile.ZipFile(demo / "submission.zip") as zf:
+        n_cola = len((smoke / "CoLA" / "test.tsv").read_text().splitlines()) - 1
+        assert len(zf.read("CoLA.tsv").decode().splitlines()) - 1 == n_cola
+    check = subprocess.run([sys.executable, "-m", "workflow_scripts.validate_submission", str(demo / "submission.zip")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_demo_writes_report_model_and_log(demo):
+    assert (demo / "results/report/loss_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (demo / "results/report/glue_dev.md").read_text()
+    assert "demo" in table and "CoLA" in table
+    model = demo / "results/runs/demo/model"
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in model.iterdir()}
+    events = [yaml.safe_load(line)["event"] for line in (demo / "results/runs/demo/pretrain_log.jsonl").open()]
+    assert events[0] == "config" and events[-1] == "end" and "train" in events and "valid" in events
+
+
+def test_nothing_left_to_do_after_the_demo(demo):
+    assert planned_jobs(snakemake(demo, "-n", "--cores", "2")) == {}
+
+
+def test_finetune_lr_edit_reruns_no_upstream_stage(demo, tmp_path):
+    edit = tmp_path / "edit.yaml"
+    edit.write_text(yaml.safe_dump({"finetune": {"grid": {"default": {"lr": [5e-5], "batch_size": [16], "epochs": [2]}}}}))
+    jobs = planned_jobs(snakemake(demo, "-n", "--cores", "2", "--configfile", str(edit)))
+    assert jobs.get("finetune_trial") == 9
+    assert not UPSTREAM & set(jobs), jobs
+
+
+def test_masked_lm_prob_edit_reruns_samples_onward(demo, tmp_path):
+    edit = tmp_path / "edit.yaml"
+    edit.write_text(yaml.safe_dump({"samples": {"masked_lm_prob": 0.2}}))
+    jobs = planned_jobs(snakemake(demo, "-n", "--cores", "2", "--configfile", str(edit)))
+    assert {"make_samples", "pretrain", "finetune_trial", "make_submission"} <= set(jobs)
+    assert not {"extract_text_wiki", "prepare_tokenizer"} & set(jobs), jobs
+
+
+@pytest.mark.parametrize("override, expected", [
+    ({"samples": {"mask_lm_prob": 0.2}}, "config key samples: unknown key 'mask_lm_prob'"),
+    ({"runs": {"demo": {"total_training_time": "two hours"}}}, "runs.demo.total_training_time: 'two hours' is not of type 'number'"),
+])
+def test_bad_config_stops_before_any_job(tmp_path_factory, repo_root, resources, override, expected):
+    workdir = copy_repo(repo_root, tmp_path_factory.mktemp("bad"), resources)
+    edit = workdir / "bad.yaml"
+    edit.write_text(yaml.safe_dump(override))
+    proc = snakemake(workdir, "--cores", "2", "--configfile", str(edit), check=False)
+    assert proc.returncode != 0
+    assert expected in proc.stdout + proc.stderr
+    assert not (workdir / "results").exists()
+
+
+def test_full_default_grid_is_planned(tmp_path_factory, repo_root, resources):
+    """Issue: `snakemake -n` plans ExtremeBERT's default grid, 156 trials per seed per run."""
+    workdir = copy_repo(repo_root, tmp_path_factory.mktemp("grid"), resources)
+    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
+    del config["finetune"]["grid"]
+    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(snakemake(workdir, "-n", "--cores", "2"))
+    assert jobs["finetune_trial"] == 156
+    assert jobs["select_trial"] == 9
