@@ -1,0 +1,170 @@
+"""Real pretraining runs through DeepSpeed on the CPU, seconds each: outputs, log, resume, torchrun."""
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pretrain_data import pretrain_shards  # noqa: F401  (fixture)
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_FIELDS = {"event", "step", "elapsed_s", "loss", "lr", "samples_per_s", "tokens_per_s"}
+
+
+def recipe(seconds, **over):
+    r = {"model": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128},
+         "optimizer": {"lr": 3e-3}, "schedule": {"name": "linear", "warmup_proportion": 0.1},
+         "total_training_time": seconds / 3600, "batch_size": 16, "log_interval_steps": 2,
+         "implementation": {"micro_batch_size": 8}}
+    r.update(over)
+    return r
+
+
+def command(shards, tokenizer, out: Path, rec: dict, launcher=(sys.executable,)):
+    return [*launcher, "-m", "workflow_scripts.pretrain", "--recipe", json.dumps(rec),
+            "--train", *map(str, shards["train"]), "--valid", *map(str, shards["valid"]),
+            "--tokenizer", str(tokenizer), "--state-dir", str(out / "state"),
+            "--model-out", str(out / "model"), "--log-out", str(out / "log.jsonl")]
+
+
+def run(shards, tokenizer, out, rec, **kw):
+    proc = subprocess.run(command(shards, tokenizer, out, rec, **kw), cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    return proc
+
+
+def events(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def finished(pretrain_shards, bert_tokenizer_dir, tmp_path_factory):
+    """One 6-second run, validating every 3 seconds of training."""
+    out = tmp_path_factory.mktemp("run")
+    rec = recipe(6, validation_interval_minutes=0.05)
+    proc = run(pretrain_shards, bert_tokenizer_dir, out, rec)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {"out": out, "recipe": rec, "proc": proc}
+
+
+def test_run_writes_a_loadable_model_and_the_log(finished, bert_tokenizer_dir):
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+    out = finished["out"]
+    names = {p.name for p in (out / "model").iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "vocab.txt"} <= names
+    tok = AutoTokenizer.from_pretrained(out / "model")
+    enc = tok("a short test sentence", return_tensors="pt")
+    assert AutoModel.from_pretrained(out / "model")(**enc).last_hidden_state.shape == (1, enc["input_ids"].shape[1], 64)
+    assert AutoModelForSequenceClassification.from_pretrained(out / "model", num_labels=2)(**enc).logits.shape == (1, 2)
+
+    log = events(out / "log.jsonl")
+    first, last = log[0], log[-1]
+    assert first["event"] == "config" and first["world_size"] == 1 and first["gradient_accumulation_steps"] == 2
+    assert first["model"]["hidden_size"] == 64 and first["optimizer"]["name"] == "adamw"   # defaults resolved
+    assert last["event"] == "end" and last["reason"] == "budget"
+    train = [e for e in log if e["event"] == "train"]
+    assert train and all(set(e) >= TRAIN_FIELDS for e in train)
+    steps = [e["step"] for e in train]
+    assert steps == sorted(set(steps)) and last["step"] >= steps[-1]
+    # Stops at the first optimizer step past the 6 s budget: not before, and not much after.
+    assert 6.0 <= last["elapsed_s"] < 9.0
+    valid = [e for e in log if e["event"] == "valid"]
+    assert len(valid) >= 2 and valid[-1]["step"] == last["step"]       # mid-run ones and the final one
+    assert all(0 < e["valid_loss"] < 11 for e in valid)
+    # The schedule: warmup to no more than the peak, then decay towards 0 at the budget.
+    lrs = [e["lr"] for e in train]
+    assert max(lrs) <= 3e-3 and lrs[-1] < 1.5e-3
+    assert all(e["samples_per_s"] > 0 and e["tokens_per_s"] > e["samples_per_s"] for e in train)
+    assert "step 2 |" in finished["proc"].stdout and "done:" in finished["proc"].stdout
+
+
+def test_loss_goes_down(finished):
+    log = events(finished["out"] / "log.jsonl")
+    train = [e["loss"] for e in log if e["event"] == "train"]
+    valid = [e["valid_loss"] for e in log if e["event"] == "valid"]
+    # ln(30522) = 10.33 is the loss of a uniform guess, where the run starts.
+    assert train[0] > 9.8 and train[-1] < train[0] - 0.5, train
+    assert valid[-1] < valid[0], valid
+
+
+def test_finished_state_resumes_to_the_same_model(finished, pretrain_shards, bert_tokenizer_dir, tmp_path):
+    """Same recipe again (model output deleted, as Snakemake would): the final checkpoint is
+    loaded, nothing is trained, and the exported weights are exactly the first run's."""
+    from safetensors.torch import load_file
+
+    out = finished["out"]
+    again = tmp_path / "again"
+    (again).mkdir()
+    (again / "state").symlink_to(out / "state")
+    proc = run(pretrain_shards, bert_tokenizer_dir, again, finished["recipe"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = events(again / "log.jsonl")
+    resumed = [e for e in log if e["event"] == "resume"]
+    assert resumed and log[-1]["event"] == "end" and log[-1]["step"] == resumed[0]["step"]
+    a, b = load_file(out / "model" / "model.safetensors"), load_file(again / "model" / "model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+def test_changed_recipe_starts_fresh(finished, pretrain_shards, bert_tokenizer_dir, tmp_path):
+    out = finished["out"]
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    state = fresh / "state"
+    (state).mkdir()
+    old = [p for p in (out / "state").iterdir() if p.is_dir()]
+    for p in old:                                    # a copy of the finished run's state
+        subprocess.run(["cp", "-r", str(p), str(state)], check=True)
+    rec = recipe(1.5, optimizer={"lr": 1e-3})        # another learning rate
+    proc = run(pretrain_shards, bert_tokenizer_dir, fresh, rec)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = events(fresh / "log.jsonl")
+    assert not any(e["event"] == "resume" for e in log)
+    assert log[0]["event"] == "config" and log[0]["optimizer"]["lr"] == 1e-3
+    assert "removing stale state" in proc.stdout
+    assert [p.name for p in state.iterdir()] == [log[0]["state_key"]] != [p.name for p in old]
+
+
+def test_sigterm_checkpoints_and_a_rerun_resumes(pretrain_shards, bert_tokenizer_dir, tmp_path):
+    rec = recipe(8, checkpoint_interval_minutes=60)
+    proc = subprocess.Popen(command(pretrain_shards, bert_tokenizer_dir, tmp_path, rec), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Wait for a few optimizer steps in the running log, then send what SLURM sends.
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        logs = list((tmp_path / "state").glob("*/log.jsonl"))
+        if logs and any(e["event"] == "train" and e["step"] >= 4 for e in events(logs[0])):
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, output
+    assert "checkpoint saved" in output and not (tmp_path / "model").exists()
+    latest = json.loads(next((tmp_path / "state").glob("*/latest.json")).read_text())
+    assert latest["step"] >= 4 and 0 < latest["elapsed_s"] < 8
+
+    again = run(pretrain_shards, bert_tokenizer_dir, tmp_path, rec)
+    assert again.returncode == 0, again.stdout + again.stderr
+    log = events(tmp_path / "log.jsonl")
+    assert log[0]["event"] == "config" and log[-1]["event"] == "end"
+    resume = [e for e in log if e["event"] == "resume"]
+    assert resume == [{"event": "resume", "step": latest["step"], "elapsed_s": latest["elapsed_s"]}]
+    steps = [e["step"] for e in log if e["event"] == "train"]
+    assert steps == sorted(set(steps))                # nothing the killed attempt logged is repeated
+    assert any(s > latest["step"] for s in steps)
+    # Elapsed time carried over: the two attempts together train for the budget, not budget + first part.
+    assert 8.0 <= log[-1]["elapsed_s"] < 11.0
+
+
+def test_two_ranks_through_torchrun(pretrain_shards, bert_tokenizer_dir, tmp_path):
+    rec = recipe(3, implementation={"micro_batch_size": 8, "gpus": 2})
+    launcher = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
+    proc = run(pretrain_shards, bert_tokenizer_dir, tmp_path, rec, launcher=launcher)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = events(tmp_path / "log.jsonl")
+    assert log[0]["world_size"] == 2 and log[0]["gradient_accumulation_steps"] == 1
+    assert log[-1]["event"] == "end" and log[-1]["reason"] == "budget" and log[-1]["step"] > 0
+    assert (tmp_path / "model" / "model.safetensors").exists()

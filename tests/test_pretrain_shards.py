@@ -1,0 +1,110 @@
+"""Shard loading: each rank its own rows, equal step counts, seeded reshuffles, exact resume, clear errors."""
+import h5py
+import numpy as np
+import pytest
+
+from pretrain_data import pretrain_shards  # noqa: F401  (fixture)
+from workflow_scripts import shard_data
+
+
+def rows_of(batches):
+    return [tuple(r) for b in batches for r in b["input_ids"].numpy()]
+
+
+def subset(src, dst, n, drop=None):
+    """A real shard cut to its first n rows (optionally without one dataset)."""
+    with h5py.File(src) as f, h5py.File(dst, "w") as g:
+        for name in f:
+            if name != drop:
+                g.create_dataset(name, data=f[name][:n])
+    return str(dst)
+
+
+def test_batches_carry_the_model_arguments(pretrain_shards):
+    stream = shard_data.TrainStream([str(p) for p in pretrain_shards["train"]], 0, 1, 8, 2, seed=1)
+    b = next(stream.epoch(0))
+    assert set(b) == {"input_ids", "attention_mask", "token_type_ids", "masked_lm_positions", "masked_lm_ids"}
+    assert b["input_ids"].shape == (8, 64) and b["masked_lm_positions"].shape == (8, 10)
+    assert stream.steps_per_epoch == 512 // 16 and stream.micro_per_epoch == 64
+
+
+def test_one_epoch_reads_each_row_once_and_epochs_reshuffle(pretrain_shards):
+    paths = [str(p) for p in pretrain_shards["train"]]
+    stream = shard_data.TrainStream(paths, 0, 1, 16, 1, seed=3)
+    e0, e1 = rows_of(stream.epoch(0)), rows_of(stream.epoch(1))
+    assert len(e0) == len(set(e0)) == 512
+    assert set(e0) == set(e1) and e0 != e1
+    again = shard_data.TrainStream(paths, 0, 1, 16, 1, seed=3)
+    assert rows_of(again.epoch(1)) == e1                     # seeded: the same order on a rerun
+    assert rows_of(shard_data.TrainStream(paths, 0, 1, 16, 1, seed=4).epoch(1)) != e1
+
+
+def test_resuming_mid_epoch_continues_with_the_same_batches(pretrain_shards):
+    paths = [str(p) for p in pretrain_shards["train"]]
+    stream = shard_data.TrainStream(paths, 0, 1, 24, 1, seed=0)   # 24 does not divide 256: batches span shards
+    full = rows_of(stream.epoch(2))
+    for start in (1, 10, 15):
+        assert rows_of(stream.epoch(2, start)) == full[start * 24:]
+
+
+def test_shards_split_across_ranks_with_equal_step_counts(pretrain_shards, tmp_path):
+    train = [str(p) for p in pretrain_shards["train"]]
+    small = subset(train[1], tmp_path / "small.h5", 100)
+    paths = [train[0], small, subset(train[0], tmp_path / "third.h5", 200)]
+    # shard i -> rank i % 2: rank 0 holds 256 + 200 rows, rank 1 only 100.
+    ranks = [shard_data.TrainStream(paths, r, 2, 8, 2, seed=0) for r in range(2)]
+    assert [s.share for s in ranks] == [456, 100]
+    assert ranks[0].micro_per_epoch == ranks[1].micro_per_epoch == 100 // 16 * 2
+    seen = [set(rows_of(s.epoch(0))) for s in ranks]
+    assert not seen[0] & seen[1]
+
+
+def test_fewer_shards_than_ranks_split_rows(pretrain_shards):
+    one = [str(pretrain_shards["train"][0])]
+    ranks = [shard_data.TrainStream(one, r, 3, 4, 1, seed=0) for r in range(3)]
+    parts = [set(rows_of(s.epoch(0))) for s in ranks]
+    assert all(len(p) == 85 // 4 * 4 for p in parts)         # 256 rows -> 86, 85, 85 per rank
+    assert not (parts[0] & parts[1]) and not (parts[1] & parts[2])
+
+
+def test_validation_set_is_capped_fixed_and_split(pretrain_shards):
+    paths = [str(p) for p in pretrain_shards["valid"]]
+    v = shard_data.ValidSet(paths, 0, 1, 16, max_samples=40, seq_len=64)
+    assert v.samples == 40 and [len(b["input_ids"]) for b in v.batches] == [16, 16, 8]
+    halves = [shard_data.ValidSet(paths, r, 2, 16, max_samples=1000, seq_len=64) for r in range(2)]
+    assert [h.samples for h in halves] == [32, 32]
+    with pytest.raises(SystemExit, match="sequence length 64 differs from the train shards' 128"):
+        shard_data.ValidSet(paths, 0, 1, 16, max_samples=10, seq_len=128)
+
+
+def test_bad_shards_stop_with_one_line_naming_file_and_dataset(pretrain_shards, tmp_path):
+    good = str(pretrain_shards["train"][0])
+    missing = subset(good, tmp_path / "nomask.h5", 50, drop="masked_lm_ids")
+    with pytest.raises(SystemExit, match=r"nomask.h5: missing dataset 'masked_lm_ids'"):
+        shard_data.TrainStream([missing], 0, 1, 8, 1, seed=0)
+    truncated = tmp_path / "trunc.h5"
+    subset(good, truncated, 50)
+    with h5py.File(truncated, "a") as f:
+        data = f["segment_ids"][:40]
+        del f["segment_ids"]
+        f.create_dataset("segment_ids", data=data)
+    with pytest.raises(SystemExit, match=r"trunc.h5: dataset 'segment_ids' has shape \(40, 64\), expected \(50, 64\)"):
+        shard_data.TrainStream([str(truncated)], 0, 1, 8, 1, seed=0)
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5 at all")
+    with pytest.raises(SystemExit, match="junk.h5: cannot open as HDF5"):
+        shard_data.TrainStream([str(junk)], 0, 1, 8, 1, seed=0)
+    with pytest.raises(SystemExit, match="fewer than one optimizer step"):
+        shard_data.TrainStream([subset(good, tmp_path / "tiny.h5", 10)], 0, 1, 8, 2, seed=0)
+
+
+def test_nsp_labels_are_passed_when_present(wiki_dump, bert_tokenizer_dir, tmp_path):
+    from pretrain_data import build_shards
+
+    shards = build_shards(wiki_dump, bert_tokenizer_dir, tmp_path, train_shards=1, rows_per_shard=32,
+                          valid_rows=8, nsp=True)
+    stream = shard_data.TrainStream([str(shards["train"][0])], 0, 1, 8, 1, seed=0)
+    assert stream.layout["nsp"]
+    b = next(stream.epoch(0))
+    assert b["next_sentence_labels"].shape == (8,)
+    assert set(np.unique(b["next_sentence_labels"].numpy())) <= {0, 1}

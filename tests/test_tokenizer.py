@@ -1,0 +1,103 @@
+"""The tokenizer folder: the real bert-base-uncased copied, a WordPiece trained on real Wikipedia parts."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from workflow_scripts import corpus, tokenizer
+
+SENTENCES = ["Anarchism is a political philosophy that advocates self-governed societies.",
+             "Pierre-Joseph Proudhon (1809–1865) wrote What is Property?", "Ἀχιλλεύς and 東京 too."]
+FILES = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"}
+
+
+@pytest.fixture(scope="module")
+def wiki_texts(wiki_dump, tmp_path_factory):
+    out = tmp_path_factory.mktemp("texts")
+    parts = [out / "part_0.txt", out / "part_1.txt"]
+    corpus.extract({"type": "wikipedia", "path": str(wiki_dump), "parts": 2}, parts)
+    return parts
+
+
+def test_pretrained_copy_round_trips_ids(bert_tokenizer_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    out = tmp_path / "tokenizer"
+    tokenizer.main(["--spec", json.dumps({"pretrained": str(bert_tokenizer_dir)}), "--texts", "--out", str(out)])
+    assert {p.name for p in out.iterdir()} == FILES
+    assert (out / "vocab.txt").read_bytes() == (bert_tokenizer_dir / "vocab.txt").read_bytes()
+    original, copy = AutoTokenizer.from_pretrained(str(bert_tokenizer_dir)), AutoTokenizer.from_pretrained(str(out))
+    assert copy.is_fast
+    for a, b in [(s, None) for s in SENTENCES] + [(SENTENCES[0], SENTENCES[1])]:
+        assert copy(a, b)["input_ids"] == original(a, b)["input_ids"]
+    ids = copy(SENTENCES[0])["input_ids"]
+    assert ids[0] == 101 and ids[-1] == 102 and copy.pad_token_id == 0 and copy.mask_token_id == 103
+    assert json.loads((out / "special_tokens_map.json").read_text())["mask_token"] == "[MASK]"
+
+
+def test_bare_vocab_folder_loads(bert_tokenizer_dir, tmp_path):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(bert_tokenizer_dir / "vocab.txt", bare / "vocab.txt")
+    tok = tokenizer.load_pretrained(str(bare))
+    assert tok.convert_ids_to_tokens(tok("Hello World")["input_ids"]) == ["[CLS]", "hello", "world", "[SEP]"]
+
+
+def test_trained_wordpiece(wiki_texts, tmp_path):
+    from transformers import AutoTokenizer
+
+    out = tmp_path / "trained"
+    spec = {"train": {"vocab_size": 2000, "min_frequency": 2, "lowercase": True}}
+    tokenizer.main(["--spec", json.dumps(spec), "--texts", *map(str, wiki_texts), "--out", str(out)])
+    assert {p.name for p in out.iterdir()} == FILES
+    tok = AutoTokenizer.from_pretrained(str(out))
+    assert tok.is_fast and len(tok) == 2000
+    vocab = (out / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and len(vocab) == 2000
+    assert (tok.pad_token_id, tok.unk_token_id, tok.cls_token_id, tok.sep_token_id, tok.mask_token_id) == (0, 1, 2, 3, 4)
+    enc = tok(SENTENCES[0], SENTENCES[1])
+    tokens = tok.convert_ids_to_tokens(enc["input_ids"])
+    assert tokens[:3] == ["[CLS]", "anarchism", "is"] and tokens.count("[SEP]") == 2 and tokens[-1] == "[SEP]"
+    assert enc["token_type_ids"][0] == 0 and enc["token_type_ids"][-1] == 1
+    assert any(t.startswith("##") for t in tokens)  # rare words come out as word pieces
+    assert tok.decode(tok(SENTENCES[0])["input_ids"], skip_special_tokens=True) == SENTENCES[0].lower()
+
+
+def test_trained_cased(wiki_texts, tmp_path):
+    out = tmp_path / "cased"
+    tokenizer.main(["--spec", json.dumps({"train": {"vocab_size": 1000, "lowercase": False}}),
+                    "--texts", str(wiki_texts[0]), "--out", str(out)])
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(out))
+    assert tok.convert_ids_to_tokens(tok("The")["input_ids"]) == ["[CLS]", "The", "[SEP]"]
+
+
+def test_output_is_replaced_whole(bert_tokenizer_dir, tmp_path):
+    out = tmp_path / "tokenizer"
+    out.mkdir()
+    (out / "stale.txt").write_text("from an earlier run")
+    tokenizer.main(["--spec", json.dumps({"pretrained": str(bert_tokenizer_dir)}), "--out", str(out)])
+    assert {p.name for p in out.iterdir()} == FILES
+    assert [p.name for p in tmp_path.iterdir()] == ["tokenizer"]  # no temporary folder left
+
+
+def test_errors_are_one_clear_line(repo_root, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(SystemExit, match="no text to train on"):
+        tokenizer.main(["--spec", '{"train": {"vocab_size": 1000}}', "--texts", str(empty), "--out", str(tmp_path / "t")])
+    with pytest.raises(SystemExit, match=r"text part .*missing\.txt does not exist"):
+        tokenizer.main(["--spec", '{"train": {}}', "--texts", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "t")])
+    assert not (tmp_path / "t").exists()
+    # as the rule runs it; the hub is unreachable here, so a name that is not a folder fails fast offline
+    run = subprocess.run([sys.executable, "-m", "workflow_scripts.tokenizer", "--spec",
+                          json.dumps({"pretrained": str(tmp_path / "no-such-tokenizer")}), "--texts",
+                          "--out", str(tmp_path / "t")], cwd=repo_root, capture_output=True, text=True,
+                         env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("tokenizer: cannot load pretrained tokenizer") and "no-such-tokenizer" in last
+    assert "Traceback" not in run.stderr

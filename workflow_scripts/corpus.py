@@ -1,0 +1,260 @@
+"""One corpus source -> N text parts: one sentence per line, a blank line after each document.
+
+    python -m workflow_scripts.corpus --source '<json corpus entry>' --out part_0.txt ... part_{N-1}.txt
+
+The source is one entry of config `corpora:` (schema $defs.corpus). Documents are streamed from
+the source (wikipedia dump, the user's text files, or a Hugging Face dataset), cleaned (wikitext
+markup removed for wikipedia; Unicode NFC, whitespace collapsed, sentences split for all), and
+each kept document goes whole to the part that holds the fewest characters so far, so parts are
+balanced by size and the result depends only on the input. Parts are written under temporary
+names and renamed at the end, all together, only when the run succeeds.
+"""
+import argparse
+import heapq
+import itertools
+import json
+import os
+import re
+import time
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+from workflow_scripts.sentences import split_sentences
+
+# Default minimum document size (characters after cleaning) when the source leaves it null:
+# Wikipedia stubs and leftovers of list pages carry little text; the user's own documents are
+# kept as given.
+DEFAULT_MIN_CHARS = {"wikipedia": 200, "text": 1, "huggingface": 1}
+# Control and format characters that survive extraction (soft hyphens, zero-width spaces, BOMs)
+# except the joiners some scripts need (ZWJ/ZWNJ in Devanagari, Persian, emoji).
+_INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u200b\u2060\ufeff]")
+_BLANK_LINE = re.compile(r"\n\s*\n")
+# Documents handed to the worker pool per worker and round (bounds memory: two rounds in flight).
+POOL_BATCH_PER_WORKER = 64
+
+
+def plain_paragraphs(text: str) -> list[str]:
+    """Paragraphs of a plain-text document: blank lines separate them, single newlines are wrapping."""
+    return [p for p in _BLANK_LINE.split(text) if p.strip()]
+
+
+def document_sentences(paragraphs: list[str]) -> list[str]:
+    """NFC-normalized, whitespace-collapsed sentences of a document, in order."""
+    sentences = []
+    for paragraph in paragraphs:
+        if not unicodedata.is_normalized("NFC", paragraph):
+            paragraph = unicodedata.normalize("NFC", paragraph)
+        if _INVISIBLE.search(paragraph):
+            paragraph = _INVISIBLE.sub("", paragraph)
+        sentences.extend(split_sentences(" ".join(paragraph.split())))
+    return sentences
+
+
+def text_sentences(text: str) -> list[str]:
+    """A plain-text document (text files, Hugging Face rows) -> its sentences."""
+    return document_sentences(plain_paragraphs(text))
+
+
+class WikiSentences:
+    """An article's wikitext -> its sentences; a picklable callable, so worker processes can run it."""
+
+    def __init__(self, namespaces: dict):
+        from workflow_scripts.wikitext import WikitextCleaner
+
+        self.cleaner = WikitextCleaner(namespaces)
+
+    def __call__(self, wikitext: str) -> list[str]:
+        return document_sentences(self.cleaner.paragraphs(wikitext))
+
+
+def _wiki_articles(dump, stats: Counter):
+    """The wikitext of namespace-0 non-redirect pages; counts the others into `stats`."""
+    for page in dump.pages():
+        stats["read"] += 1
+        if page.ns != 0:
+            stats["dropped: not an article (namespace != 0)"] += 1
+        elif page.redirect or page.text.lstrip()[:9].upper() == "#REDIRECT":
+            stats["dropped: redirect"] += 1
+        else:
+            yield page.text
+
+
+def _counted(texts, stats: Counter):
+    for text in texts:
+        stats["read"] += 1
+        yield text
+
+
+def open_source(source: dict, stats: Counter):
+    """(raw documents, function raw document -> sentences) for one corpus entry.
+
+    The split lets the expensive second half run in worker processes while this process streams.
+    """
+    kind = source["type"]
+    if kind == "wikipedia":
+        from workflow_scripts.wikidump import WikiDump
+
+        dump = WikiDump(source["path"])
+        return _wiki_articles(dump, stats), WikiSentences(dump.read_namespaces())
+    if kind == "text":
+        from workflow_scripts import textfiles
+
+        texts = textfiles.iter_documents(source["path"], source.get("text_column", "text"))
+    elif kind == "huggingface":
+        from workflow_scripts import hfdataset
+
+        texts = hfdataset.iter_documents(source["name"], source.get("config"), source.get("split", "train"),
+                                         source.get("text_column", "text"), source.get("path"))
+    else:
+        raise SystemExit(f"corpus: unknown source type {kind!r} (allowed: wikipedia, text, huggingface)")
+    return _counted(texts, stats), text_sentences
+
+
+class PartWriter:
+    """Writes documents to N part files, each document to the currently smallest part.
+
+    Files are written under temporary names beside their targets; `commit` renames them all,
+    `abort` removes them, so a failed or killed run never leaves a part that looks whole.
+    """
+
+    def __init__(self, outputs: list[Path]):
+        self.outputs = outputs
+        self.temps = [p.with_name(f".{p.name}.tmp-{os.getpid()}") for p in outputs]
+        for p in outputs:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        self.files = [open(t, "w", encoding="utf-8", newline="\n") for t in self.temps]
+        self.sizes = [0] * len(outputs)
+        self.documents = [0] * len(outputs)
+        self._heap = [(0, i) for i in range(len(outputs))]  # (characters written, part index)
+
+    def write(self, sentences: list[str]) -> None:
+        size, i = heapq.heappop(self._heap)
+        block = "\n".join(sentences) + "\n\n"
+        self.files[i].write(block)
+        self.sizes[i] = size + len(block)
+        self.documents[i] += 1
+        heapq.heappush(self._heap, (self.sizes[i], i))
+
+    def _close(self):
+        for f in self.files:
+            f.close()
+
+    def commit(self) -> None:
+        self._close()
+        for temp, out in zip(self.temps, self.outputs):
+            os.replace(temp, out)
+
+    def abort(self) -> None:
+        self._close()
+        for temp in self.temps:
+            temp.unlink(missing_ok=True)
+
+
+def describe(source: dict) -> str:
+    return source.get("path") or source.get("name") or source["type"]
+
+
+def _in_pool(pool, function, items, batch: int):
+    """function(item) for each item, in order, computed by `pool` a batch at a time.
+
+    Pool.imap would read the whole input ahead into memory; here at most two batches are alive:
+    the one the workers compute while this process reads the next.
+    """
+    pending = None
+    items = iter(items)
+    while True:
+        chunk = list(itertools.islice(items, batch))
+        job = pool.map_async(function, chunk, chunksize=8) if chunk else None
+        if pending is not None:
+            yield from pending.get()
+        if job is None:
+            return
+        pending = job
+
+
+def extract(source: dict, outputs: list[Path], progress_every: int = 10000, workers: int = 1) -> Counter:
+    """Stream `source` into the `outputs` parts; returns the counts that were logged.
+
+    With workers > 1, cleaning and sentence splitting run in that many processes while this one
+    reads and writes; results come back in input order, so the parts are identical either way.
+    """
+    min_chars = source.get("min_chars")
+    if min_chars is None:
+        min_chars = DEFAULT_MIN_CHARS.get(source["type"], 1)
+    stats = Counter()
+    start = time.monotonic()
+    raw, to_sentences = open_source(source, stats)
+    writer = PartWriter(outputs)
+    pool = None
+    next_report = progress_every
+    try:
+        if workers > 1:
+            import multiprocessing
+
+            pool = multiprocessing.Pool(workers)
+            documents = _in_pool(pool, to_sentences, raw, batch=POOL_BATCH_PER_WORKER * workers)
+        else:
+            documents = map(to_sentences, raw)
+        for sentences in documents:
+            chars = sum(map(len, sentences))
+            if not sentences:
+                stats["dropped: empty after cleaning"] += 1
+            elif chars < min_chars:
+                stats[f"dropped: shorter than min_chars={min_chars}"] += 1
+            else:
+                writer.write(sentences)
+                stats["kept"] += 1
+                stats["sentences"] += len(sentences)
+                stats["characters"] += chars
+            if stats["read"] >= next_report:
+                next_report += progress_every
+                rate = stats["read"] / max(time.monotonic() - start, 1e-9)
+                print(f"corpus: {stats['read']} documents read, {stats['kept']} kept, {rate:.0f} documents/s",
+                      flush=True)
+        if stats["kept"] == 0:
+            raise SystemExit(f"corpus: no documents kept from {describe(source)} "
+                             f"({stats['read']} read; {format_drops(stats) or 'nothing dropped'})")
+        if stats["kept"] < len(outputs):
+            raise SystemExit(f"corpus: {describe(source)} gave {stats['kept']} documents, fewer than parts="
+                             f"{len(outputs)}: some parts would be empty; lower `parts` for this corpus")
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        if pool is not None:
+            pool.terminate()
+    writer.commit()
+    elapsed = time.monotonic() - start
+    print(f"corpus: done in {elapsed:.1f} s: {stats['read']} documents read ({stats['read'] / max(elapsed, 1e-9):.0f}/s), "
+          f"{stats['kept']} kept, {stats['sentences']} sentences, {stats['characters']} characters", flush=True)
+    if format_drops(stats):
+        print(f"corpus: {format_drops(stats)}", flush=True)
+    for out, size, docs in zip(outputs, writer.sizes, writer.documents):
+        print(f"corpus: {out}: {docs} documents, {size} characters", flush=True)
+    return stats
+
+
+def format_drops(stats: Counter) -> str:
+    return "; ".join(f"{k}: {v}" for k, v in sorted(stats.items()) if k.startswith("dropped"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", required=True, help="one corpus entry of the config, as JSON")
+    parser.add_argument("--out", required=True, nargs="+", type=Path, help="the part files to write")
+    parser.add_argument("--progress-every", type=int, default=10000, help="log a line every N documents read")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes that clean and split documents (the reading stays in one); 1 = none")
+    args = parser.parse_args(argv)
+    try:
+        source = json.loads(args.source)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"corpus: --source is not valid JSON: {e}") from None
+    if len(set(args.out)) != len(args.out):
+        raise SystemExit("corpus: --out lists the same file twice")
+    extract(source, args.out, args.progress_every, max(args.workers, 1))
+
+
+if __name__ == "__main__":
+    main()

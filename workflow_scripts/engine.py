@@ -1,0 +1,210 @@
+"""DeepSpeed, precision and distribution behind one small interface, so pretrain.py reads as a plain loop.
+
+Works as one plain process (CPU or one GPU: we fill in the torch.distributed environment
+ourselves) and as N ranks under torchrun / the deepspeed launcher / SLURM srun.
+"""
+import importlib
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+
+@dataclass
+class Dist:
+    rank: int
+    world: int
+    local_rank: int
+    local_world: int
+    device: str          # "cpu" or "cuda:<local_rank>"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def setup_distributed() -> Dist:
+    """Initialise torch.distributed through DeepSpeed; returns this process's place in the job."""
+    # A plain `python -m ...` run has no launcher: make it a world of one. A fresh free port,
+    # so several single-process runs (Snakemake runs jobs in parallel) never collide.
+    if "RANK" not in os.environ:
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1")
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if not cuda:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")   # skips the accelerator probe and its warning
+    import deepspeed
+    from deepspeed.utils import logger as ds_logger
+
+    ds_logger.setLevel(logging.WARNING)   # DeepSpeed prints its whole config at INFO; our log has it already
+    # On CPU DeepSpeed would JIT-compile a shared-memory comm op (minutes); gloo is enough for us.
+    importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    if cuda:
+        torch.cuda.set_device(local_rank)
+        device = f"cuda:{local_rank}"
+    else:
+        device = "cpu"
+        # N ranks on one CPU node share its cores; oversubscribing threads slows everyone down.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", verbose=False)
+    return Dist(rank, world, local_rank, local_world, device)
+
+
+def accumulation_steps(batch_size: int, micro_batch_size: int, world: int) -> int:
+    per_pass = micro_batch_size * world
+    if batch_size % per_pass:
+        raise SystemExit(f"batch_size={batch_size} is not a multiple of implementation.micro_batch_size "
+                         f"({micro_batch_size}) x processes ({world}) = {per_pass}")
+    return batch_size // per_pass
+
+
+def ds_config(recipe: dict, world: int) -> dict:
+    """The DeepSpeed config derived from our recipe (DeepSpeed never reads a file of its own)."""
+    impl, opt = recipe["implementation"], recipe["optimizer"]
+    cfg = {
+        "train_batch_size": recipe["batch_size"],
+        "train_micro_batch_size_per_gpu": impl["micro_batch_size"],
+        "gradient_accumulation_steps": accumulation_steps(recipe["batch_size"], impl["micro_batch_size"], world),
+        "gradient_clipping": opt["gradient_clipping"],
+        "zero_optimization": {"stage": impl["zero_stage"]},
+        # Our loop logs; DeepSpeed's own step printing would only interleave with it.
+        "steps_per_print": 2 ** 31 - 1,
+        "wall_clock_breakdown": False,
+    }
+    if impl["precision"] == "fp16":
+        # loss_scale 0 = dynamic loss scaling, starting at 2**16 and halving on overflow.
+        cfg["fp16"] = {"enabled": True, "loss_scale": 0, "initial_scale_power": 16,
+                       "loss_scale_window": 1000, "hysteresis": 2, "min_loss_scale": 1}
+    elif impl["precision"] == "bf16":
+        cfg["bf16"] = {"enabled": True}
+    return cfg
+
+
+def make_optimizer(params, opt: dict, device: str):
+    """A torch optimizer handed to DeepSpeed: no fused_adam JIT build, ZeRO 0-3 all accept it."""
+    import torch
+
+    kwargs = dict(lr=opt["lr"], betas=tuple(opt["betas"]), eps=opt["eps"])
+    if device.startswith("cuda"):
+        kwargs["fused"] = True    # torch's own fused CUDA kernel: as fast as DeepSpeed's, nothing to compile
+    if opt["name"] == "adamw":
+        return torch.optim.AdamW(params, **kwargs)
+    if opt["name"] == "adam":
+        # Adam with L2 regularisation (decay added to the gradient), as the original BERT Adam did not decouple.
+        return torch.optim.Adam(params, **kwargs)
+    raise SystemExit(f"optimizer.name={opt['name']!r} is not one of adamw, adam")
+
+
+class Engine:
+    """One model under DeepSpeed: forward/backward/step on micro-batches, checkpoints, collectives."""
+
+    def __init__(self, model, param_groups, recipe: dict, dist: Dist):
+        import deepspeed
+        import torch
+        from deepspeed.accelerator import get_accelerator
+
+        self.dist = dist
+        self.torch = torch
+        precision = recipe["implementation"]["precision"]
+        acc = get_accelerator()
+        if precision == "fp16" and not dist.device.startswith("cuda"):
+            raise SystemExit("implementation.precision=fp16 needs a GPU (this machine has none): use fp32 or bf16")
+        if precision == "bf16" and not acc.is_bf16_supported():
+            raise SystemExit("implementation.precision=bf16 is not supported on this device: use fp32 or fp16")
+        self.config = ds_config(recipe, dist.world)
+        optimizer = make_optimizer(param_groups, recipe["optimizer"], dist.device)
+        self.ds, self.optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=self.config)
+        self.module = self.ds.module
+        self.accumulation = self.config["gradient_accumulation_steps"]
+
+    # ---- training ----
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.dist.device, non_blocking=True) for k, v in batch.items()}
+
+    def train_micro_batch(self, batch: dict) -> float:
+        """Forward + backward + (at the accumulation boundary) optimizer step; returns the loss."""
+        self.ds.train()
+        loss, _, _ = self.ds(**self.to_device(batch))
+        self.ds.backward(loss)   # DeepSpeed divides by the accumulation steps
+        self.ds.step()           # steps the optimizer only at the boundary; zeroes the grads
+        return loss.detach()
+
+    def eval_batch(self, batch: dict):
+        """(mlm_loss_sum, n_predictions, total_loss) on one micro-batch, no grad, dropout off."""
+        self.ds.eval()
+        with self.torch.no_grad():
+            loss, mlm_sum, n = self.ds(**self.to_device(batch))
+        return float(mlm_sum), n, float(loss)
+
+    @property
+    def overflow(self) -> bool:
+        """fp16 only: True when the last step was skipped for an overflowing loss scale."""
+        return bool(getattr(self.optimizer, "overflow", False))
+
+    # ---- collectives (every rank must call them, in the same order) ----
+    def all_reduce(self, values: list, op: str = "sum") -> list:
+        import torch.distributed as td
+
+        t = self.torch.tensor(values, dtype=self.torch.float64, device=self.dist.device)
+        if self.dist.world > 1:
+            td.all_reduce(t, op=td.ReduceOp.MAX if op == "max" else td.ReduceOp.SUM)
+        return t.tolist()
+
+    def barrier(self) -> None:
+        import torch.distributed as td
+
+        if self.dist.world > 1:
+            td.barrier()
+
+    def synchronize(self) -> None:
+        """Wait for queued GPU work, so a wall-clock reading covers it."""
+        if self.dist.device.startswith("cuda"):
+            self.torch.cuda.synchronize()
+
+    # ---- checkpoints ----
+    def save(self, folder: str, tag: str, client_state: dict) -> None:
+        """Model + optimizer (+ ZeRO partitions) via DeepSpeed, and this rank's RNG states beside them."""
+        self.ds.save_checkpoint(folder, tag=tag, client_state=client_state, save_latest=False)
+        rng = {"torch": self.torch.get_rng_state()}
+        if self.dist.device.startswith("cuda"):
+            rng["cuda"] = self.torch.cuda.get_rng_state()
+        os.makedirs(os.path.join(folder, tag), exist_ok=True)   # ranks that saved nothing else have no folder yet
+        self.torch.save(rng, os.path.join(folder, tag, f"rng_rank{self.dist.rank}.pt"))
+        self.barrier()
+
+    def load(self, folder: str, tag: str) -> dict:
+        path, client_state = self.ds.load_checkpoint(folder, tag=tag, load_optimizer_states=True,
+                                                     load_lr_scheduler_states=False)
+        if path is None:
+            raise SystemExit(f"checkpoint {os.path.join(folder, tag)} could not be loaded")
+        rng_file = os.path.join(folder, tag, f"rng_rank{self.dist.rank}.pt")
+        if os.path.exists(rng_file):
+            rng = self.torch.load(rng_file, weights_only=False)
+            self.torch.set_rng_state(rng["torch"])
+            if "cuda" in rng and self.dist.device.startswith("cuda"):
+                self.torch.cuda.set_rng_state(rng["cuda"])
+        return client_state
+
+    def full_state_dict(self) -> dict | None:
+        """The whole model's weights in fp32 on CPU, on rank 0 (None elsewhere). ZeRO-3 partitions
+        parameters across ranks, so they are gathered first (a collective: call on every rank)."""
+        import deepspeed
+
+        params = list(self.module.parameters())
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=None,
+                                               enabled=self.config["zero_optimization"]["stage"] == 3):
+            if self.dist.rank != 0:
+                return None
+            return {k: v.detach().float().cpu().clone() for k, v in self.module.state_dict().items()}

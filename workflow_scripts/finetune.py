@@ -1,0 +1,288 @@
+"""One GLUE fine-tuning trial: a pre-trained model + one task + one (lr, batch, epochs, seed) -> dev metrics, test predictions.
+
+A plain PyTorch loop (no HF Trainer): AdamW with decoupled weight decay, linear warmup then
+linear decay to 0, dynamic padding, optional length-grouped batches, gradient clipping,
+autocast on CUDA. Evaluates on dev once, at the end, then predicts the test split(s) in the
+GLUE server's vocabulary (for MNLI also the AX diagnostic set).
+
+    python -m workflow_scripts.finetune --task CoLA --glue '{"source": "dir", "path": "demo/glue_smoke"}' \\
+        --model results/runs/demo/model --hparams '{"lr": 1e-4, "batch_size": 16, "epochs": 2, "seed": 1}' \\
+        --settings '{"max_seq_length": 128, ...}' --metrics-out dev_metrics.json --predictions-out test_predictions.tsv
+"""
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+from workflow_scripts import glue_data, glue_metrics
+
+PRINT_EVERY = 10  # progress lines per trial (plus the first step)
+
+
+def load_json_arg(text: str, flag: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"{flag}: not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise SystemExit(f"{flag}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def need(d: dict, key: str, where: str):
+    if key not in d:
+        raise SystemExit(f"{where}: missing key {key!r}")
+    return d[key]
+
+
+# ---- batches --------------------------------------------------------------------------------
+
+def train_batches(lengths, batch_size: int, generator, group_by_length: bool) -> list:
+    """One epoch of batches (lists of example ids), shuffled with `generator` (a torch.Generator).
+
+    Length grouping (as HF's LengthGroupedSampler): shuffle, cut into mega-batches of 50
+    batches, sort each by length so a batch pads little, then shuffle the batch order.
+    """
+    import torch
+
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    if group_by_length:
+        mega = batch_size * 50
+        order = [i for start in range(0, len(order), mega)
+                 for i in sorted(order[start:start + mega], key=lambda i: -lengths[i])]
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if group_by_length:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    return batches
+
+
+def collate(features: list, ids: list, pad_id: int, device):
+    """Pad a batch to its longest example (dynamic padding): input_ids, token_type_ids, attention_mask."""
+    import torch
+
+    width = max(len(features[i]["input_ids"]) for i in ids)
+    batch = {}
+    for key, pad in (("input_ids", pad_id), ("token_type_ids", 0), ("attention_mask", 0)):
+        if key in features[ids[0]]:
+            batch[key] = torch.tensor([features[i][key] + [pad] * (width - len(features[i][key])) for i in ids],
+                                      device=device)
+    return batch
+
+
+def tokenize(tokenizer, examples: list, max_len: int) -> list:
+    texts_a = [e.text_a for e in examples]
+    texts_b = [e.text_b for e in examples] if examples[0].text_b is not None else None
+    enc = tokenizer(texts_a, texts_b, truncation=True, max_length=max_len)
+    return [{k: enc[k][i] for k in enc.keys()} for i in range(len(examples))]
+
+
+# ---- model, optimizer, schedule --------------------------------------------------------------
+
+def load_model(model_dir: Path, task):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if not model_dir.is_dir():
+        raise SystemExit(f"{model_dir}: model folder not found (expected a Hugging Face save_pretrained folder)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    except Exception as e:
+        raise SystemExit(f"{model_dir}: cannot load its tokenizer ({type(e).__name__}: {e})") from None
+    kwargs = {"num_labels": task.num_labels,
+              "problem_type": "regression" if task.is_regression else "single_label_classification"}
+    if not task.is_regression:
+        kwargs["id2label"] = dict(enumerate(task.labels))
+        kwargs["label2id"] = {label: i for i, label in enumerate(task.labels)}
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, **kwargs)
+    except Exception as e:
+        raise SystemExit(f"{model_dir}: cannot load it as a sequence classifier ({type(e).__name__}: {e})") from None
+    return tokenizer, model
+
+
+def make_optimizer(model, lr: float, settings: dict):
+    import torch
+
+    # BERT's recipe: no weight decay on biases and LayerNorm weights.
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
+    groups = [{"params": decay, "weight_decay": settings["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(settings["adam_betas"]), eps=settings["adam_eps"])
+
+
+def linear_schedule(optimizer, warmup_steps: int, total_steps: int):
+    """LR factor: 0 -> 1 over warmup_steps, then 1 -> 0 at total_steps."""
+    import torch
+
+    def factor(step):
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def autocast_dtype(precision: str, device):
+    """The autocast dtype, or None for fp32. The CPU always runs fp32 (bf16 autocast is ~18x slower here)."""
+    import torch
+
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        print("precision bf16: this GPU lacks bf16, using fp16 with loss scaling", flush=True)
+        precision = "fp16"
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def predict(model, features: list, task, batch_size: int, pad_id: int, device, dtype) -> list:
+    """Class ids (or floats for regression), in example order; batches sorted by length to pad little."""
+    import torch
+
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    out = [None] * len(features)
+    model.eval()
+    with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        for start in range(0, len(order), batch_size):
+            ids = order[start:start + batch_size]
+            logits = model(**collate(features, ids, pad_id, device)).logits.float()
+            values = logits[:, 0].tolist() if task.is_regression else logits.argmax(-1).tolist()
+            for i, v in zip(ids, values):
+                out[i] = v
+    return out
+
+
+def format_prediction(task, value) -> str:
+    if task.is_regression:
+        # The GLUE server wants STS-B similarity in [0, 5].
+        return f"{min(5.0, max(0.0, value)):.3f}"
+    return task.labels[value]
+
+
+# ---- the trial -------------------------------------------------------------------------------
+
+def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settings: dict) -> tuple:
+    """Train, evaluate on dev, predict test. Returns (metrics record, prediction rows)."""
+    import numpy as np
+    import torch
+
+    start = time.time()
+    task = glue_data.get_task(task_name)
+    lr = float(need(hparams, "lr", "--hparams"))
+    batch_size = int(need(hparams, "batch_size", "--hparams"))
+    epochs = float(need(hparams, "epochs", "--hparams"))
+    seed = int(need(hparams, "seed", "--hparams"))
+    for key in ("max_seq_length", "warmup_proportion", "weight_decay", "adam_betas", "adam_eps",
+                "max_grad_norm", "group_by_length", "implementation"):
+        need(settings, key, "--settings")
+    impl = settings["implementation"]
+    print(f"config: task={task_name} hparams={json.dumps(hparams, sort_keys=True)} "
+          f"settings={json.dumps(settings, sort_keys=True)} glue={json.dumps(glue, sort_keys=True)}", flush=True)
+
+    train = glue_data.read_split(task, task.train_split(), glue)
+    devs = {s.name: glue_data.read_split(task, s, glue) for s in task.dev}
+    tests = {s.name: glue_data.read_split(task, s, glue) for s in task.test}
+    print(f"data: train {len(train)}, " + ", ".join(f"{k} {len(v)}" for k, v in {**devs, **tests}.items()), flush=True)
+
+    # Seed before loading: the new classifier head is initialised in from_pretrained.
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = autocast_dtype(need(impl, "precision", "--settings implementation"), device)
+    tokenizer, model = load_model(model_dir, task)
+    model.to(device)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    max_len = settings["max_seq_length"]
+    positions = model.config.max_position_embeddings
+    if model.config.model_type.startswith("roberta"):  # RoBERTa-family position ids start after pad_token_id
+        positions -= (model.config.pad_token_id or 0) + 1
+    if max_len > positions:
+        raise SystemExit(f"finetune.max_seq_length={max_len} exceeds the {positions} positions of the model "
+                         f"in {model_dir} (config.json max_position_embeddings)")
+    train_feats = tokenize(tokenizer, train, max_len)
+    lengths = [len(f["input_ids"]) for f in train_feats]
+    labels = torch.tensor([e.label for e in train], dtype=torch.float32 if task.is_regression else torch.long)
+
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    total_steps = max(1, math.ceil(epochs * steps_per_epoch))
+    warmup_steps = int(settings["warmup_proportion"] * total_steps)
+    optimizer = make_optimizer(model, lr, settings)
+    scheduler = linear_schedule(optimizer, warmup_steps, total_steps)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    generator = torch.Generator().manual_seed(seed)
+    print(f"train: {total_steps} steps ({steps_per_epoch}/epoch x {epochs:g} epochs), warmup {warmup_steps}, "
+          f"device {device.type}, precision {'fp32' if dtype is None else str(dtype).removeprefix('torch.')}",
+          flush=True)
+
+    model.train()
+    step, losses = 0, []
+    every = max(1, total_steps // PRINT_EVERY)
+    while step < total_steps:
+        for ids in train_batches(lengths, batch_size, generator, settings["group_by_length"]):
+            if step >= total_steps:
+                break
+            batch = collate(train_feats, ids, pad_id, device)
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                loss = model(**batch, labels=labels[ids].to(device)).loss
+            scaler.scale(loss).backward()
+            if settings["max_grad_norm"] > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings["max_grad_norm"])
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            losses.append(loss.item())
+            if step == 1 or step % every == 0 or step == total_steps:
+                print(f"step {step}/{total_steps} loss {np.mean(losses[-every:]):.4f} "
+                      f"lr {scheduler.get_last_lr()[0]:.3g} elapsed {time.time() - start:.1f}s", flush=True)
+            if not math.isfinite(losses[-1]):
+                raise SystemExit(f"training diverged at step {step} (loss {losses[-1]}): try a smaller lr than {lr:g}")
+
+    eval_bs = impl.get("eval_batch_size", 128)
+    dev_results = {}
+    for name, examples in devs.items():
+        preds = predict(model, tokenize(tokenizer, examples, max_len), task, eval_bs, pad_id, device, dtype)
+        dev_results[name] = ([e.label for e in examples], preds)
+    metrics, score = glue_metrics.task_metrics(task, dev_results)
+    print(f"dev: score {score:.2f} " + " ".join(f"{k} {v:.2f}" for k, v in metrics.items()), flush=True)
+
+    rows = []
+    for name, examples in tests.items():
+        preds = predict(model, tokenize(tokenizer, examples, max_len), task, eval_bs, pad_id, device, dtype)
+        rows += [(name, e.index, format_prediction(task, p)) for e, p in zip(examples, preds)]
+    record = {"task": task_name, "hparams": hparams, "score": score, "metrics": metrics,
+              "dev_examples": sum(len(v) for v in devs.values()), "train_examples": len(train),
+              "steps": total_steps, "final_train_loss": float(np.mean(losses[-every:])),
+              "seconds": round(time.time() - start, 2)}
+    return record, rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", required=True, choices=list(glue_data.TASKS))
+    parser.add_argument("--glue", required=True, help="config `glue:` as JSON")
+    parser.add_argument("--model", required=True, type=Path, help="Hugging Face model folder with tokenizer files")
+    parser.add_argument("--hparams", required=True, help='JSON: {"lr", "batch_size", "epochs", "seed"}')
+    parser.add_argument("--settings", required=True, help="JSON: config `finetune:` minus tasks, grid, seeds")
+    parser.add_argument("--metrics-out", required=True, type=Path)
+    parser.add_argument("--predictions-out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    glue = load_json_arg(args.glue, "--glue")
+    hparams = load_json_arg(args.hparams, "--hparams")
+    settings = load_json_arg(args.settings, "--settings")
+    record, rows = run_trial(args.task, glue, args.model, hparams, settings)
+    tsv = "split\tindex\tprediction\n" + "".join(f"{s}\t{i}\t{p}\n" for s, i, p in rows)
+    # Predictions first: a metrics file on disk then always has its predictions beside it.
+    glue_data.write_atomic(args.predictions_out, tsv)
+    glue_data.write_atomic(args.metrics_out, json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.metrics_out} and {args.predictions_out} ({len(rows)} test predictions) "
+          f"in {record['seconds']:.1f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Our BERT's weights -> a Hugging Face folder (config.json, model.safetensors, tokenizer files).
+
+No custom code and no trust_remote_code: both variants map exactly onto stock transformers.
+- post-LN is the original BERT: model_type `bert`, BertForPreTraining / BertForMaskedLM keys
+  (bert.*, cls.predictions.*, cls.seq_relationship.* with NSP).
+- pre-LN is RoBERTa-PreLayerNorm's layout: LN before attention and FFN, one final LN, the same
+  MLM head, token types kept (type_vocab_size 2). Its position ids start at pad_token_id + 1 for
+  real tokens (padding gets position pad_token_id), so our position table is written shifted by
+  pad_token_id + 1 rows: every real token then sees exactly our position vector. Padding tokens
+  get other vectors than ours, which no real token ever attends to. This holds while padding
+  sits after the text (what tokenizers do); a [PAD] id inside the text would shift positions.
+The NSP classifier has no slot in roberta-prelayernorm and is left out there (its pooler is kept).
+"""
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def _layer_map(i: int, pre_ln: bool) -> dict:
+    """Our per-layer module names -> the HF ones (without the model prefix)."""
+    hf = f"encoder.layer.{i}."
+    m = {
+        f"layers.{i}.attention.query": hf + "attention.self.query",
+        f"layers.{i}.attention.key": hf + "attention.self.key",
+        f"layers.{i}.attention.value": hf + "attention.self.value",
+        f"layers.{i}.attention.out": hf + "attention.output.dense",
+        f"layers.{i}.ffn.up": hf + "intermediate.dense",
+        f"layers.{i}.ffn.down": hf + "output.dense",
+    }
+    if pre_ln:
+        m[f"layers.{i}.ln_attention"] = hf + "attention.LayerNorm"
+        m[f"layers.{i}.ln_ffn"] = hf + "intermediate.LayerNorm"
+    else:
+        m[f"layers.{i}.ln_attention"] = hf + "attention.output.LayerNorm"
+        m[f"layers.{i}.ln_ffn"] = hf + "output.LayerNorm"
+    return m
+
+
+def hf_state_dict(state: dict, cfg) -> dict:
+    """Our state dict (names as in bert_model.py) -> HF names; tied decoder weights are left to HF."""
+    import torch
+
+    pre = cfg.layer_norm == "pre"
+    base = "roberta_prelayernorm." if pre else "bert."
+    modules = {
+        "embeddings.word": base + "embeddings.word_embeddings",
+        "embeddings.position": base + "embeddings.position_embeddings",
+        "embeddings.token_type": base + "embeddings.token_type_embeddings",
+        "embeddings.ln": base + "embeddings.LayerNorm",
+        "pooler": base + "pooler.dense",
+    }
+    for i in range(cfg.num_layers):
+        modules.update({k: base + v for k, v in _layer_map(i, pre).items()})
+    if pre:
+        modules.update({"final_ln": base + "LayerNorm", "mlm.dense": "lm_head.dense", "mlm.ln": "lm_head.layer_norm"})
+        params = {"mlm.bias": "lm_head.bias"}
+    else:
+        modules.update({"mlm.dense": "cls.predictions.transform.dense", "mlm.ln": "cls.predictions.transform.LayerNorm",
+                        "nsp_head": "cls.seq_relationship"})
+        params = {"mlm.bias": "cls.predictions.bias"}
+    out = {}
+    for name, tensor in state.items():
+        module, _, leaf = name.rpartition(".")
+        if name in params:
+            out[params[name]] = tensor
+        elif module in modules:
+            out[f"{modules[module]}.{leaf}"] = tensor
+        elif pre and module == "nsp_head":
+            continue   # see the module docstring
+        else:
+            raise KeyError(f"hf_export: no Hugging Face name for our parameter {name!r}")
+    if pre:
+        # Shift the position table: HF row pad_token_id + 1 + p holds our position p.
+        key = base + "embeddings.position_embeddings.weight"
+        ours = out[key]
+        shifted = torch.zeros(ours.shape[0] + cfg.pad_token_id + 1, ours.shape[1], dtype=ours.dtype)
+        shifted[cfg.pad_token_id + 1:] = ours
+        out[key] = shifted
+    return {k: v.detach().float().contiguous().clone() for k, v in out.items()}
+
+
+def hf_config(cfg, special_ids: dict):
+    """The transformers config object for our model config."""
+    common = dict(vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
+                  num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size, hidden_act="gelu",
+                  hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.attention_dropout,
+                  type_vocab_size=cfg.type_vocab_size, layer_norm_eps=cfg.layer_norm_eps,
+                  initializer_range=cfg.initializer_range, pad_token_id=cfg.pad_token_id, tie_word_embeddings=True)
+    if cfg.layer_norm == "pre":
+        from transformers import RobertaPreLayerNormConfig
+
+        return RobertaPreLayerNormConfig(
+            **common, max_position_embeddings=cfg.max_position_embeddings + cfg.pad_token_id + 1,
+            bos_token_id=special_ids.get("cls"), eos_token_id=special_ids.get("sep"),
+            architectures=["RobertaPreLayerNormForMaskedLM"])
+    from transformers import BertConfig
+
+    return BertConfig(**common, max_position_embeddings=cfg.max_position_embeddings,
+                      architectures=["BertForPreTraining" if cfg.nsp else "BertForMaskedLM"])
+
+
+def tokenizer_special_ids(tokenizer_dir: str) -> dict:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    if tok.pad_token_id is None:
+        raise SystemExit(f"tokenizer {tokenizer_dir}: has no padding token ([PAD]); the model needs one")
+    return {"vocab_size": len(tok), "pad": tok.pad_token_id, "cls": tok.cls_token_id, "sep": tok.sep_token_id}
+
+
+def export(state: dict, cfg, tokenizer_dir: str, out_dir: str) -> None:
+    """Write the folder atomically: a temp folder beside out_dir, renamed at the end."""
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp", dir=out.parent))
+    tmp.chmod(0o755)   # mkdtemp makes it private; a model folder is for everyone
+    try:
+        # Tokenizer files first, so our config.json wins should the tokenizer folder carry one.
+        for f in sorted(Path(tokenizer_dir).iterdir()):
+            if f.is_file():
+                shutil.copy2(f, tmp / f.name)
+        hf_config(cfg, tokenizer_special_ids(tokenizer_dir)).save_pretrained(tmp)
+        save_file(hf_state_dict(state, cfg), str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        for f in tmp.iterdir():
+            f.chmod(0o644)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

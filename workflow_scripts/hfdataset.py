@@ -1,0 +1,54 @@
+"""Stream raw documents (one per row, the `text_column` field) from a Hugging Face `datasets` dataset.
+
+`name` is whatever `datasets.load_dataset` accepts: a hub name (bookcorpus, wikimedia/wikipedia),
+a local dataset folder (data files in the hub's layout), or a packaged builder such as "json",
+"parquet", "text" or "csv" with the files given by the corpus `path` (a file, folder or glob,
+passed as `data_files`). A folder written by `Dataset.save_to_disk` is read with
+`load_from_disk`. Everything is streamed (`streaming=True`), so a 20 GB dataset is never
+materialised, and nothing is cached beside the workflow.
+"""
+from pathlib import Path
+
+
+def _describe(name, config, split) -> str:
+    return f"Hugging Face dataset {name!r}" + (f" (config {config!r})" if config else "") + f", split {split!r}"
+
+
+def _load(name: str, config, split: str, data_files):
+    import datasets
+
+    folder = Path(name)
+    if folder.is_dir() and ((folder / "state.json").exists() or (folder / "dataset_dict.json").exists()):
+        ds = datasets.load_from_disk(str(folder))
+        if isinstance(ds, datasets.DatasetDict):
+            if split not in ds:
+                raise SystemExit(f"corpus: {_describe(name, config, split)}: no such split "
+                                 f"(it has: {', '.join(ds)})")
+            ds = ds[split]
+        return ds.to_iterable_dataset()
+    kwargs = {"data_files": data_files} if data_files else {}
+    return datasets.load_dataset(name, config, split=split, streaming=True, **kwargs)
+
+
+def iter_documents(name: str, config=None, split: str = "train", text_column: str = "text", data_files=None):
+    """Every row's `text_column` value, in the dataset's order."""
+    where = _describe(name, config, split)
+    try:
+        ds = _load(name, config, split, data_files)
+    except SystemExit:
+        raise
+    except Exception as e:  # offline hub, unknown name, bad split: all surface here
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SystemExit(f"corpus: cannot load {where}: {first_line}") from None
+    features = getattr(ds, "features", None)
+    if features is not None and text_column not in features:
+        raise SystemExit(f"corpus: {where} has no column `{text_column}` (text_column; it has: "
+                         f"{', '.join(features)})")
+    for number, row in enumerate(ds):
+        if text_column not in row:
+            raise SystemExit(f"corpus: {where} row {number} has no `{text_column}` field (text_column)")
+        text = row[text_column]
+        if text is not None and not isinstance(text, str):
+            raise SystemExit(f"corpus: {where} row {number}: `{text_column}` is a {type(text).__name__}, "
+                             "not a string")
+        yield text or ""

@@ -1,0 +1,352 @@
+"""Pretrain our BERT on masked-LM shards for a fixed wall-clock budget through DeepSpeed (Izsak et al. 2021).
+
+One process (`python -m workflow_scripts.pretrain ...`) or N ranks (`torchrun --nproc_per_node N -m ...`).
+The loop reads straight through: schedule, accumulate, clip, step, log, validate, checkpoint.
+
+Time: `elapsed` is TRAINING time only (forward, backward, step, and reading batches). Startup,
+validation, checkpointing and export are excluded, so the LR curve and the stop depend on how much
+training happened, not on how often we paused. Every optimizer step the ranks agree on elapsed
+(the max over ranks) and on whether a stop signal arrived, so all take the same decisions.
+
+Resume: the state folder holds one subfolder per state key: a hash of everything that changes
+what is trained (the recipe minus pure bookkeeping, the shard and tokenizer files, the world
+size). A run whose key has a checkpoint resumes from it with its step, elapsed time (hence the LR
+schedule position), optimizer, RNG states and data position; any other key starts fresh and the
+stale folders are deleted. SIGTERM (what SLURM sends before its time limit) or SIGINT: finish the
+current optimizer step, checkpoint, exit with 128+signal, so Snakemake counts the job as failed
+(its outputs would be missing anyway) and its retry (or a rerun) resumes.
+
+Log (JSON lines, written to the state folder while running, copied to --log-out at the end):
+config (the resolved recipe + world_size + derived values) first; train every log_interval_steps
+steps {step, elapsed_s, loss, lr, samples_per_s, tokens_per_s} (loss: mean of the micro-batch
+losses since the last train line, over all ranks; tokens: non-padding tokens); valid {step,
+elapsed_s, valid_loss} (masked-LM cross-entropy per masked token over the capped valid set; NSP
+not included); resume {step, elapsed_s} where a run picked up a checkpoint; end {step, elapsed_s,
+reason} last.
+"""
+import argparse
+import copy
+import hashlib
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+SCHEMA = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
+# Recipe keys that change neither what is trained nor the checkpoint layout: editing them
+# must not throw a run's state away. micro_batch_size: the data position is kept in samples.
+NOT_IN_STATE_KEY = ("validation_interval_minutes", "validation_max_samples", "checkpoint_interval_minutes",
+                    "log_interval_steps")
+NOT_IN_STATE_KEY_IMPL = ("micro_batch_size", "gpus")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--recipe", required=True, help="JSON of config runs.<run> (defaults filled in from the schema)")
+    p.add_argument("--train", nargs="+", required=True, help="train shards (HDF5)")
+    p.add_argument("--valid", nargs="+", required=True, help="validation shards (HDF5)")
+    p.add_argument("--tokenizer", required=True, help="tokenizer folder (AutoTokenizer loads it)")
+    p.add_argument("--state-dir", required=True, help="resumable state (not a workflow output)")
+    p.add_argument("--model-out", required=True, help="Hugging Face model folder to write")
+    p.add_argument("--log-out", required=True, help="JSON-lines training log to write")
+    return p.parse_args(argv)
+
+
+def resolve_recipe(text: str) -> dict:
+    """Parse the recipe and fill schema defaults (the rule passes it filled; by hand it may be partial)."""
+    import yaml
+    from jsonschema import Draft202012Validator, validators
+
+    try:
+        recipe = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"--recipe is not valid JSON: {e}")
+    full = yaml.safe_load(SCHEMA.read_text())
+    base = validators.extend(Draft202012Validator, {"properties": _fill_defaults(Draft202012Validator)})
+    error = next(iter(base({**full["$defs"]["run"], "$defs": full["$defs"]}).iter_errors(recipe)), None)
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "(top)"
+        raise SystemExit(f"recipe key {where}: {error.message}")
+    return recipe
+
+
+def _fill_defaults(validator_class):
+    check = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in props.items():
+                if "default" in sub:
+                    instance.setdefault(name, copy.deepcopy(sub["default"]))
+        yield from check(validator, props, instance, schema)
+    return properties
+
+
+def state_key(recipe: dict, files: list, world: int) -> str:
+    """Hash of what determines the training trajectory (see the module docstring)."""
+    keyed = {k: v for k, v in recipe.items() if k not in NOT_IN_STATE_KEY}
+    keyed["implementation"] = {k: v for k, v in recipe["implementation"].items() if k not in NOT_IN_STATE_KEY_IMPL}
+    # Files by path, size and modification time: a rebuilt shard (new samples) starts fresh.
+    stamps = [(str(f), os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]
+    blob = json.dumps({"recipe": keyed, "files": stamps, "world": world}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Clock:
+    """Training time, carried across resumes; paused around validation, checkpoints and export."""
+
+    def __init__(self, elapsed: float):
+        self.base, self.since = elapsed, None
+
+    def start(self):
+        self.since = time.perf_counter()
+
+    def pause(self):
+        if self.since is not None:
+            self.base += time.perf_counter() - self.since
+            self.since = None
+
+    def elapsed(self) -> float:
+        return self.base + (time.perf_counter() - self.since if self.since is not None else 0.0)
+
+
+class RunLog:
+    """JSON lines on rank 0 (the other ranks' calls do nothing); human lines to stdout."""
+
+    def __init__(self, path: Path, active: bool):
+        self.path, self.active = path, active
+
+    def start(self, offset: int | None):
+        """Fresh (offset None): empty the file. Resume: cut what a killed attempt wrote after its checkpoint."""
+        if not self.active:
+            return
+        if offset is None or not self.path.exists():
+            self.path.write_text("")
+        else:
+            with open(self.path, "r+b") as f:
+                f.truncate(offset)
+
+    def offset(self) -> int:
+        return self.path.stat().st_size if self.active else 0
+
+    def event(self, event: str, **fields):
+        if self.active:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"event": event, **fields}) + "\n")
+
+    def say(self, line: str):
+        if self.active:
+            print(line, flush=True)
+
+
+def atomic_copy(src: Path, dst: str):
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def atomic_json(path: Path, data: dict):
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+class StopSignal:
+    """SIGTERM/SIGINT set a flag checked after each optimizer step; a second one kills at once."""
+
+    def __init__(self):
+        self.signum = 0
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.signum:
+            raise SystemExit(128 + signum)
+        self.signum = signum
+        print(f"received {signal.Signals(signum).name}: checkpointing after this step", flush=True)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    recipe = resolve_recipe(args.recipe)
+    stop = StopSignal()
+    t_start = time.perf_counter()
+
+    from workflow_scripts import engine, hf_export, schedules, shard_data
+
+    dist = engine.setup_distributed()
+    import torch
+
+    from workflow_scripts.bert_model import BertConfig, BertForPretraining, param_groups
+
+    impl, budget_s = recipe["implementation"], recipe["total_training_time"] * 3600.0
+    micro = impl["micro_batch_size"]
+    accumulation = engine.accumulation_steps(recipe["batch_size"], micro, dist.world)
+
+    # ---- data and model ----
+    tok = hf_export.tokenizer_special_ids(args.tokenizer)
+    stream = shard_data.TrainStream(args.train, dist.rank, dist.world, micro, accumulation, recipe["seed"])
+    seq_len = stream.layout["seq_len"]
+    valid = shard_data.ValidSet(args.valid, dist.rank, dist.world, micro, recipe["validation_max_samples"], seq_len)
+    model_spec = {k: v for k, v in recipe["model"].items() if k != "type"}
+    if seq_len > model_spec["max_position_embeddings"]:
+        raise SystemExit(f"shards hold sequences of {seq_len} tokens but model.max_position_embeddings is "
+                         f"{model_spec['max_position_embeddings']}")
+    cfg = BertConfig(vocab_size=tok["vocab_size"], pad_token_id=tok["pad"], nsp=stream.layout["nsp"], **model_spec)
+    torch.manual_seed(recipe["seed"])              # the same initial weights on every rank
+    model = BertForPretraining(cfg)
+    eng = engine.Engine(model, param_groups(model, recipe["optimizer"]["weight_decay"]), recipe, dist)
+    torch.manual_seed(recipe["seed"] * 1000 + dist.rank)   # dropout masks differ across ranks
+
+    # ---- state: resume or start fresh ----
+    tok_files = sorted(p for p in Path(args.tokenizer).iterdir() if p.is_file())
+    key = state_key(recipe, list(args.train) + list(args.valid) + tok_files, dist.world)
+    state_root = Path(args.state_dir)
+    run_dir = state_root / key
+    ckpt_dir = run_dir / "checkpoints"
+    if dist.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for old in state_root.iterdir():
+            if old.is_dir() and old.name != key and len(old.name) == 16 and all(c in "0123456789abcdef" for c in old.name):
+                print(f"removing stale state {old} (recipe, data or world size changed)", flush=True)
+                shutil.rmtree(old, ignore_errors=True)
+    eng.barrier()
+    log = RunLog(run_dir / "log.jsonl", dist.rank == 0)
+    latest = run_dir / "latest.json"
+    if latest.exists():
+        pos = json.loads(latest.read_text())
+        eng.load(str(ckpt_dir), pos["tag"])
+        log.start(pos["log_offset"])
+        log.event("resume", step=pos["step"], elapsed_s=pos["elapsed_s"])
+        log.say(f"resumed {run_dir} at step {pos['step']}, {pos['elapsed_s']:.1f}s of {budget_s:.0f}s trained")
+    else:
+        pos = {"step": 0, "elapsed_s": 0.0, "epoch": 0, "epoch_samples": 0, "reason": None,
+               "next_valid_s": recipe["validation_interval_minutes"] * 60.0,
+               "next_ckpt_s": recipe["checkpoint_interval_minutes"] * 60.0}
+        log.start(None)
+        log.event("config", **recipe, world_size=dist.world, gradient_accumulation_steps=accumulation,
+                  model_config=cfg.to_dict(), parameters=model.num_parameters(), seq_len=seq_len,
+                  train_samples=sum(i["rows"] for i in stream.infos), steps_per_epoch=stream.steps_per_epoch,
+                  valid_samples_per_rank=valid.samples, budget_s=budget_s, state_key=key, deepspeed=eng.config)
+    log.say(f"world {dist.world} on {dist.device} | {model.num_parameters() / 1e6:.2f}M parameters | "
+            f"{recipe['model']['layer_norm']}-LN | batch {recipe['batch_size']} = {micro} x {accumulation} accumulation "
+            f"x {dist.world} | {stream.steps_per_epoch} steps/epoch | budget {budget_s:.0f}s | "
+            f"startup {time.perf_counter() - t_start:.1f}s")
+
+    schedule = schedules.Schedule(recipe["schedule"], recipe["optimizer"]["lr"], budget_s)
+    step, epoch, epoch_samples = pos["step"], pos["epoch"], pos["epoch_samples"]
+    next_valid, next_ckpt = pos["next_valid_s"], pos["next_ckpt_s"]
+    per_rank_step = micro * accumulation     # samples each rank reads per optimizer step
+
+    def position(reason=None):
+        """Where training stands; `reason` is set once it has ended (a rerun then only exports)."""
+        return {"step": step, "elapsed_s": elapsed, "epoch": epoch, "epoch_samples": epoch_samples,
+                "next_valid_s": next_valid, "next_ckpt_s": next_ckpt, "reason": reason}
+
+    def checkpoint(reason=None):
+        tag = f"step{step}"
+        eng.save(str(ckpt_dir), tag, position(reason))   # every rank writes its part, then a barrier
+        if dist.rank == 0:
+            # The pointer is replaced only once the whole checkpoint is on disk: a kill mid-save
+            # leaves the previous one in charge. Then older checkpoints go.
+            atomic_json(latest, {**position(reason), "tag": tag, "log_offset": log.offset()})
+            for old in ckpt_dir.iterdir():
+                if old.is_dir() and old.name != tag:
+                    shutil.rmtree(old, ignore_errors=True)
+        eng.barrier()
+
+    def validate():
+        mlm_sum, count = 0.0, 0
+        for batch in valid.batches:
+            s, n, _ = eng.eval_batch(batch)
+            mlm_sum, count = mlm_sum + s, count + n
+        mlm_sum, count = eng.all_reduce([mlm_sum, count])
+        loss = mlm_sum / count if count else None
+        log.event("valid", step=step, elapsed_s=round(elapsed, 3), valid_loss=loss)
+        log.say(f"step {step} | valid loss {loss:.4f}" if loss is not None else f"step {step} | no valid samples")
+
+    # ---- the loop ----
+    elapsed, reason = pos["elapsed_s"], pos["reason"]
+    clock = Clock(elapsed)
+    window = {"loss": 0.0, "micro": 0, "tokens": 0, "samples": 0, "since": elapsed}
+    max_steps = recipe["max_steps"]
+    clock.start()
+    while reason is None:
+        for batch in stream.epoch(epoch, epoch_samples // micro):
+            if window["micro"] % accumulation == 0:
+                lr = schedule.lr(elapsed, step)
+                eng.set_lr(lr)
+            loss = eng.train_micro_batch(batch)
+            window["loss"] += float(loss)
+            window["micro"] += 1
+            window["tokens"] += int(batch["attention_mask"].sum())
+            window["samples"] += len(batch["input_ids"])
+            if window["micro"] % accumulation:
+                continue
+            # One optimizer step is done.
+            step += 1
+            epoch_samples += per_rank_step
+            eng.synchronize()
+            elapsed, signum = eng.all_reduce([clock.elapsed(), float(stop.signum)], op="max")
+            if step % recipe["log_interval_steps"] == 0:
+                loss_sum, micros, tokens, samples = eng.all_reduce(
+                    [window["loss"], window["micro"], window["tokens"], window["samples"]])
+                dt = max(elapsed - window["since"], 1e-9)
+                log.event("train", step=step, elapsed_s=round(elapsed, 3), loss=loss_sum / micros, lr=lr,
+                          samples_per_s=samples / dt, tokens_per_s=tokens / dt, epoch=epoch)
+                log.say(f"step {step} | {elapsed:.0f}/{budget_s:.0f}s | loss {loss_sum / micros:.4f} | "
+                        f"lr {lr:.2e} | {samples / dt:.1f} samples/s")
+                window = {"loss": 0.0, "micro": 0, "tokens": 0, "samples": 0, "since": elapsed}
+            if elapsed >= budget_s:
+                reason = "budget"
+                break
+            if max_steps and step >= max_steps:
+                reason = "max_steps"
+                break
+            if signum:
+                reason = "signal"
+                break
+            if elapsed >= next_valid or elapsed >= next_ckpt:
+                clock.pause()
+                if elapsed >= next_valid:
+                    validate()
+                    next_valid += recipe["validation_interval_minutes"] * 60.0
+                if elapsed >= next_ckpt:
+                    next_ckpt += recipe["checkpoint_interval_minutes"] * 60.0
+                    checkpoint()
+                    log.say(f"step {step} | checkpoint saved")
+                clock.start()
+        else:
+            epoch, epoch_samples = epoch + 1, 0
+            log.say(f"epoch {epoch} begins (each rank reads {stream.micro_per_epoch * micro} of its "
+                    f"{stream.share} samples per epoch)")
+    clock.pause()
+
+    if reason == "signal":
+        checkpoint()
+        name = signal.Signals(int(signum)).name
+        log.say(f"stopped by {name} at step {step} after {elapsed:.1f}s of training; checkpoint saved, "
+                f"a rerun resumes")
+        raise SystemExit(128 + int(signum))
+
+    if not pos["reason"]:
+        validate()
+        checkpoint(reason)
+    log.event("end", step=step, elapsed_s=round(elapsed, 3), reason=reason)
+    log.say(f"done: {step} steps in {elapsed:.1f}s of training ({step / max(elapsed, 1e-9):.2f} steps/s)")
+
+    state = eng.full_state_dict()                  # collective under ZeRO-3
+    if dist.rank == 0:
+        hf_export.export(state, cfg, args.tokenizer, args.model_out)
+        atomic_copy(log.path, args.log_out)
+        print(f"wrote {args.model_out} and {args.log_out}", flush=True)
+    eng.barrier()
+    torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,562 @@
+"""Masked-LM samples from one text part: create_pretraining_data semantics, tokenized once, packed and masked in numpy.
+
+Semantics follow Google's create_pretraining_data.py as adapted by academic-budget-bert
+(dataset/data/create_pretraining_data.py), and the HDF5 layout is theirs, so their loader
+reads our shards:
+- a document's sentences are packed greedily into segments of `target` tokens, target =
+  max_seq_length - 2 (- 3 with NSP), or, with probability short_seq_prob per document, a
+  random target in [2, target] (drawn once per document, as the reference does);
+- with NSP a segment is split at a random sentence into A and B; half the time (always
+  for a one-sentence segment) B is replaced by a random span of another document, and the
+  unused sentences are put back; the pair is truncated from random ends, longer side first;
+- masked_lm_prob of the real tokens ([CLS]/[SEP]/padding excluded) are predicted, at least
+  1 and at most max_predictions_per_seq; of those 80% become [MASK], 10% a random
+  non-special token, 10% stay. Whole-word masking picks words (a piece plus its ##
+  continuations) in random order and skips a word that would overflow the budget.
+
+What differs from the reference, and why:
+- The text is tokenized ONCE (Rust tokenizer, big batches); each of the dup_factor passes
+  re-packs and re-masks the token arrays in numpy. Nothing is done per token in Python.
+- Memory is bounded: the part is processed in chunks of about CHUNK_CHARS characters of
+  whole documents; NSP's random next document and the row shuffle stay within a chunk.
+- Documents go to the valid shard with probability valid_fraction (drawn from their own
+  seeded stream, so changing masking settings never moves a document across the split);
+  if the part has >= 2 documents and valid_fraction > 0, at least one is valid and at
+  least one is train. A single-document part holds out nothing: its valid shard has 0 rows.
+- Valid documents are packed and masked once (dup_factor 1): re-masking them only
+  lengthens evaluation without adding text. The shard's attrs record dup_factor 1.
+Same text, tokenizer, spec and shard index give byte-identical files.
+"""
+import argparse
+import hashlib
+import itertools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+CHUNK_CHARS = 1 << 20     # characters of text read and tokenized at a time
+# Documents are packed and masked in pools of at least this many tokens and documents: bounds
+# memory (~100 MB peak RSS at dup_factor 10) while NSP still finds other documents to draw from.
+POOL_TOKENS = 1 << 18
+POOL_DOCS = 16
+ENCODE_BATCH = 8192       # sentences per encode_batch call: big enough for Rayon, small enough to free Encodings
+HDF5_ROWS_PER_CHUNK = 1024  # HDF5 chunk rows: appends stay cheap, whole-dataset reads stay fast
+# gzip-1 after byte-shuffle: files 4x smaller than raw; whole-shard reads still decode
+# ~450k samples/s per core, far above what training consumes (see benchmarks/README.md).
+COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+SPLIT_STREAM, SAMPLE_STREAM = 0, 1  # children of SeedSequence((seed, shard_index))
+
+
+# ---------------------------------------------------------------- reading
+
+def read_documents(path: Path):
+    """Yield documents (lists of stripped non-blank lines) from a one-sentence-per-line file."""
+    doc = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    doc.append(line)
+                elif doc:
+                    yield doc
+                    doc = []
+    except UnicodeDecodeError as e:
+        raise SystemExit(f"samples: {path} is not UTF-8 text ({e.reason} at byte {e.start} of a read block)")
+    if doc:
+        yield doc
+
+
+def document_chunks(path: Path, chunk_chars: int):
+    """Yield (documents, is_last) groups of whole documents holding about chunk_chars characters."""
+    chunk, size, pending = [], 0, None
+    for doc in read_documents(path):
+        chunk.append(doc)
+        size += sum(map(len, doc))
+        if size >= chunk_chars:
+            # Hold one chunk back so the caller learns which chunk is the last.
+            if pending is not None:
+                yield pending, False
+            pending, chunk, size = chunk, [], 0
+    if chunk:
+        if pending is not None:
+            yield pending, False
+        pending = chunk
+    if pending is not None:
+        yield pending, True
+
+
+# ---------------------------------------------------------------- tokenizer
+
+class Vocab:
+    """The token ids masking needs, read from a Rust tokenizer."""
+
+    def __init__(self, tokenizer, source: Path):
+        import numpy as np
+
+        ids = {}
+        for name in ("[CLS]", "[SEP]", "[MASK]", "[PAD]"):
+            ids[name] = tokenizer.token_to_id(name)
+            if ids[name] is None:
+                raise SystemExit(f"samples: tokenizer {source} has no {name} token (a BERT WordPiece vocab is needed)")
+        self.cls, self.sep, self.mask, self.pad = ids["[CLS]"], ids["[SEP]"], ids["[MASK]"], ids["[PAD]"]
+        self.size = tokenizer.get_vocab_size()
+        special = [i for i, tok in tokenizer.get_added_tokens_decoder().items() if tok.special]
+        special += [self.cls, self.sep, self.mask, self.pad]
+        # Random replacements never insert [CLS]/[SEP]/[PAD]/[MASK]/[UNK] into the text.
+        self.replacements = np.setdiff1d(np.arange(self.size, dtype=np.int32), np.array(special, dtype=np.int32))
+        self.tokenizer = tokenizer
+        self._continuation = None
+
+    @property
+    def continuation(self):
+        """Bool lookup table over ids: True for word-continuation pieces (##xx)."""
+        if self._continuation is None:
+            import numpy as np
+
+            lut = np.zeros(self.size, dtype=bool)
+            for token, i in self.tokenizer.get_vocab().items():
+                if token.startswith("##") and i < self.size:
+                    lut[i] = True
+            self._continuation = lut
+        return self._continuation
+
+
+def load_tokenizer(folder: Path):
+    """The folder's Rust tokenizer (special tokens, padding and truncation off) and the sha1 of its file."""
+    from tokenizers import Tokenizer
+
+    file = folder / "tokenizer.json"
+    if file.is_file():
+        tokenizer = Tokenizer.from_file(str(file))
+    elif (folder / "vocab.txt").is_file():
+        from transformers import AutoTokenizer
+
+        file = folder / "vocab.txt"
+        tokenizer = AutoTokenizer.from_pretrained(str(folder)).backend_tokenizer
+    else:
+        raise SystemExit(f"samples: tokenizer folder {folder} has neither tokenizer.json nor vocab.txt")
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer, hashlib.sha1(file.read_bytes()).hexdigest()
+
+
+class Corpus:
+    """A chunk's documents as flat token ids.
+
+    tokens: int32 [T]; sent: int64 [S+1] token offsets of sentences (sentence s is
+    tokens[sent[s]:sent[s+1]], never empty); doc: int64 [D+1] sentence offsets of documents.
+    """
+
+    def __init__(self, tokens, sent, doc):
+        self.tokens, self.sent, self.doc = tokens, sent, doc
+
+    @property
+    def num_docs(self):
+        return len(self.doc) - 1
+
+    @staticmethod
+    def merge(pieces) -> "Corpus":
+        """One corpus of the chosen documents of several: pieces are (corpus, document indices)."""
+        import numpy as np
+
+        tokens, sent_len, doc_len = [], [], []
+        for corpus, docs in pieces:
+            for d in docs:
+                s0, s1 = corpus.doc[d], corpus.doc[d + 1]
+                tokens.append(corpus.tokens[corpus.sent[s0]:corpus.sent[s1]])
+                sent_len.append(np.diff(corpus.sent[s0:s1 + 1]))
+                doc_len.append(s1 - s0)
+        sent = np.zeros(sum(map(len, sent_len)) + 1, np.int64)
+        np.cumsum(np.concatenate(sent_len), out=sent[1:])
+        doc = np.zeros(len(doc_len) + 1, np.int64)
+        np.cumsum(doc_len, out=doc[1:])
+        return Corpus(np.concatenate(tokens), sent, doc)
+
+
+class Pool:
+    """Documents of one split waiting to be packed; flushed into the shard once big enough."""
+
+    def __init__(self, writer, passes: int):
+        self.writer, self.passes = writer, passes
+        self.pieces, self.tokens, self.docs = [], 0, 0
+
+    def add(self, corpus: Corpus, docs) -> None:
+        if len(docs):
+            self.pieces.append((corpus, docs))
+            self.docs += len(docs)
+            self.tokens += int(sum(corpus.sent[corpus.doc[d + 1]] - corpus.sent[corpus.doc[d]] for d in docs))
+
+    def ready(self) -> bool:
+        return self.tokens >= POOL_TOKENS and self.docs >= POOL_DOCS
+
+    def flush(self, rng, spec: dict, vocab) -> None:
+        """Pack and mask the pooled documents `passes` times (each a fresh draw) and append the rows."""
+        import numpy as np
+
+        if not self.pieces:
+            return
+        corpus = Corpus.merge(self.pieces)
+        for _ in range(self.passes):
+            self.writer.append(make_rows(corpus, np.arange(corpus.num_docs), rng, spec, vocab))
+        self.pieces, self.tokens, self.docs = [], 0, 0
+
+
+def tokenize(tokenizer, documents) -> Corpus:
+    """Tokenize every sentence once, in big batches; drop sentences and documents with no tokens."""
+    import numpy as np
+
+    sentences = [s for d in documents for s in d]
+    lengths, flat = [], []
+    for i in range(0, len(sentences), ENCODE_BATCH):
+        ids = [e.ids for e in tokenizer.encode_batch_fast(sentences[i:i + ENCODE_BATCH], add_special_tokens=False)]
+        lengths.append(np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)))
+        flat.append(np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32))
+    lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    tokens = np.concatenate(flat) if flat else np.zeros(0, np.int32)
+    doc_of_sentence = np.repeat(np.arange(len(documents)), [len(d) for d in documents])
+    keep = lengths > 0
+    per_doc = np.bincount(doc_of_sentence[keep], minlength=len(documents))
+    per_doc = per_doc[per_doc > 0]
+    sent = np.zeros(int(keep.sum()) + 1, np.int64)
+    np.cumsum(lengths[keep], out=sent[1:])
+    doc = np.zeros(len(per_doc) + 1, np.int64)
+    np.cumsum(per_doc, out=doc[1:])
+    return Corpus(tokens, sent, doc)
+
+
+# ---------------------------------------------------------------- packing
+
+def pack(corpus: Corpus, docs, rng, max_seq_length: int, short_seq_prob: float, nsp: bool):
+    """Segments for the given documents (indices into corpus): token ranges A (and B) after truncation.
+
+    Returns int64 arrays a_start, a_len, b_start, b_len (b_len 0 without NSP) and a bool
+    is_random_next. Vectorized over documents: each round cuts the next segment of every
+    document that still has sentences left.
+    """
+    import numpy as np
+
+    C = corpus.sent  # C[s] = token offset of sentence s; strictly increasing
+    max_tokens = max_seq_length - (3 if nsp else 2)
+    docs = np.asarray(docs, dtype=np.int64)
+    nd = len(docs)
+    first, end = corpus.doc[docs], corpus.doc[docs + 1]  # sentence ranges [first, end)
+    target = np.full(nd, max_tokens, np.int64)
+    short = rng.random(nd) < short_seq_prob
+    target[short] = rng.integers(2, max_tokens + 1, size=int(short.sum()))
+    pos = first.copy()
+    out = []
+    active = np.flatnonzero(pos < end)
+    while len(active):
+        p, e_doc, t = pos[active], end[active], target[active]
+        # Add sentences until the segment holds >= target tokens or the document ends.
+        e = np.minimum(np.searchsorted(C, C[p] + t, side="left"), e_doc)
+        k = e - p  # sentences in the segment, >= 1
+        if not nsp:
+            a_start, a_len = C[p], C[e] - C[p]
+            b_start = b_len = np.zeros(len(active), np.int64)
+            random_next = np.zeros(len(active), bool)
+            nxt = e
+        else:
+            a_end = np.ones(len(active), np.int64)
+            multi = k >= 2
+            a_end[multi] = rng.integers(1, k[multi])  # 1..k-1 sentences go to A
+            a_start, a_len = C[p], C[p + a_end] - C[p]
+            random_next = (k == 1) | (rng.random(len(active)) < 0.5)
+            # Actual next: the rest of the segment.
+            b_start, b_len = C[p + a_end].copy(), C[e] - C[p + a_end]
+            nxt = e.copy()
+            r = np.flatnonzero(random_next)
+            if len(r):
+                own = active[r]
+                if nd >= 2:
+                    other = rng.integers(0, nd - 1, size=len(r))
+                    other += other >= own  # never the document itself
+                else:  # the reference falls back to the same document, labelled "not random"
+                    other = own
+                    random_next[r] = False
+                start = rng.integers(first[other], end[other])
+                want = np.maximum(t[r] - a_len[r], 1)
+                b_end = np.minimum(np.searchsorted(C, C[start] + want, side="left"), end[other])
+                b_start[r], b_len[r] = C[start], C[b_end] - C[start]
+                nxt[r] = p[r] + a_end[r]  # unused sentences of the segment are put back
+        out.append((a_start, a_len, b_start, b_len, random_next))
+        pos[active] = nxt
+        active = active[nxt < e_doc]
+    if not out:
+        z = np.zeros(0, np.int64)
+        return z, z, z, z, np.zeros(0, bool)
+    a_start, a_len, b_start, b_len, random_next = (np.concatenate(x) for x in zip(*out))
+    # Truncation needs no sequential state: once for all segments, not per round.
+    return (*truncate(a_start, a_len, b_start, b_len, max_tokens, rng), random_next)
+
+
+def truncate(a_start, a_len, b_start, b_len, max_tokens, rng):
+    """truncate_seq_pair in closed form: cut the longer side (B on ties) one token at a time from a random end.
+
+    Where both sides get cut they end at ceil(M/2) (A) and floor(M/2) (B); the number of cuts
+    taken from the front of a side is Binomial(cuts, 1/2).
+    """
+    import numpy as np
+
+    excess = np.maximum(a_len + b_len - max_tokens, 0)
+    cut_a = np.where(a_len - b_len >= excess, excess, 0)
+    cut_b = np.where((b_len - a_len >= excess) & (cut_a == 0), excess, 0)
+    both = (excess > 0) & (cut_a == 0) & (cut_b == 0)
+    cut_a = np.where(both, a_len - (max_tokens + 1) // 2, cut_a)
+    cut_b = np.where(both, b_len - max_tokens // 2, cut_b)
+    a_start = a_start + rng.binomial(cut_a, 0.5)
+    b_start = b_start + rng.binomial(cut_b, 0.5)
+    return a_start, a_len - cut_a, b_start, b_len - cut_b
+
+
+# ---------------------------------------------------------------- rows and masking
+
+def materialize(tokens, a_start, a_len, b_start, b_len, nsp: bool, max_seq_length: int, vocab: Vocab):
+    """[CLS] A [SEP] (B [SEP]) [PAD]... as int32 ids [N, L], plus segment ids, real-token mask, candidates."""
+    import numpy as np
+
+    pos = np.arange(max_seq_length)[None, :]
+    la, lb = a_len[:, None], b_len[:, None]
+    in_a = (pos >= 1) & (pos <= la)
+    in_b = (pos >= la + 2) & (pos < la + 2 + lb)
+    src = np.where(in_a, a_start[:, None] + pos - 1, np.where(in_b, b_start[:, None] + pos - la - 2, 0))
+    ids = np.where(in_a | in_b, tokens[src], np.int32(vocab.pad)).astype(np.int32)
+    ids[:, 0] = vocab.cls
+    length = la + 2 + (lb + 1 if nsp else 0)
+    ids[(pos == la + 1) | (nsp & (pos == length - 1))] = vocab.sep
+    real = pos < length
+    segment = nsp & (pos >= la + 2) & real
+    return ids, segment, real, in_a | in_b
+
+
+def choose_positions(cand, k, rng, max_predictions: int, vocab: Vocab, ids, whole_word: bool):
+    """Bool [N, L]: exactly k[i] chosen candidate positions per row (fewer with whole words, as the reference)."""
+    import numpy as np
+
+    n, length = cand.shape
+    if not whole_word:
+        # Unique random keys (random high bits, position low bits); the k smallest are chosen.
+        keys = (rng.integers(0, 1 << 40, size=(n, length), dtype=np.int64) << 10) | np.arange(length)
+        keys[~cand] = np.iinfo(np.int64).max
+        p = min(max_predictions, length)
+        smallest = np.sort(np.partition(keys, p - 1, axis=1)[:, :p], axis=1)
+        threshold = smallest[np.arange(n), k - 1]
+        return keys <= threshold[:, None]
+    # Whole words: a word starts at a candidate that is not a ## piece or follows a non-candidate.
+    prev_cand = np.zeros_like(cand)
+    prev_cand[:, 1:] = cand[:, :-1]
+    start = cand & (~vocab.continuation[ids] | ~prev_cand)
+    word = np.cumsum(start, axis=1)  # word number per position, 1-based within the row
+    rows = np.repeat(np.arange(n), length).reshape(n, length)
+    flat = (rows * (length + 1) + word)[cand]
+    word_len = np.bincount(flat, minlength=n * (length + 1)).reshape(n, length + 1)
+    keys = rng.random((n, length + 1))
+    keys[word_len == 0] = 2.0
+    order = np.argsort(keys, axis=1)  # words in random order, empty slots last
+    budget = k.astype(np.int64).copy()
+    picked = np.zeros((n, length + 1), bool)
+    r = np.arange(n)
+    for j in range(int((word_len > 0).sum(axis=1).max(initial=0))):
+        w = order[:, j]
+        wl = word_len[r, w]
+        take = (wl > 0) & (wl <= budget)  # a word that would overflow is skipped, later ones still tried
+        picked[r[take], w[take]] = True
+        budget -= np.where(take, wl, 0)
+    return picked[rows, word] & cand
+
+
+def mask_rows(ids, cand, rng, spec: dict, vocab: Vocab):
+    """Apply masking to ids in place; return masked_lm_positions and masked_lm_ids [N, P] (zero-padded)."""
+    import numpy as np
+
+    n, length = ids.shape
+    p = spec["max_predictions_per_seq"]
+    n_cand = cand.sum(axis=1)
+    k = np.minimum(min(p, length), np.maximum(1, np.rint(n_cand * spec["masked_lm_prob"]).astype(np.int64)))
+    k = np.minimum(k, n_cand)
+    chosen = choose_positions(cand, k, rng, p, vocab, ids, spec.get("whole_word_masking", False))
+    rr, cc = np.nonzero(chosen)  # row-major: positions ascending within a row
+    rank = (np.cumsum(chosen, axis=1) - 1)[rr, cc]
+    positions = np.zeros((n, p), np.int32)
+    labels = np.zeros((n, p), np.int32)
+    positions[rr, rank] = cc
+    labels[rr, rank] = ids[rr, cc]
+    u = rng.random(len(rr))
+    random_ids = vocab.replacements[rng.integers(0, len(vocab.replacements), size=len(rr))]
+    ids[rr, cc] = np.where(u < 0.8, vocab.mask, np.where(u < 0.9, random_ids, ids[rr, cc]))
+    return positions, labels
+
+
+def make_rows(corpus: Corpus, docs, rng, spec: dict, vocab: Vocab) -> dict:
+    """One pass over the documents: pack, lay out, mask, shuffle. Returns the shard's datasets for these rows."""
+    import numpy as np
+
+    nsp, length = spec["nsp"], spec["max_seq_length"]
+    a_start, a_len, b_start, b_len, random_next = pack(corpus, docs, rng, length, spec["short_seq_prob"], nsp)
+    ids, segment, real, cand = materialize(corpus.tokens, a_start, a_len, b_start, b_len, nsp, length, vocab)
+    positions, labels = mask_rows(ids, cand, rng, spec, vocab)
+    order = rng.permutation(len(ids))
+    rows = {"input_ids": ids[order], "input_mask": real[order].astype(np.int8),
+            "segment_ids": segment[order].astype(np.int8),
+            "masked_lm_positions": positions[order], "masked_lm_ids": labels[order]}
+    if nsp:
+        rows["next_sentence_labels"] = random_next[order].astype(np.int8)
+    return rows
+
+
+# ---------------------------------------------------------------- writing
+
+class ShardWriter:
+    """Appends row blocks to resizable HDF5 datasets under a temp name; close() renames it into place."""
+
+    def __init__(self, path: Path, spec: dict, attrs: dict):
+        import h5py
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        self.file = h5py.File(self.tmp, "w")
+        length, p = spec["max_seq_length"], spec["max_predictions_per_seq"]
+        shapes = {"input_ids": ("i4", (length,)), "input_mask": ("i1", (length,)), "segment_ids": ("i1", (length,)),
+                  "masked_lm_positions": ("i4", (p,)), "masked_lm_ids": ("i4", (p,))}
+        if spec["nsp"]:
+            shapes["next_sentence_labels"] = ("i1", ())
+        for name, (dtype, tail) in shapes.items():
+            self.file.create_dataset(name, shape=(0, *tail), maxshape=(None, *tail), dtype=dtype,
+                                     chunks=(HDF5_ROWS_PER_CHUNK, *tail), **COMPRESSION)
+        self.attrs = attrs
+        self.rows = 0
+        self.stats = {"real_tokens": 0, "candidates": 0, "masked": 0}
+
+    def append(self, rows: dict) -> None:
+        n = len(rows["input_ids"])
+        for name, data in rows.items():
+            ds = self.file[name]
+            ds.resize(self.rows + n, axis=0)
+            ds[self.rows:] = data
+        self.rows += n
+        real = int(rows["input_mask"].sum())
+        self.stats["real_tokens"] += real
+        self.stats["candidates"] += real - 2 * n - (n if "next_sentence_labels" in rows else 0)
+        self.stats["masked"] += int((rows["masked_lm_positions"] > 0).sum())
+
+    def close(self) -> None:
+        self.file.attrs.update({**self.attrs, "num_samples": self.rows})
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        try:
+            self.file.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+    def summary(self, length: int) -> str:
+        n = max(self.rows, 1)
+        s = self.stats
+        return (f"{self.rows} samples, {s['real_tokens'] / n:.1f} real tokens per sample, "
+                f"masked {s['masked'] / max(s['candidates'], 1):.4f} of non-special tokens, "
+                f"padding {1 - s['real_tokens'] / (n * length):.4f}")
+
+
+# ---------------------------------------------------------------- driver
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, train_out: Path, valid_out: Path,
+                 tokenizer=None, chunk_chars: int | None = None) -> dict:
+    """Write the train and valid shards of one text part; return counts. `tokenizer` overrides the folder's."""
+    import numpy as np
+
+    text, tokenizer_dir = Path(text), Path(tokenizer_dir)
+    if not text.is_file():
+        raise SystemExit(f"samples: text part {text} does not exist")
+    rust, sha1 = load_tokenizer(tokenizer_dir)
+    tokenizer = tokenizer or rust
+    vocab = Vocab(tokenizer, tokenizer_dir)
+    if spec["max_seq_length"] < 8:
+        raise SystemExit(f"samples.max_seq_length={spec['max_seq_length']} is too short (at least 8)")
+    seeds = np.random.SeedSequence([spec["seed"] % (1 << 64), shard_index]).spawn(2)
+    split_rng, rng = np.random.default_rng(seeds[SPLIT_STREAM]), np.random.default_rng(seeds[SAMPLE_STREAM])
+    attrs = {"tokenizer_sha1": sha1, "max_seq_length": spec["max_seq_length"],
+             "max_predictions_per_seq": spec["max_predictions_per_seq"], "masked_lm_prob": spec["masked_lm_prob"],
+             "short_seq_prob": spec["short_seq_prob"], "whole_word_masking": spec.get("whole_word_masking", False),
+             "seed": spec["seed"], "shard_index": shard_index, "nsp": spec["nsp"], "source": text.name}
+    train = ShardWriter(train_out, spec, {**attrs, "split": "train", "dup_factor": spec["dup_factor"]})
+    valid = ShardWriter(valid_out, spec, {**attrs, "split": "valid", "dup_factor": 1})
+    train_pool, valid_pool = Pool(train, spec["dup_factor"]), Pool(valid, 1)
+    counts = {"documents": 0, "sentences": 0, "tokens": 0, "train_documents": 0, "valid_documents": 0}
+    started = time.perf_counter()
+    tokenize_s = 0.0
+    try:
+        for chunk, is_last in document_chunks(text, chunk_chars or CHUNK_CHARS):
+            t0 = time.perf_counter()
+            corpus = tokenize(tokenizer, chunk)
+            tokenize_s += time.perf_counter() - t0
+            nd = corpus.num_docs
+            is_valid = split_rng.random(nd) < spec["valid_fraction"]
+            if is_last and counts["documents"] + nd >= 2 and spec["valid_fraction"] > 0 and nd:
+                # Each split gets at least one document: fix the part's last document if needed.
+                if counts["valid_documents"] + is_valid.sum() == 0:
+                    is_valid[-1] = True
+                elif counts["train_documents"] + (~is_valid).sum() == 0:
+                    is_valid[-1] = False
+            counts["documents"] += nd
+            counts["sentences"] += len(corpus.sent) - 1
+            counts["tokens"] += len(corpus.tokens)
+            counts["valid_documents"] += int(is_valid.sum())
+            counts["train_documents"] += int((~is_valid).sum())
+            for pool, docs in ((train_pool, np.flatnonzero(~is_valid)), (valid_pool, np.flatnonzero(is_valid))):
+                pool.add(corpus, docs)
+                if pool.ready() or is_last:
+                    pool.flush(rng, spec, vocab)
+            elapsed = time.perf_counter() - started
+            print(f"samples: {counts['documents']} documents, {counts['sentences']} sentences, "
+                  f"{counts['tokens']} tokens, {train.rows} train + {valid.rows} valid samples, "
+                  f"{counts['tokens'] / elapsed:,.0f} tokens/s, peak RSS {peak_rss_mb():.0f} MB", flush=True)
+        if counts["tokens"] == 0:
+            raise SystemExit(f"samples: text part {text} holds no text (no non-blank line with a token)")
+        train.attrs["num_documents"] = counts["train_documents"]
+        valid.attrs["num_documents"] = counts["valid_documents"]
+        train.close()
+        valid.close()
+    except BaseException:
+        train.abort()
+        valid.abort()
+        raise
+    elapsed = time.perf_counter() - started
+    counts.update(train_samples=train.rows, valid_samples=valid.rows, seconds=elapsed, tokenize_seconds=tokenize_s)
+    print(f"samples: train {train_out}: {train.summary(spec['max_seq_length'])}")
+    print(f"samples: valid {valid_out}: {valid.summary(spec['max_seq_length'])}")
+    print(f"samples: {counts['tokens']} tokens in {elapsed:.1f} s ({tokenize_s:.1f} s tokenizing): "
+          f"{counts['tokens'] / elapsed:,.0f} tokens/s, {(train.rows + valid.rows) / elapsed:,.0f} samples/s")
+    return counts
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", required=True, help="the config's samples section as JSON")
+    parser.add_argument("--tokenizer", required=True, type=Path, help="tokenizer folder (tokenizer.json or vocab.txt)")
+    parser.add_argument("--text", required=True, type=Path, help="text part: one sentence per line, blank line between documents")
+    parser.add_argument("--shard-index", required=True, type=int, help="this part's number; seeds the rng with (seed, index)")
+    parser.add_argument("--train-out", required=True, type=Path)
+    parser.add_argument("--valid-out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    spec = json.loads(args.spec)
+    missing = [k for k in ("max_seq_length", "masked_lm_prob", "max_predictions_per_seq", "dup_factor",
+                           "short_seq_prob", "nsp", "valid_fraction", "seed") if k not in spec]
+    if missing:
+        raise SystemExit(f"samples: --spec lacks {', '.join(missing)}")
+    print("samples: spec " + json.dumps(spec, sort_keys=True), flush=True)
+    build_shards(spec, args.tokenizer, args.text, args.shard_index, args.train_out, args.valid_out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Pick a task's best fine-tuning trial: best mean dev score over seeds, then its best seed.
+
+    python -m workflow_scripts.select_trial --task CoLA --metrics <every trial's dev_metrics.json> \\
+        --best-out .../best.json --predictions-out .../best_predictions.tsv
+
+Trials are grouped by (lr, batch_size, epochs); the group with the highest mean score wins
+(ties: the first group in --metrics order), and within it the seed with the highest score
+(ties: the first). That trial's sibling test_predictions.tsv is copied to --predictions-out.
+The trial's name is its folder's name (e.g. lr3e-05_bs32_ep3_seed42).
+"""
+import argparse
+import json
+import math
+from pathlib import Path
+
+from workflow_scripts import glue_data
+
+GROUP_KEYS = ("lr", "batch_size", "epochs")
+
+
+def load_trial(path: Path, task: str) -> dict:
+    if not path.is_file():
+        raise SystemExit(f"{path}: file not found")
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"{path}: not valid JSON ({e})") from None
+    for key in ("task", "hparams", "score", "metrics"):
+        if key not in record:
+            raise SystemExit(f"{path}: missing key {key!r}")
+    for key in GROUP_KEYS + ("seed",):
+        if key not in record["hparams"]:
+            raise SystemExit(f"{path}: hparams lacks {key!r}")
+    if record["task"] != task:
+        raise SystemExit(f"{path}: a {record['task']} trial, but --task is {task}")
+    if not isinstance(record["score"], (int, float)) or not math.isfinite(record["score"]):
+        raise SystemExit(f"{path}: score {record['score']!r} is not a finite number")
+    return record
+
+
+def select(records: list) -> tuple:
+    """(index of the chosen record, its group's mean score) for records in --metrics order."""
+    groups = {}
+    for i, r in enumerate(records):
+        groups.setdefault(tuple(r["hparams"][k] for k in GROUP_KEYS), []).append(i)
+    means = {key: sum(records[i]["score"] for i in ids) / len(ids) for key, ids in groups.items()}
+    best_group = max(groups, key=lambda key: means[key])  # max keeps the first of equals
+    chosen = max(groups[best_group], key=lambda i: records[i]["score"])
+    return chosen, means[best_group]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", required=True, choices=list(glue_data.TASKS))
+    parser.add_argument("--metrics", required=True, nargs="+", type=Path, help="every trial's dev_metrics.json")
+    parser.add_argument("--best-out", required=True, type=Path)
+    parser.add_argument("--predictions-out", required=True, type=Path)
+    args = parser.parse_args(argv)
+
+    records = [load_trial(p, args.task) for p in args.metrics]
+    chosen, group_score = select(records)
+    source = args.metrics[chosen].parent / "test_predictions.tsv"
+    if not source.is_file():
+        raise SystemExit(f"{source}: file not found (the chosen trial's test predictions)")
+    trials = [{"trial": p.parent.name, "hparams": r["hparams"], "score": r["score"], "metrics": r["metrics"],
+               "chosen": i == chosen} for i, (p, r) in enumerate(zip(args.metrics, records))]
+    best = {"task": args.task, "chosen": args.metrics[chosen].parent.name,
+            "chosen_hparams": records[chosen]["hparams"], "score": group_score,
+            "chosen_trial_score": records[chosen]["score"], "trials": trials}
+    glue_data.write_atomic(args.predictions_out, source.read_bytes())
+    glue_data.write_atomic(args.best_out, json.dumps(best, indent=2) + "\n")
+    print(f"{args.task}: chose {best['chosen']} (group mean {group_score:.2f} over "
+          f"{sum(1 for r in records if all(r['hparams'][k] == records[chosen]['hparams'][k] for k in GROUP_KEYS))} "
+          f"seeds, trial {records[chosen]['score']:.2f}) of {len(records)} trials", flush=True)
+
+
+if __name__ == "__main__":
+    main()

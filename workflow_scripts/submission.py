@@ -1,0 +1,113 @@
+"""Best trials' test predictions -> the GLUE server's 11 TSV files and a validated submission.zip.
+
+    python -m workflow_scripts.submission --predictions .../glue/{CoLA,...,WNLI}/best_predictions.tsv \\
+        --out-dir results/runs/demo/submission --zip results/runs/demo/submission.zip
+
+Each predictions file's task is its parent folder's name; its rows are `split, index,
+prediction` (MNLI's split names pick MNLI-m, MNLI-mm and AX). The zip holds the files at its
+root with fixed timestamps (same predictions, same bytes) and is validated before it is
+renamed into place, so a submission.zip on disk has always passed the validator.
+"""
+import argparse
+import csv
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from workflow_scripts import glue_data, validate_submission
+
+PRED_HEADER = ["split", "index", "prediction"]
+
+
+def read_predictions(path: Path) -> dict:
+    """{split: [(index, prediction), ...]} in file order."""
+    if not path.is_file():
+        raise SystemExit(f"{path}: file not found")
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader, None)
+        if header != PRED_HEADER:
+            raise SystemExit(f"{path}, line 1: header {header!r}, expected {'<TAB>'.join(PRED_HEADER)}")
+        splits = {}
+        for row in reader:
+            if len(row) != 3:
+                raise SystemExit(f"{path}, line {reader.line_num}: {len(row)} fields, expected 3 ({', '.join(PRED_HEADER)})")
+            splits.setdefault(row[0], []).append((row[1], row[2]))
+    return splits
+
+
+def submission_files(paths: list) -> dict:
+    """{submission file name: TSV text} from the nine tasks' best_predictions.tsv."""
+    by_task = {}
+    for path in paths:
+        task = path.parent.name
+        if task not in glue_data.TASKS:
+            raise SystemExit(f"{path}: parent folder {task!r} is not a GLUE task ({', '.join(glue_data.TASKS)})")
+        if task in by_task:
+            raise SystemExit(f"{path}: a second predictions file for {task} (first: {by_task[task]})")
+        by_task[task] = path
+    missing = [t for t in glue_data.TASKS if t not in by_task]
+    if missing:
+        raise SystemExit(f"--predictions lacks {', '.join(missing)}: a GLUE submission needs all nine tasks")
+    predictions = {task: read_predictions(path) for task, path in by_task.items()}
+    files = {}
+    for name, (task, split) in glue_data.SUBMISSION_FILES.items():
+        if split not in predictions[task]:
+            raise SystemExit(f"{by_task[task]}: no rows for split {split!r} (needed for {name})")
+        files[name] = "index\tprediction\n" + "".join(f"{i}\t{p}\n" for i, p in predictions[task][split])
+    return files
+
+
+def write_zip(path: Path, files: dict) -> None:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, text in files.items():
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))  # fixed: reproducible bytes
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, text)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--predictions", required=True, nargs="+", type=Path,
+                        help="the nine tasks' best_predictions.tsv; task = parent folder name")
+    parser.add_argument("--out-dir", required=True, type=Path, help="folder for the 11 TSV files")
+    parser.add_argument("--zip", required=True, type=Path, help="the submission.zip to write")
+    args = parser.parse_args(argv)
+
+    files = submission_files(args.predictions)
+    args.zip.parent.mkdir(parents=True, exist_ok=True)
+    args.out_dir.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_zip = tempfile.mkstemp(dir=args.zip.parent, prefix=f".{args.zip.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp_zip = Path(tmp_zip)
+    tmp_dir = Path(tempfile.mkdtemp(dir=args.out_dir.parent, prefix=f".{args.out_dir.name}."))
+    # mkstemp/mkdtemp make private (0600/0700) entries; outputs get the usual modes.
+    umask = glue_data.current_umask()
+    tmp_zip.chmod(0o666 & ~umask)
+    tmp_dir.chmod(0o777 & ~umask)
+    try:
+        for name, text in files.items():
+            (tmp_dir / name).write_text(text, encoding="utf-8")
+        write_zip(tmp_zip, files)
+        problems, notes = validate_submission.validate(tmp_zip)
+        if problems:
+            raise SystemExit(f"the submission fails validation ({len(problems)} problems), nothing written:\n  "
+                             + "\n  ".join(problems))
+        for note in notes:
+            print(f"note: {note}")
+        if args.out_dir.exists():
+            shutil.rmtree(args.out_dir)
+        os.replace(tmp_dir, args.out_dir)
+        os.replace(tmp_zip, args.zip)
+    finally:
+        tmp_zip.unlink(missing_ok=True)
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    rows = {name: text.count("\n") - 1 for name, text in files.items()}
+    print(f"wrote {args.zip} and {args.out_dir}/: " + ", ".join(f"{n} {r}" for n, r in rows.items()), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Stream raw documents out of the user's own files: .txt, .jsonl, .parquet, each optionally .gz/.bz2/.zst.
+
+`iter_documents(path, text_column)` takes a file or a folder (searched recursively, in sorted
+order, so the output never depends on the file system's listing order) and yields one string
+per document:
+- .txt: documents are separated by blank lines;
+- .jsonl: one JSON object per line, the document is its `text_column` field;
+- .parquet: one row per document, the `text_column` column, read a batch at a time.
+Files are streamed (parquet by row batches), never loaded whole, except that a compressed
+.parquet is first decompressed to a temporary file, since parquet needs random access.
+"""
+import bz2
+import gzip
+import io
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+FORMATS = (".txt", ".jsonl", ".parquet")
+COMPRESSIONS = ("", ".gz", ".bz2", ".zst")
+
+
+def split_suffix(path: Path) -> tuple[str, str]:
+    """(format, compression) of a file name such as part.jsonl.zst, or ("", "") when not ours."""
+    name = path.name.lower()
+    for compression in COMPRESSIONS:
+        for fmt in FORMATS:
+            if name.endswith(fmt + compression):
+                return fmt, compression
+    return "", ""
+
+
+def open_binary(path: Path, compression: str):
+    if compression == ".gz":
+        return gzip.open(path, "rb")
+    if compression == ".bz2":
+        return bz2.open(path, "rb")
+    if compression == ".zst":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+    return open(path, "rb")
+
+
+def list_files(path: Path) -> list[Path]:
+    """The input files under `path`, sorted; files of other kinds in a folder are skipped with a note."""
+    if path.is_file():
+        if not split_suffix(path)[0]:
+            raise SystemExit(f"corpus: {path} is not a .txt, .jsonl or .parquet file "
+                             "(optionally .gz/.bz2/.zst compressed)")
+        return [path]
+    if not path.is_dir():
+        raise SystemExit(f"corpus: text source {path} does not exist")
+    files, skipped = [], []
+    for p in sorted(path.rglob("*")):
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts):
+            (files if split_suffix(p)[0] else skipped).append(p)
+    if skipped:
+        print(f"corpus: skipping {len(skipped)} file(s) under {path} that are not .txt/.jsonl/.parquet, "
+              f"e.g. {skipped[0]}", flush=True)
+    if not files:
+        raise SystemExit(f"corpus: no .txt, .jsonl or .parquet files (optionally .gz/.bz2/.zst) under {path}")
+    return files
+
+
+def _txt_documents(stream):
+    lines = []
+    for line in stream:
+        if line.strip():
+            lines.append(line)
+        elif lines:
+            yield "".join(lines)
+            lines = []
+    if lines:
+        yield "".join(lines)
+
+
+def _jsonl_documents(stream, path: Path, text_column: str):
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"corpus: {path} line {number} is not valid JSON: {e}") from None
+        if not isinstance(row, dict) or text_column not in row:
+            keys = ", ".join(row) if isinstance(row, dict) else type(row).__name__
+            raise SystemExit(f"corpus: {path} line {number} has no `{text_column}` field "
+                             f"(text_column; it has: {keys})")
+        text = row[text_column]
+        if text is not None and not isinstance(text, str):
+            raise SystemExit(f"corpus: {path} line {number}: `{text_column}` is a {type(text).__name__}, "
+                             "not a string")
+        yield text or ""
+
+
+def _parquet_documents(path: Path, compression: str, text_column: str):
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryFile() as tmp:
+        if compression:
+            with open_binary(path, compression) as src:
+                shutil.copyfileobj(src, tmp)
+            tmp.seek(0)
+            source = tmp
+        else:
+            source = path
+        try:
+            pf = pq.ParquetFile(source)
+        except Exception as e:  # pyarrow raises ArrowInvalid & co. for a non-parquet file
+            raise SystemExit(f"corpus: cannot read parquet file {path}: {e}") from None
+        columns = pf.schema_arrow.names
+        if text_column not in columns:
+            raise SystemExit(f"corpus: {path} has no column `{text_column}` (text_column; it has: "
+                             f"{', '.join(columns)})")
+        for batch in pf.iter_batches(batch_size=1024, columns=[text_column]):
+            for text in batch.column(0).to_pylist():
+                yield text or ""
+
+
+def iter_file(path: Path, text_column: str = "text"):
+    fmt, compression = split_suffix(path)
+    if fmt == ".parquet":
+        yield from _parquet_documents(path, compression, text_column)
+        return
+    try:
+        with open_binary(path, compression) as raw:
+            stream = io.TextIOWrapper(raw, encoding="utf-8", errors="strict")
+            if fmt == ".txt":
+                yield from _txt_documents(stream)
+            else:
+                yield from _jsonl_documents(stream, path, text_column)
+    except UnicodeDecodeError as e:
+        raise SystemExit(f"corpus: {path} is not UTF-8 text ({e})") from None
+    except (OSError, EOFError) as e:  # gzip/bz2/zstd on a truncated or mislabelled file
+        raise SystemExit(f"corpus: cannot read {path}: {e}") from None
+
+
+def iter_documents(path, text_column: str = "text"):
+    """Every document of a file or folder, files in sorted order."""
+    for file in list_files(Path(path)):
+        yield from iter_file(file, text_column)

@@ -1,0 +1,150 @@
+"""The workflow's tokenizer folder: a pretrained one copied, or a BERT WordPiece trained on the text parts.
+
+    python -m workflow_scripts.tokenizer --spec '<json tokenizer config>' --texts [part files...] --out DIR
+
+spec is config `tokenizer:`, either {pretrained: <local dir or hub name>} or
+{train: {vocab_size, min_frequency, lowercase}}. DIR is written whole or not at all (built in a
+temporary folder beside it, then renamed) and holds what AutoTokenizer.from_pretrained needs for
+a fast tokenizer plus the classic BERT files: tokenizer.json, tokenizer_config.json,
+special_tokens_map.json and, for WordPiece vocabularies, vocab.txt.
+"""
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+# BERT's special tokens, in the order a trained vocabulary gets them: [PAD] is id 0, which the
+# samples and models assume for padding.
+SPECIAL_TOKENS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
+                  "mask_token": "[MASK]"}
+REQUIRED_SPECIALS = ("pad_token", "cls_token", "sep_token", "mask_token")
+MODEL_MAX_LENGTH = 512  # BERT's position embeddings; recorded in tokenizer_config.json
+
+
+def _bare_vocab_is_cased(vocab_file: Path) -> bool:
+    """A lone vocab.txt carries no casing flag: call it cased when it holds capitalized tokens
+    (bert-base-cased has ~20% such tokens, uncased vocabularies none outside [SPECIALS])."""
+    tokens = [t for t in vocab_file.read_text(encoding="utf-8").split("\n") if t and not t.startswith("[")]
+    return sum(t[:1].isupper() for t in tokens) > 0.01 * max(len(tokens), 1)
+
+
+def load_pretrained(name: str):
+    """A fast tokenizer from a local folder or a hub name, or one clear line saying why not."""
+    from transformers import AutoTokenizer, BertTokenizer
+
+    folder = Path(name)
+    try:
+        if folder.is_dir() and not (folder / "tokenizer.json").exists() and not (
+                folder / "tokenizer_config.json").exists() and (folder / "vocab.txt").exists():
+            # A bare BERT vocabulary: AutoTokenizer cannot tell its class, BertTokenizer can.
+            tok = BertTokenizer.from_pretrained(str(folder), do_lower_case=not _bare_vocab_is_cased(
+                folder / "vocab.txt"), model_max_length=MODEL_MAX_LENGTH)
+        else:
+            tok = AutoTokenizer.from_pretrained(name)
+    except Exception as e:  # offline hub, missing files, unknown class: all land here
+        where = f"folder {folder}" if folder.exists() else f"{name!r} (not a local folder; as a hub name)"
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SystemExit(f"tokenizer: cannot load pretrained tokenizer {where}: {first_line}") from None
+    if getattr(tok, "backend_tokenizer", None) is None:
+        raise SystemExit(f"tokenizer: {name} loads as a slow (Python) tokenizer; the workflow needs a fast one "
+                         "(a folder with tokenizer.json, or a WordPiece vocab.txt)")
+    missing = [k for k in REQUIRED_SPECIALS if getattr(tok, k, None) is None]
+    if missing:
+        raise SystemExit(f"tokenizer: {name} has no {', '.join(missing)}: masked-LM pretraining needs "
+                         "pad, cls, sep and mask tokens")
+    return tok
+
+
+def read_lines(texts: list[Path]):
+    """Non-empty lines (sentences) of the text parts, streamed."""
+    for path in texts:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    yield line
+
+
+def train_wordpiece(texts: list[Path], vocab_size: int = 30522, min_frequency: int = 2, lowercase: bool = True):
+    """A BERT WordPiece tokenizer trained on the text parts, wrapped for save_pretrained."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertTokenizer
+
+    missing = [str(p) for p in texts if not Path(p).is_file()]
+    if missing:
+        raise SystemExit(f"tokenizer: text part {missing[0]} does not exist")
+    if not texts or not any(Path(p).stat().st_size for p in texts):
+        raise SystemExit("tokenizer: no text to train on (--texts is empty or every part is empty)")
+    tok = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"]))
+    # BERT's normalizer: cleans control characters, spaces CJK characters, and lowercases and
+    # strips accents together (strip_accents=None follows lowercase), as in the original vocab.
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, lowercase=lowercase)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                        special_tokens=list(SPECIAL_TOKENS.values()),
+                                        continuing_subword_prefix="##", show_progress=False)
+    tok.train_from_iterator(read_lines(texts), trainer=trainer)
+    cls, sep = SPECIAL_TOKENS["cls_token"], SPECIAL_TOKENS["sep_token"]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
+        special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))])
+    # tokenizer_object=, not vocab_file=: transformers 5 ignores vocab_file here.
+    return BertTokenizer(tokenizer_object=tok, do_lower_case=lowercase, model_max_length=MODEL_MAX_LENGTH,
+                         **SPECIAL_TOKENS)
+
+
+def save(tok, out: Path) -> None:
+    """save_pretrained into a temporary folder beside `out`, add the classic files, then rename."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        tok.save_pretrained(str(tmp))
+        # transformers 5 writes only tokenizer.json + tokenizer_config.json; older readers (and
+        # people) expect vocab.txt and special_tokens_map.json beside them.
+        backend = json.loads(tok.backend_tokenizer.to_str())
+        if backend["model"]["type"] == "WordPiece":
+            vocab = sorted(tok.backend_tokenizer.get_vocab(with_added_tokens=True).items(), key=lambda kv: kv[1])
+            if [i for _, i in vocab] != list(range(len(vocab))):
+                raise SystemExit("tokenizer: the vocabulary's ids are not 0..N-1; cannot write vocab.txt")
+            (tmp / "vocab.txt").write_text("".join(t + "\n" for t, _ in vocab), encoding="utf-8")
+        specials = {k: str(v) for k, v in tok.special_tokens_map.items() if isinstance(v, str)}
+        (tmp / "special_tokens_map.json").write_text(json.dumps(specials, indent=2) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", required=True, help="config `tokenizer:` as JSON")
+    parser.add_argument("--texts", nargs="*", default=[], type=Path, help="text parts (training only)")
+    parser.add_argument("--out", required=True, type=Path, help="tokenizer folder to write")
+    args = parser.parse_args(argv)
+    try:
+        spec = json.loads(args.spec)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"tokenizer: --spec is not valid JSON: {e}") from None
+    start = time.monotonic()
+    if spec.get("pretrained"):
+        print(f"tokenizer: loading pretrained {spec['pretrained']}", flush=True)
+        tok = load_pretrained(spec["pretrained"])
+    elif "train" in spec:
+        train = {"vocab_size": 30522, "min_frequency": 2, "lowercase": True, **(spec["train"] or {})}
+        print(f"tokenizer: training WordPiece {train} on {len(args.texts)} text part(s)", flush=True)
+        tok = train_wordpiece(args.texts, **train)
+    else:
+        raise SystemExit("tokenizer: the spec needs `pretrained` (a folder or hub name) or `train` ({vocab_size, ...})")
+    save(tok, args.out)
+    ids = {k: tok.convert_tokens_to_ids(getattr(tok, k)) for k in SPECIAL_TOKENS if getattr(tok, k, None)}
+    print(f"tokenizer: wrote {args.out} in {time.monotonic() - start:.1f} s: vocabulary {len(tok)}, "
+          f"special ids {ids}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

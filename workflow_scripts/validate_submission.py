@@ -1,0 +1,149 @@
+"""Check a GLUE submission.zip the way the GLUE server will read it, listing every problem.
+
+    validate-submission path/to/submission.zip [--glue-dir DIR] [--official]
+
+Checks: exactly the 11 files at the zip root (no folder prefix, nothing extra), each with the
+header `index<TAB>prediction`, indices 0..n-1 in order, every prediction in its task's label
+vocabulary (STS-B: a number in [0, 5]). Row counts: with --glue-dir, equal to that folder's
+test files; with --official, or by default when any file has its official count (so the zip
+looks like a real submission), equal to GLUE's official test-set sizes.
+Exit 0 and "ok" when it passes; exit 1 after listing every problem, each naming file and row.
+"""
+import argparse
+import math
+import sys
+import zipfile
+from pathlib import Path
+
+from workflow_scripts import glue_data
+
+OFFICIAL_ROWS = {"AX.tsv": 1104, "CoLA.tsv": 1063, "MNLI-m.tsv": 9796, "MNLI-mm.tsv": 9847, "MRPC.tsv": 1725,
+                 "QNLI.tsv": 5740, "QQP.tsv": 390965, "RTE.tsv": 3000, "SST-2.tsv": 1821, "STS-B.tsv": 1379,
+                 "WNLI.tsv": 146}
+HEADER = "index\tprediction"
+MAX_ROW_PROBLEMS = 10  # per file: a wholly wrong QQP.tsv would otherwise print 390k lines
+
+
+def check_rows(name: str, text: str) -> tuple:
+    """(problems, number of rows) for one submission file's text."""
+    task = glue_data.TASKS[glue_data.SUBMISSION_FILES[name][0]]
+    lines = text.splitlines()
+    if not lines:
+        return [f"{name}: empty file (expected the header {HEADER!r} and one row per test example)"], 0
+    problems = []
+    if lines[0] != HEADER:
+        problems.append(f"{name}, line 1: header {lines[0]!r}, expected {HEADER!r}")
+    allowed = "a number in [0, 5]" if task.is_regression else " / ".join(task.labels)
+    row_problems = []
+    for row, line in enumerate(lines[1:]):
+        where = f"{name}, row {row} (line {row + 2})"
+        fields = line.split("\t")
+        if len(fields) != 2:
+            row_problems.append(f"{where}: {len(fields)} tab-separated fields, expected 2 (index, prediction)")
+            continue
+        index, prediction = fields
+        if index != str(row):
+            row_problems.append(f"{where}: index {index!r}, expected {row} (indices run 0..n-1 in test-file order)")
+        if task.is_regression:
+            try:
+                value = float(prediction)
+            except ValueError:
+                value = math.nan
+            if not (math.isfinite(value) and 0.0 <= value <= 5.0):
+                row_problems.append(f"{where}: prediction {prediction!r} is not {allowed}")
+        elif prediction not in task.labels:
+            row_problems.append(f"{where}: prediction {prediction!r} is not one of {allowed}")
+    if len(row_problems) > MAX_ROW_PROBLEMS:
+        row_problems = row_problems[:MAX_ROW_PROBLEMS] + [
+            f"{name}: ... and {len(row_problems) - MAX_ROW_PROBLEMS} more row problems"]
+    return problems + row_problems, len(lines) - 1
+
+
+def expected_counts(glue_dir: Path) -> tuple:
+    """({file name: test rows in glue_dir}, problems reading them)."""
+    counts, problems = {}, []
+    for name, (task_name, split_name) in glue_data.SUBMISSION_FILES.items():
+        task = glue_data.TASKS[task_name]
+        split = next(s for s in task.test if s.name == split_name)
+        try:
+            counts[name] = glue_data.count_test_rows(task, split, glue_dir)
+        except SystemExit as e:
+            problems.append(f"--glue-dir: {e}")
+    return counts, problems
+
+
+def validate(zip_path, glue_dir=None, official=None) -> tuple:
+    """(problems, notes) for a submission zip. official: True enforce, False skip, None auto."""
+    zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        return [f"{zip_path}: file not found"], []
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except zipfile.BadZipFile as e:
+        return [f"{zip_path}: not a zip file ({e})"], []
+    problems, notes, texts = [], [], {}
+    with zf:
+        for info in zf.infolist():
+            name = info.filename
+            base = name.rstrip("/").rsplit("/", 1)[-1]
+            if info.is_dir():
+                problems.append(f"{zip_path}: holds a folder {name!r}; the server wants the 11 files at the zip root")
+            elif "/" in name and base in glue_data.SUBMISSION_FILES:
+                problems.append(f"{zip_path}: {name} is inside folder {name.rsplit('/', 1)[0]!r}; "
+                                f"the server wants {base} at the zip root (zip the files, not their folder)")
+            elif name not in glue_data.SUBMISSION_FILES:
+                problems.append(f"{zip_path}: unexpected file {name!r} (the server wants exactly "
+                                f"{', '.join(glue_data.SUBMISSION_FILES)})")
+            else:
+                try:
+                    texts[name] = zf.read(name).decode("utf-8")
+                except UnicodeDecodeError as e:
+                    problems.append(f"{name}: not UTF-8 text ({e})")
+                    texts[name] = None
+    missing = [n for n in glue_data.SUBMISSION_FILES if n not in texts]
+    if missing:
+        problems.append(f"{zip_path}: missing {', '.join(missing)} at the zip root")
+    rows = {}
+    for name, text in texts.items():
+        if text is not None:
+            file_problems, rows[name] = check_rows(name, text)
+            problems += file_problems
+    if glue_dir is not None:
+        counts, count_problems = expected_counts(Path(glue_dir))
+        problems += count_problems
+        for name, n in rows.items():
+            if name in counts and n != counts[name]:
+                problems.append(f"{name}: {n} rows, but the test file in {glue_dir} has {counts[name]}")
+    if official is None:
+        official = any(OFFICIAL_ROWS[name] == n for name, n in rows.items())
+        if not official and rows:
+            notes.append("row counts are not GLUE's official test-set sizes (smoke or partial data): "
+                         "not checked against them (--official to insist)")
+    if official:
+        for name, n in rows.items():
+            if n != OFFICIAL_ROWS[name]:
+                problems.append(f"{name}: {n} rows, but GLUE's official test set has {OFFICIAL_ROWS[name]}")
+    return problems, notes
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("zip", type=Path, help="the submission.zip to check")
+    parser.add_argument("--glue-dir", type=Path, help="a GLUE-layout folder: row counts must equal its test files'")
+    parser.add_argument("--official", action="store_true", default=None,
+                        help="row counts must equal GLUE's official test-set sizes")
+    args = parser.parse_args(argv)
+    problems, notes = validate(args.zip, args.glue_dir, args.official)
+    for note in notes:
+        print(f"note: {note}")
+    if problems:
+        for p in problems:
+            print(p)
+        print(f"FAILED: {len(problems)} problem(s) in {args.zip}")
+        return 1
+    print(f"ok: {args.zip} holds the 11 GLUE submission files, well formed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

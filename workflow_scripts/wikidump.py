@@ -1,0 +1,95 @@
+"""Stream the pages of a MediaWiki XML export (pages-articles .xml or .xml.bz2), any schema version.
+
+`WikiDump(path).pages()` yields one `Page` per <page>, in file order, holding only that page in
+memory (iterparse, each page cleared after use). `read_namespaces()` returns the localized
+namespace names of <siteinfo> (the cleaner needs them before the first page). The export
+namespace URI (export-0.3 ... export-0.11) is read from the root element, so every language and
+schema version parses the same way.
+"""
+import bz2
+import gzip
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Page:
+    title: str
+    ns: int
+    redirect: bool
+    text: str
+
+
+def _open(path: Path):
+    name = path.name.lower()
+    if name.endswith(".bz2"):
+        return bz2.open(path, "rb")
+    if name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+class WikiDump:
+    def __init__(self, path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise SystemExit(f"corpus: wikipedia dump {self.path} does not exist")
+        self.namespaces: dict[int, str] = {}  # key -> local name ("" for articles), from <siteinfo>
+
+    def _namespace_of(self, title: str) -> int:
+        """Exports before 0.6 have no <ns>: the namespace is the title's prefix, if it is one."""
+        prefix, colon, _ = title.partition(":")
+        if colon:
+            prefix = prefix.strip().replace("_", " ").lower()
+            for key, name in self.namespaces.items():
+                if name and name.lower() == prefix:
+                    return key
+        return 0
+
+    def _events(self, stop_after_siteinfo: bool = False):
+        """(uri, root, iterparse events) over the dump; read errors become one clear line."""
+        with _open(self.path) as f:
+            context = ET.iterparse(f, events=("start", "end"))
+            try:
+                _, root = next(context)
+                uri = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+                if root.tag != uri + "mediawiki":
+                    raise SystemExit(f"corpus: {self.path} is not a MediaWiki XML export "
+                                     f"(root element <{root.tag}>, expected <mediawiki>)")
+                t_namespaces, t_siteinfo, t_page = uri + "namespaces", uri + "siteinfo", uri + "page"
+                for event, elem in context:
+                    if event == "end":
+                        if elem.tag == t_namespaces:
+                            self.namespaces = {int(n.get("key")): (n.text or "") for n in elem}
+                        elif elem.tag == t_siteinfo and stop_after_siteinfo:
+                            return
+                    elif stop_after_siteinfo and elem.tag == t_page:
+                        return  # an export without <siteinfo>: no need to read on
+                    yield uri, root, event, elem
+            except (ET.ParseError, EOFError, OSError) as e:
+                raise SystemExit(f"corpus: cannot read wikipedia dump {self.path}: {e} "
+                                 "(truncated or not an XML export?)") from None
+
+    def read_namespaces(self) -> dict[int, str]:
+        """The namespace names from <siteinfo> alone (reads only the head of the file)."""
+        for _ in self._events(stop_after_siteinfo=True):
+            pass
+        return self.namespaces
+
+    def pages(self):
+        tags = None
+        for uri, root, event, elem in self._events():
+            if event != "end":
+                continue
+            if tags is None:
+                tags = {k: uri + k for k in ("page", "title", "ns", "redirect", "revision", "text")}
+            if elem.tag == tags["page"]:
+                title = elem.findtext(tags["title"]) or ""
+                ns_text = elem.findtext(tags["ns"])
+                ns = int(ns_text) if ns_text else self._namespace_of(title)
+                revisions = elem.findall(tags["revision"])  # history dumps: the last one is current
+                text = (revisions[-1].findtext(tags["text"]) if revisions else None) or ""
+                redirect = elem.find(tags["redirect"]) is not None
+                root.clear()  # drop the finished page (and siteinfo) from the tree
+                yield Page(title, ns, redirect, text)
