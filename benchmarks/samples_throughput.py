@@ -29,7 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SINGLE_CORE = {"RAYON_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+               "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+               "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
 SPEC = {"max_seq_length": 128, "masked_lm_prob": 0.15, "max_predictions_per_seq": 20, "short_seq_prob": 0.1,
         "nsp": False, "valid_fraction": 0.0, "seed": 42, "whole_word_masking": False}
 
@@ -49,18 +50,28 @@ def make_text(work: Path) -> tuple[Path, Path]:
     return one, four
 
 
+# Started through this small launcher: a child's ru_maxrss includes the memory of the process
+# that spawned it (vfork + exec), so it must not be spawned by this (large) benchmark process.
+LAUNCHER = """
+import json, os, subprocess, sys, time
+t0 = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stderr=subprocess.STDOUT)
+_, status, ru = os.wait4(proc.pid, 0)
+print("RUSAGE " + json.dumps({"status": status, "wall": time.perf_counter() - t0,
+      "cpu": ru.ru_utime + ru.ru_stime, "rss_mb": ru.ru_maxrss / 1024}), flush=True)
+"""
+
+
 def timed(cmd: list, cwd: Path) -> dict:
-    """Run cmd single-core; return wall and CPU seconds, peak RSS (MB) and its last stdout line."""
+    """Run cmd single-core; return wall and CPU seconds, peak RSS (MB) and its last output line."""
     env = {**os.environ, **SINGLE_CORE}
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if status != 0:
+    out = subprocess.run([sys.executable, "-c", LAUNCHER, *map(str, cmd)], cwd=cwd, env=env, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT).stdout
+    lines = out.strip().splitlines()
+    usage = json.loads(lines[-1].removeprefix("RUSAGE ")) if lines and lines[-1].startswith("RUSAGE ") else {}
+    if usage.get("status") != 0:
         raise SystemExit(f"benchmark: {' '.join(map(str, cmd[:4]))} failed:\n{out[-3000:]}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
-            "last": out.strip().splitlines()[-1]}
+    return {**usage, "last": lines[-2] if len(lines) > 1 else ""}
 
 
 def run_ours(text: Path, work: Path, dup: int) -> dict:
@@ -78,7 +89,7 @@ def run_ours(text: Path, work: Path, dup: int) -> dict:
 
 def run_hf(text: Path, dup: int) -> dict:
     r = timed([sys.executable, str(Path(__file__).resolve()), "--hf-path", str(text), "--dup-factor", str(dup)], REPO)
-    r.update(json.loads(r["last"]))
+    r.update(json.loads(r["last"].removeprefix("HF ")))
     return r
 
 
@@ -112,6 +123,32 @@ def hf_path(text: Path, dup: int) -> dict:
     return {"samples": samples, "real_tokens": samples * block}
 
 
+def compression_table(shard: Path, work: Path) -> None:
+    """Why our shards are gzip-1 + shuffle: size, write and whole-shard read time of the same rows, per filter."""
+    import h5py
+    import numpy as np
+
+    with h5py.File(shard) as f:
+        data = {k: f[k][()] for k in f}
+    n = len(data["input_ids"])
+    for label, options in (("none", {}), ("gzip-1", {"compression": "gzip", "compression_opts": 1}),
+                           ("gzip-1+shuffle", {"compression": "gzip", "compression_opts": 1, "shuffle": True})):
+        path = work / f"compression_{label}.h5"
+        t0 = time.perf_counter()
+        with h5py.File(path, "w") as f:
+            for k, v in data.items():
+                f.create_dataset(k, data=v, chunks=(1024, *v.shape[1:]), **options)
+        write = time.perf_counter() - t0
+        read = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            with h5py.File(path) as f:  # what a loader does: every dataset read whole (page cache warm)
+                [np.asarray(f[k][()]) for k in f]
+            read.append(time.perf_counter() - t0)
+        print(f"shard {label:15s}: {path.stat().st_size / n:6.0f} bytes/sample, write {n / write:,.0f} samples/s, "
+              f"read {n / min(read):,.0f} samples/s", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs per side; the best is kept")
@@ -119,7 +156,7 @@ def main(argv=None):
     parser.add_argument("--hf-path", type=Path, help=argparse.SUPPRESS)  # internal: run the peer in this process
     args = parser.parse_args(argv)
     if args.hf_path:
-        print(json.dumps(hf_path(args.hf_path, args.dup_factor)))
+        print("HF " + json.dumps(hf_path(args.hf_path, args.dup_factor)), flush=True)
         return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -136,6 +173,8 @@ def main(argv=None):
                 print(f"{name:4s} run {i + 1}: {r['samples']} samples, {r['cpu']:.1f} s CPU, {r['wall']:.1f} s wall, "
                       f"{r['rate']:,.0f} samples per CPU-second, {r['real_tokens'] / r['cpu']:,.0f} real tokens "
                       f"per CPU-second, peak RSS {r['rss_mb']:.0f} MB", flush=True)
+        run_ours(one, work, args.dup_factor)
+        compression_table(work / "ours_train.h5", work)
         rss = {}
         for label, text in (("1x", one), ("4x", four)):
             rss[label] = min(run_ours(text, work, args.dup_factor)["rss_mb"] for _ in range(2))

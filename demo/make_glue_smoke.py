@@ -101,7 +101,9 @@ def make_stsb(rng):
 
 def make_qqp(rng):
     skill = rng.choice(SKILLS)
-    first = rng.choice([f"How do I learn {skill} ?", f'What does "{skill}" mean ?', f"Is {skill} hard to learn ?"])
+    # Fields that start with a quote, as real QQP/MNLI rows do: only a reader with quoting off keeps them whole.
+    first = rng.choice([f"How do I learn {skill} ?", f'What does "{skill}" mean ?', f"Is {skill} hard to learn ?",
+                        f'"{skill}" : is it hard to learn ?', f'"{skill} for beginners : where do I start ?'])
     if rng.random() < 0.5:
         return first, f"What is the best way to learn {skill} ?", "1"
     other = rng.choice([s for s in SKILLS if s != skill])
@@ -111,6 +113,11 @@ def make_qqp(rng):
 def make_nli(rng, labels=("entailment", "neutral", "contradiction")):
     person, act, place = rng.choice(PEOPLE), rng.choice(ACTIVITIES), rng.choice(PLACES)
     premise = sentence(["the", person, "is", act, "in", "the", place, "."])
+    quoted = rng.random()
+    if quoted < 0.1:  # reported speech, quotes balanced
+        premise = f'" {premise[:-2]} , " she said .'
+    elif quoted < 0.15:  # an opening quote never closed (MNLI has these)
+        premise = f'"{premise}'
     label = rng.choice(labels)
     hypothesis = {
         "entailment": rng.choice([f"A {person} is {act} .", f"Someone is in the {place} ."]),

@@ -1,5 +1,7 @@
 # Between config and rules: validation, the tables of corpora/shards/runs/trials, input functions.
 import json
+import math
+import os
 import shlex
 from pathlib import Path
 
@@ -56,3 +58,21 @@ def final_targets():
     if submission_possible():
         targets += expand("results/runs/{run}/submission.zip", run=RUNS) + ["submission.zip"]
     return targets
+
+
+# Resources: what a job asks of a machine or a SLURM scheduler (profiles/ say where it runs).
+
+
+def all_cores(wildcards):
+    """Threads for a job that wants the whole machine: every core given locally (--cores).
+    Inside a SLURM job, the CPUs sbatch granted, so the submitting side (no --cores: 1, unless
+    the profile sets cpus_per_task or cpus_per_gpu) and the job step ask srun for the same."""
+    granted = os.environ.get("SLURM_CPUS_PER_TASK")
+    return int(granted) if granted else (workflow.resource_settings.cores or 1)
+
+
+def pretrain_minutes(wildcards):
+    """Time limit (runtime, minutes) of a pretraining job. The budget counts training only, so
+    add 10% and 30 min for startup, validation, checkpoints and export. Where a partition allows
+    less, the profile sets runtime: the job checkpoints on SIGTERM and its retry resumes."""
+    return math.ceil(config["runs"][wildcards.run]["total_training_time"] * 60 * 1.1) + 30

@@ -17,9 +17,10 @@ for _name, _source in config["corpora"].items():
             [f"results/text/{_name}/part_{i}.txt" for i in range(_source["parts"])],
         params:
             source=json_arg(_source),
+        threads: 4
         log:
             f"logs/corpus/{_name}.log",
         benchmark:
             f"results/benchmarks/corpus/{_name}.tsv"
         shell:
-            "python -m workflow_scripts.corpus --source {params.source} --out {output} > {log} 2>&1"
+            "python -m workflow_scripts.corpus --source {params.source} --workers {threads} --out {output} > {log} 2>&1"

@@ -17,6 +17,8 @@ rule finetune_trial:
         hparams=lambda w: json_arg(grid.parse_trial(w.trial)),
         settings=json_arg(finetune_settings()),
     threads: 1
+    resources:
+        gpu=1,  # one GPU per trial where there are GPUs; a CPU-only machine runs it on the CPU
     log:
         "logs/finetune/{run}/{task}/{trial}.log",
     benchmark:

@@ -22,9 +22,10 @@ rule pretrain:
         recipe=lambda w: json_arg(config["runs"][w.run]),
         launcher=pretrain_launcher,
         state="results/runs/{run}/state",
-    threads: workflow.cores
+    threads: all_cores
     resources:
         gpu=lambda w: config["runs"][w.run]["implementation"]["gpus"],
+        runtime=pretrain_minutes,
     log:
         "logs/pretrain/{run}.log",
     benchmark:

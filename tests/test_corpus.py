@@ -2,6 +2,7 @@
 import bz2
 import gzip
 import json
+import os
 import re
 import subprocess
 import sys
@@ -260,6 +261,31 @@ def test_bad_inputs_name_the_file_and_row(tmp_path):
     assert not out[0].exists()
 
 
+def test_truncated_archive_and_endless_block(tmp_path, monkeypatch, capsys):
+    packed = tmp_path / "t.txt.gz"
+    whole = gzip.compress("".join(f"Document {i}.\n\n" for i in range(5000)).encode())
+    packed.write_bytes(whole[:len(whole) // 2])
+    out = [tmp_path / "p.txt"]
+    with pytest.raises(SystemExit, match=r"cannot read .*t\.txt\.gz"):
+        corpus.extract({"type": "text", "path": str(packed)}, out)
+    import zstandard
+
+    whole = zstandard.ZstdCompressor().compress("".join(f'{{"text": "Row {i}."}}\n' for i in range(5000)).encode())
+    (tmp_path / "t.jsonl.zst").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(SystemExit, match=r"cannot read .*t\.jsonl\.zst: .*truncated"):
+        corpus.extract({"type": "text", "path": str(tmp_path / "t.jsonl.zst")}, out)
+    # a file of sentences with no blank line at all is cut into bounded documents, with a warning
+    from workflow_scripts import textfiles
+
+    monkeypatch.setattr(textfiles, "MAX_DOCUMENT_CHARS", 100)
+    lines = tmp_path / "lines.txt"
+    lines.write_text("".join(f"Sentence number {i}.\n" for i in range(30)))
+    stats = corpus.extract({"type": "text", "path": str(lines)}, out)
+    docs = documents(out)
+    assert stats["kept"] == len(docs) == 6 and sum(map(len, docs)) == 30
+    assert "without a blank line" in capsys.readouterr().out
+
+
 def test_fewer_documents_than_parts_is_an_error(tmp_path):
     source = tmp_path / "t.txt"
     source.write_text("One document.\n\nTwo documents.\n")
@@ -309,6 +335,17 @@ def test_huggingface_missing_column(hf_files, tmp_path):
     out = [tmp_path / "p.txt"]
     with pytest.raises(SystemExit, match=r"has no column `body` \(text_column; it has: text, label\)"):
         corpus.extract({"type": "huggingface", "name": str(hf_files), "text_column": "body"}, out)
+
+
+def test_huggingface_hub_unreachable_is_one_clear_line(repo_root, tmp_path):
+    spec = json.dumps({"type": "huggingface", "name": "bookcorpus", "split": "train", "text_column": "text"})
+    run = subprocess.run([sys.executable, "-m", "workflow_scripts.corpus", "--source", spec,
+                          "--out", str(tmp_path / "p.txt")], cwd=repo_root, capture_output=True, text=True,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        "corpus: cannot load Hugging Face dataset 'bookcorpus', split 'train':")
+    assert "Traceback" not in run.stderr and not (tmp_path / "p.txt").exists()
 
 
 # -- the command line the rule runs --------------------------------------------------------------------

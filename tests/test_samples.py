@@ -305,6 +305,33 @@ def test_truncation_matches_reference_loop():
         assert (a0 > 0).any() and (a0 < a[sel] - la).any()
 
 
+@pytest.mark.parametrize("spec", [
+    {"max_seq_length": 8, "nsp": True, "max_predictions_per_seq": 1, "short_seq_prob": 0.5},
+    {"max_seq_length": 512, "masked_lm_prob": 0.5, "max_predictions_per_seq": 80, "whole_word_masking": True},
+], ids=["tiny-nsp", "long-wwm"])
+def test_extreme_settings_keep_the_invariants(spec, small_part, bert_tokenizer_dir, tmp_path):
+    train, _, _ = build(tmp_path, small_part, bert_tokenizer_dir, **spec)
+    length, p = spec["max_seq_length"], spec["max_predictions_per_seq"]
+    rows = shards.load_shard(train, max_seq_length=length, max_predictions=p, nsp=spec.get("nsp", False))
+    ids, pos = originals(rows), rows["masked_lm_positions"]
+    real = rows["input_mask"].sum(axis=1)
+    n = (pos > 0).sum(axis=1)
+    assert (ids[:, 0] == CLS).all() and (ids[np.arange(len(ids)), real - 1] == SEP).all()
+    assert ((n >= 1) & (n <= p)).all() and (pos.max(axis=1) < real - 1).all()
+    candidates = real - (3 if spec.get("nsp") else 2)
+    k = np.minimum(p, np.maximum(1, np.rint(candidates * spec.get("masked_lm_prob", 0.15))))
+    if spec.get("whole_word_masking"):
+        # Whole words may leave a little of the budget unused, never exceed it.
+        assert (n <= k).all() and n.sum() > 0.97 * k.sum()
+    else:
+        assert (n == k).all()
+
+
+def test_missing_tokenizer_is_one_clear_error(small_part, tmp_path):
+    with pytest.raises(SystemExit, match=f"tokenizer folder {tmp_path} has neither tokenizer.json nor vocab.txt"):
+        build(tmp_path, small_part, tmp_path)
+
+
 def test_empty_text_is_one_clear_error(bert_tokenizer_dir, tmp_path):
     for content in ("", "\n\n   \n\t\n"):
         empty = tmp_path / "part_0.txt"

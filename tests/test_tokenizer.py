@@ -1,5 +1,6 @@
 """The tokenizer folder: the real bert-base-uncased copied, a WordPiece trained on real Wikipedia parts."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -56,13 +57,15 @@ def test_trained_wordpiece(wiki_texts, tmp_path):
     assert tok.is_fast and len(tok) == 2000
     vocab = (out / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
     assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and len(vocab) == 2000
-    assert (tok.pad_token_id, tok.unk_token_id, tok.cls_token_id, tok.sep_token_id, tok.mask_token_id) == (0, 1, 2, 3, 4)
+    ids = (tok.pad_token_id, tok.unk_token_id, tok.cls_token_id, tok.sep_token_id, tok.mask_token_id)
+    assert ids == (0, 1, 2, 3, 4)
     enc = tok(SENTENCES[0], SENTENCES[1])
     tokens = tok.convert_ids_to_tokens(enc["input_ids"])
-    assert tokens[:3] == ["[CLS]", "anarchism", "is"] and tokens.count("[SEP]") == 2 and tokens[-1] == "[SEP]"
+    assert tokens[:3] == ["[CLS]", "anarch", "##ism"] and "political" in tokens  # frequent words stay whole
+    assert tokens.count("[SEP]") == 2 and tokens[-1] == "[SEP]"
     assert enc["token_type_ids"][0] == 0 and enc["token_type_ids"][-1] == 1
-    assert any(t.startswith("##") for t in tokens)  # rare words come out as word pieces
-    assert tok.decode(tok(SENTENCES[0])["input_ids"], skip_special_tokens=True) == SENTENCES[0].lower()
+    decoded = tok.decode(tok(SENTENCES[0])["input_ids"], skip_special_tokens=True)
+    assert decoded.replace(" ", "") == SENTENCES[0].lower().replace(" ", "")  # nothing became [UNK]
 
 
 def test_trained_cased(wiki_texts, tmp_path):
@@ -88,15 +91,17 @@ def test_errors_are_one_clear_line(repo_root, tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     with pytest.raises(SystemExit, match="no text to train on"):
-        tokenizer.main(["--spec", '{"train": {"vocab_size": 1000}}', "--texts", str(empty), "--out", str(tmp_path / "t")])
+        tokenizer.main(["--spec", '{"train": {"vocab_size": 1000}}', "--texts", str(empty),
+                        "--out", str(tmp_path / "t")])
     with pytest.raises(SystemExit, match=r"text part .*missing\.txt does not exist"):
-        tokenizer.main(["--spec", '{"train": {}}', "--texts", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "t")])
+        tokenizer.main(["--spec", '{"train": {}}', "--texts", str(tmp_path / "missing.txt"),
+                        "--out", str(tmp_path / "t")])
     assert not (tmp_path / "t").exists()
     # as the rule runs it; the hub is unreachable here, so a name that is not a folder fails fast offline
     run = subprocess.run([sys.executable, "-m", "workflow_scripts.tokenizer", "--spec",
                           json.dumps({"pretrained": str(tmp_path / "no-such-tokenizer")}), "--texts",
                           "--out", str(tmp_path / "t")], cwd=repo_root, capture_output=True, text=True,
-                         env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert run.returncode == 1
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("tokenizer: cannot load pretrained tokenizer") and "no-such-tokenizer" in last

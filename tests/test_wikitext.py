@@ -9,6 +9,8 @@ def test_templates_nested_and_wrappers():
             "'''Ada''' ({{lang|grc|ἀναρχία}}) ran {{convert|5|km}} in {{nihongo|Tokyo|東京}}.{{sfn|X|2000}}\n"
             "{{Broken template that never closes\nSecond line survives.")
     assert clean(text) == ["Ada (ἀναρχία) ran 5 km in Tokyo.", "Second line survives."]
+    assert clean("{{lang-fr|Bonjour}} and {{lang-rtl|ar|مرحبا}} {{convert|2|to|4|mi}}.") == [
+        "Bonjour and مرحبا 2 to 4 mi."]
 
 
 def test_tables_nested():
@@ -51,6 +53,8 @@ def test_headings_lists_and_tail_sections():
             "== See also ==\n* [[Other]]\n== References ==\n{{reflist}}\nTrailing text.")
     assert clean(text) == ["Intro sentence.", "Body text.", "A list item that reads as prose.",
                            "Numbered prose item.", "Indented remark."]
+    # a deeper "Notes" or a "Literature" section is content, not the appendix
+    assert clean("A.\n=== Notes ===\nB.\n== Literature ==\nC.\n==See also==\nD.") == ["A.", "B.", "C."]
 
 
 def test_leftover_punctuation_is_tidied():
@@ -61,3 +65,8 @@ def test_leftover_punctuation_is_tidied():
 def test_bold_italic_quotes():
     assert clean("'''Bold''' and ''italic'' and '''''both''''' but l'apostrophe stays.") == [
         "Bold and italic and both but l'apostrophe stays."]
+
+
+def test_single_newlines_join_a_paragraph():
+    text = "The rate was 2.5% for those 65 or older\n.<ref>x</ref> It rose\nslowly.\n\nNew paragraph.\n- dash line."
+    assert clean(text) == ["The rate was 2.5% for those 65 or older. It rose slowly.", "New paragraph. - dash line."]

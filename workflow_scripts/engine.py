@@ -33,6 +33,10 @@ def setup_distributed() -> Dist:
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ.setdefault("MASTER_PORT", str(_free_port()))
         os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1")
+    # Idle OpenMP threads sleep instead of spinning. The CPU is often shared (Snakemake runs other
+    # jobs beside us); with cores oversubscribed, spinning made CPU steps ~3x slower here. Read by
+    # the OpenMP runtime when torch loads, so it must be set before the first `import torch`.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     cuda = torch.cuda.is_available()

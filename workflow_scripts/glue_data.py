@@ -175,11 +175,13 @@ def read_dir_split(task: Task, split: Split, root) -> list:
     # AX is scored with the MNLI model but keeps its own (RTE-style) column names.
     text_a, text_b = ("sentence1", "sentence2") if split.name == "diagnostic" else (task.text_a, task.text_b)
     needed = [c for c in (text_a, text_b) if c] + ([task.label] if labelled else [task.test_index])
-    examples, skipped = [], 0
+    examples, skipped, checked = [], 0, False
     for line, row, header in read_tsv(path, names):
-        missing = [c for c in needed if c not in header]
-        if missing:
-            raise SystemExit(f"{path}: no column {missing[0]!r} (columns: {', '.join(header)})")
+        if not checked:
+            missing = [c for c in needed if c not in header]
+            if missing:
+                raise SystemExit(f"{path}: no column {missing[0]!r} (columns: {', '.join(header)})")
+            checked = True
         if any(c not in row for c in needed):
             # The real QQP train file holds a few rows with missing fields; every reader of
             # GLUE skips them. Dev and test rows must all be there (they are scored / submitted).

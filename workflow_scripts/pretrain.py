@@ -22,7 +22,7 @@ steps {step, elapsed_s, loss, lr, samples_per_s, tokens_per_s} (loss: mean of th
 losses since the last train line, over all ranks; tokens: non-padding tokens); valid {step,
 elapsed_s, valid_loss} (masked-LM cross-entropy per masked token over the capped valid set; NSP
 not included); resume {step, elapsed_s} where a run picked up a checkpoint; end {step, elapsed_s,
-reason} last.
+reason: budget | max_steps} last.
 """
 import argparse
 import copy
@@ -274,6 +274,8 @@ def main(argv=None):
     clock = Clock(elapsed)
     window = {"loss": 0.0, "micro": 0, "tokens": 0, "samples": 0, "since": elapsed}
     max_steps = recipe["max_steps"]
+    if reason is None and (elapsed >= budget_s or (max_steps and step >= max_steps)):
+        reason = "budget" if elapsed >= budget_s else "max_steps"   # killed just after its last step
     clock.start()
     while reason is None:
         for batch in stream.epoch(epoch, epoch_samples // micro):

@@ -17,8 +17,14 @@ reads our shards:
 What differs from the reference, and why:
 - The text is tokenized ONCE (Rust tokenizer, big batches); each of the dup_factor passes
   re-packs and re-masks the token arrays in numpy. Nothing is done per token in Python.
-- Memory is bounded: the part is processed in chunks of about CHUNK_CHARS characters of
-  whole documents; NSP's random next document and the row shuffle stay within a chunk.
+- Memory is bounded (flat as the part grows): the part is read and tokenized in chunks of
+  about CHUNK_CHARS characters of whole documents, and documents are packed and masked in
+  pools of >= POOL_TOKENS tokens and >= POOL_DOCS documents per split. NSP's random next
+  document and the row shuffle stay within a pool (the reference shuffles the whole file;
+  training shuffles again anyway). One giant document (no blank lines) is held whole.
+- The number of predictions is masked_lm_prob times the real tokens without [CLS]/[SEP]
+  (the reference counts them too: 19 vs 19 at 128 tokens, it matters only for short rows),
+  and a random replacement is never a special token (the reference draws any vocab entry).
 - Documents go to the valid shard with probability valid_fraction (drawn from their own
   seeded stream, so changing masking settings never moves a document across the split);
   if the part has >= 2 documents and valid_fraction > 0, at least one is valid and at
@@ -185,9 +191,11 @@ class Pool:
 
     def add(self, corpus: Corpus, docs) -> None:
         if len(docs):
-            self.pieces.append((corpus, docs))
-            self.docs += len(docs)
-            self.tokens += int(sum(corpus.sent[corpus.doc[d + 1]] - corpus.sent[corpus.doc[d]] for d in docs))
+            # A copy of just these documents, so the pool never keeps a whole chunk alive.
+            piece = Corpus.merge([(corpus, docs)])
+            self.pieces.append(piece)
+            self.docs += piece.num_docs
+            self.tokens += len(piece.tokens)
 
     def ready(self) -> bool:
         return self.tokens >= POOL_TOKENS and self.docs >= POOL_DOCS
@@ -198,7 +206,7 @@ class Pool:
 
         if not self.pieces:
             return
-        corpus = Corpus.merge(self.pieces)
+        corpus = Corpus.merge([(piece, range(piece.num_docs)) for piece in self.pieces])
         for _ in range(self.passes):
             self.writer.append(make_rows(corpus, np.arange(corpus.num_docs), rng, spec, vocab))
         self.pieces, self.tokens, self.docs = [], 0, 0
@@ -465,9 +473,18 @@ class ShardWriter:
 # ---------------------------------------------------------------- driver
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: the latter also counts the
+    parent's memory when it was spawned (vfork + exec), so under Snakemake it reports Snakemake."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; bytes on macOS
 
 
 def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, train_out: Path, valid_out: Path,

@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 
 FORMATS = (".txt", ".jsonl", ".parquet")
+# A .txt "document" (a block without blank lines) is cut at this many characters.
+MAX_DOCUMENT_CHARS = 1_000_000
 COMPRESSIONS = ("", ".gz", ".bz2", ".zst")
 
 
@@ -37,10 +39,52 @@ def open_binary(path: Path, compression: str):
     if compression == ".bz2":
         return bz2.open(path, "rb")
     if compression == ".zst":
+        return io.BufferedReader(_ZstdReader(path), buffer_size=1 << 20)
+    return open(path, "rb")
+
+
+class _ZstdReader(io.RawIOBase):
+    """A .zst file as a byte stream that, like gzip and bz2, fails on a truncated file
+    (zstandard's own stream_reader just stops early) and reads multi-frame files (pzstd)."""
+
+    def __init__(self, path: Path):
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
-    return open(path, "rb")
+        self._file = open(path, "rb")
+        self._dctx = zstandard.ZstdDecompressor()
+        self._obj = self._dctx.decompressobj()
+        self._fed = False
+        self._pending = b""
+
+    def readable(self):
+        return True
+
+    def _decompress(self, chunk: bytes) -> bytes:
+        out = []
+        while chunk:
+            if self._obj.eof:  # the next frame
+                self._obj = self._dctx.decompressobj()
+            out.append(self._obj.decompress(chunk))
+            self._fed = True
+            chunk = self._obj.unused_data if self._obj.eof else b""
+        return b"".join(out)
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            chunk = self._file.read(1 << 20)
+            if not chunk:
+                if self._fed and not self._obj.eof:
+                    raise EOFError("zstd file ended before the end-of-frame marker (truncated?)")
+                return 0
+            self._pending = self._decompress(chunk)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def close(self):
+        self._file.close()
+        super().close()
 
 
 def list_files(path: Path) -> list[Path]:
@@ -64,14 +108,24 @@ def list_files(path: Path) -> list[Path]:
     return files
 
 
-def _txt_documents(stream):
-    lines = []
+def _txt_documents(stream, path: Path):
+    lines, size, warned = [], 0, False
     for line in stream:
         if line.strip():
             lines.append(line)
-        elif lines:
+            size += len(line)
+            if size < MAX_DOCUMENT_CHARS:
+                continue
+            # No blank line for a million characters: not documents but one sentence per line,
+            # most likely. Cut it, so memory stays bounded and documents stay document-sized.
+            if not warned:
+                print(f"corpus: {path} has a block of over {MAX_DOCUMENT_CHARS} characters without a blank "
+                      "line; cutting it into documents of that size (separate documents by blank lines)",
+                      flush=True)
+                warned = True
+        if lines:
             yield "".join(lines)
-            lines = []
+            lines, size = [], 0
     if lines:
         yield "".join(lines)
 
@@ -128,13 +182,21 @@ def iter_file(path: Path, text_column: str = "text"):
         with open_binary(path, compression) as raw:
             stream = io.TextIOWrapper(raw, encoding="utf-8", errors="strict")
             if fmt == ".txt":
-                yield from _txt_documents(stream)
+                yield from _txt_documents(stream, path)
             else:
                 yield from _jsonl_documents(stream, path, text_column)
     except UnicodeDecodeError as e:
         raise SystemExit(f"corpus: {path} is not UTF-8 text ({e})") from None
-    except (OSError, EOFError) as e:  # gzip/bz2/zstd on a truncated or mislabelled file
+    except (OSError, EOFError) + _zstd_errors(compression) as e:  # truncated or mislabelled archives
         raise SystemExit(f"corpus: cannot read {path}: {e}") from None
+
+
+def _zstd_errors(compression: str) -> tuple:
+    if compression != ".zst":
+        return ()
+    import zstandard
+
+    return (zstandard.ZstdError,)
 
 
 def iter_documents(path, text_column: str = "text"):

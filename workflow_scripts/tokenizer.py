@@ -58,13 +58,18 @@ def load_pretrained(name: str):
     return tok
 
 
-def read_lines(texts: list[Path]):
-    """Non-empty lines (sentences) of the text parts, streamed."""
+def read_lines(texts: list[Path], progress_every: int = 1_000_000):
+    """Non-empty lines (sentences) of the text parts, streamed, with a progress line now and then."""
+    count = 0
     for path in texts:
         with open(path, encoding="utf-8") as f:
             for line in f:
                 if line.strip():
+                    count += 1
+                    if count % progress_every == 0:
+                        print(f"tokenizer: {count} sentences read (now in {path})", flush=True)
                     yield line
+    print(f"tokenizer: {count} sentences read; computing the vocabulary", flush=True)
 
 
 def train_wordpiece(texts: list[Path], vocab_size: int = 30522, min_frequency: int = 2, lowercase: bool = True):
@@ -138,6 +143,9 @@ def main(argv=None):
         train = {"vocab_size": 30522, "min_frequency": 2, "lowercase": True, **(spec["train"] or {})}
         print(f"tokenizer: training WordPiece {train} on {len(args.texts)} text part(s)", flush=True)
         tok = train_wordpiece(args.texts, **train)
+        if len(tok) < train["vocab_size"]:
+            print(f"tokenizer: note: the text yields only {len(tok)} of vocab_size={train['vocab_size']} "
+                  f"entries (min_frequency={train['min_frequency']}); the vocabulary is that size", flush=True)
     else:
         raise SystemExit("tokenizer: the spec needs `pretrained` (a folder or hub name) or `train` ({vocab_size, ...})")
     save(tok, args.out)

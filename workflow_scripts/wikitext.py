@@ -11,9 +11,10 @@ item, markup removed. It follows what WikiExtractor/gensim do for BERT corpora, 
     dump's localized namespace names) and interlanguage links [[fr:...]] dropped whole, captions
     and all;
  5. remaining HTML tags, bold/italic quotes, behaviour switches (__NOTOC__), HTML entities;
- 6. leftovers of removed markup ("( )", "(; born", " ,") tidied; then line by line: headings
-    dropped, the tail from "See also"/"References"/... on cut, list items and indented lines kept
-    (markers stripped) only when they end like a sentence, since the rest are names and titles.
+ 6. leftovers of removed markup ("( )", "(; born", " ,") tidied; then line by line: consecutive
+    plain lines joined into one paragraph (as MediaWiki renders them), headings dropped, the tail
+    from "See also"/"References"/... on cut, list items and indented lines kept (markers
+    stripped) only when they end like a sentence, since the rest are names and titles.
 """
 import html
 import re
@@ -55,10 +56,11 @@ _PIPE_OUTSIDE_LINK = re.compile(r"\|(?![^\[]*\]\])")
 # Canonical names valid on every wiki; the dump adds its localized ones (Datei, Catégorie, ...).
 CANONICAL_DROP_NAMESPACES = ("file", "image", "media", "category")
 DROP_NAMESPACE_KEYS = (-2, 6, 14)  # Media, File, Category
-# Appendix sections at the end of an article: cut from the first of these headings on.
+# Appendix sections at the end of an article: cut from the first of these level-2 headings on.
+# ("Literature" is not one: in English it is as often a content section, e.g. under Culture.)
 TAIL_SECTIONS = frozenset("""
 see also|references|external links|further reading|notes|footnotes|bibliography|sources|citations|
-notes and references|references and notes|works cited|literature|external sources|other websites
+notes and references|references and notes|works cited|external sources|other websites
 """.replace("\n", "").split("|"))
 # Templates that wrap words the reader sees: keep the words (index of the positional parameter).
 _KEEP_PARAMETER = {"lang": 1, "nowrap": 0, "nobr": 0, "nobreak": 0, "small": 0, "smaller": 0, "big": 0,
@@ -68,6 +70,11 @@ _TEMPLATE_TEXT = {"ndash": "–", "mdash": "—", "snd": " – ", "spaced ndash"
                   "'": "'", "=": "=", "!": "|", "dot": "·", "middot": "·", "·": "·", "bull": " • "}
 _CONVERT = ("convert", "cvt")
 _RANGE_WORDS = frozenset(("-", "–", "to", "and", "or", "by", "x", "×", "+", "to(-)", "and(-)"))
+
+
+def _join(lines: list[str]) -> str:
+    """Lines of one paragraph joined by spaces; a line that starts with punctuation attaches."""
+    return lines[0] if len(lines) == 1 else _SPACE_BEFORE_PUNCT.sub("", " ".join(lines))
 
 
 def _norm_namespace(name: str) -> str:
@@ -99,7 +106,7 @@ class WikitextCleaner:
                 if len(positional) >= 4 and positional[1] in _RANGE_WORDS:
                     return f"{positional[0]} {positional[1]} {positional[2]} {positional[3]}"
                 return " ".join(positional[:2])
-            index = 0 if name.startswith("lang-") else _KEEP_PARAMETER[name]
+            index = _KEEP_PARAMETER.get(name, 0)  # {{lang-fr|text}}: the first
             if index is not None and len(positional) > index:
                 return positional[index]
         return ""
@@ -237,24 +244,35 @@ class WikitextCleaner:
         text = _REPEATED_COMMA.sub(",", text)
         text = _SPACE_BEFORE_PUNCT.sub("", text)
         text = _SPACE_AFTER_OPEN.sub("", text)
-        paragraphs = []
+        # As MediaWiki renders it: consecutive plain lines form one paragraph (a single newline
+        # is a space); blank lines, headings, list items and table rows end it.
+        paragraphs: list[str] = []
+        lines: list[str] = []
         for line in text.split("\n"):
             line = " ".join(line.split())  # collapses all Unicode whitespace (&nbsp; too), fast
+            first = line[:1]
+            if first and first not in "=|!*#:;" and not line.startswith("----"):
+                lines.append(line)
+                continue
+            if lines:
+                paragraphs.append(_join(lines))
+                lines = []
             if not line:
                 continue
-            first = line[0]
             if first == "=":
                 heading = _HEADING.match(line)
                 if heading:
-                    if heading.group(2).strip().lower() in TAIL_SECTIONS:
-                        break
+                    if len(heading.group(1)) <= 2 and heading.group(2).strip().lower() in TAIL_SECTIONS:
+                        return paragraphs
                     continue
+                lines.append(line)  # "=" that does not make a heading
             elif first in "|!" or line.startswith("----"):
                 continue  # table rows left by broken tables, horizontal rules
             elif first in "*#:;":
-                if not _PROSE_END.search(line):
-                    continue
-                line = _LIST_MARKER.sub("", line)
-            if line:
-                paragraphs.append(line)
+                if _PROSE_END.search(line):
+                    item = _LIST_MARKER.sub("", line)
+                    if item:
+                        paragraphs.append(item)
+        if lines:
+            paragraphs.append(_join(lines))
         return paragraphs

@@ -25,7 +25,7 @@ from pathlib import Path
 # Fake GPUs: gres wants one character device per GPU (regular files are refused); these
 # exist on every Linux box, so no mknod (root + CAP_MKNOD) is needed.
 FAKE_GPU_DEVICES = ["/dev/null", "/dev/zero", "/dev/full", "/dev/urandom", "/dev/random"]
-PARTITION = "xbert"
+PARTITIONS = ("xbert", "xbert-gpu")  # both hold the one node; the first is the default
 DAEMONS = ("slurmctld", "slurmd")
 
 
@@ -49,8 +49,11 @@ def install_hint() -> str | None:
     return f"SLURM not installed (missing {', '.join(missing)}); run tests/slurm/install.sh as root" if missing else None
 
 
-def write_config(root: Path, gpus: int = 2, kill_wait: int = 30, cpus: int | None = None) -> Path:
-    """slurm.conf + gres.conf + the srun wrapper under root; returns the slurm.conf path."""
+def write_config(root: Path, gpus: int = 2, kill_wait: int = 30, cpus: int | None = None, mem_mb: int | None = None) -> Path:
+    """slurm.conf + gres.conf + the srun wrapper under root; returns the slurm.conf path.
+
+    cpus/mem_mb may exceed the machine (SlurmdParameters=config_overrides, and nothing is
+    enforced without cgroups), so a profile's real-cluster requests can be scheduled here."""
     if gpus > len(FAKE_GPU_DEVICES):
         raise SystemExit(f"at most {len(FAKE_GPU_DEVICES)} fake GPUs (asked for {gpus})")
     host = socket.gethostname().split(".")[0]
@@ -73,6 +76,7 @@ def write_config(root: Path, gpus: int = 2, kill_wait: int = 30, cpus: int | Non
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_Core_Memory",
         "AccountingStorageType=accounting_storage/none",
+        "MpiDefault=none",
         "JobAcctGatherType=jobacct_gather/none",
         # One line per finished job: the test's proof that every Snakemake job went through sbatch.
         "JobCompType=jobcomp/filetxt",
@@ -97,8 +101,9 @@ def write_config(root: Path, gpus: int = 2, kill_wait: int = 30, cpus: int | Non
         f"SlurmdLogFile={root / 'slurmd.log'}",
         f"PlugStackConfig={root / 'plugstack.conf'}",
         "GresTypes=gpu",
-        f"NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={_mem_mb()}{gres} State=UNKNOWN",
-        f"PartitionName={PARTITION} Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
+        f"NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb or _mem_mb()}{gres} State=UNKNOWN",
+        *(f"PartitionName={name} Nodes=ALL Default={'YES' if i == 0 else 'NO'} MaxTime=INFINITE State=UP"
+          for i, name in enumerate(PARTITIONS)),
         "",
     ]))
     (root / "plugstack.conf").write_text("")
@@ -136,14 +141,15 @@ def node_state(root: Path) -> str:
     return res.stdout.strip() if res.returncode == 0 else ""
 
 
-def start(root: Path, gpus: int = 2, kill_wait: int = 30, cpus: int | None = None, timeout: float = 30) -> dict:
+def start(root: Path, gpus: int = 2, kill_wait: int = 30, cpus: int | None = None, mem_mb: int | None = None,
+          timeout: float = 30) -> dict:
     """Write the config, start both daemons, wait for the node to be idle; returns client_env()."""
     root = Path(root).resolve()
     hint = install_hint()
     if hint:
         raise SystemExit(hint)
     stop(root)
-    conf = write_config(root, gpus=gpus, kill_wait=kill_wait, cpus=cpus)
+    conf = write_config(root, gpus=gpus, kill_wait=kill_wait, cpus=cpus, mem_mb=mem_mb)
     env = client_env(root)
     # -c: a fresh cluster every time (no jobs or node state from an earlier run).
     for cmd in (["slurmctld", "-c", "-f", str(conf)], ["slurmd", "-c", "-f", str(conf)]):
@@ -155,7 +161,9 @@ def start(root: Path, gpus: int = 2, kill_wait: int = 30, cpus: int | None = Non
         if node_state(root) == "idle":
             return env
         time.sleep(0.3)
-    raise SystemExit(f"SLURM node not idle after {timeout:.0f} s (state {node_state(root)!r})\n{_log_tail(root)}")
+    tail = _log_tail(root)
+    stop(root)
+    raise SystemExit(f"SLURM node not idle after {timeout:.0f} s (state {node_state(root)!r})\n{tail}")
 
 
 def _pid(root: Path, daemon: str) -> int | None:
@@ -185,15 +193,20 @@ def stop(root: Path, timeout: float = 15) -> None:
     if not (root / "slurm.conf").exists():
         return
     env = client_env(root)
-    if _pid(root, "slurmctld") and shutil.which("scancel"):
+    ctld = _pid(root, "slurmctld")
+    if ctld and _alive(ctld):
         # Jobs' step daemons outlive slurmd; cancelling first lets slurmd reap them.
-        subprocess.run(["scancel", "--full", "--user", str(os.getuid())], env=env, capture_output=True, timeout=10)
-        deadline = time.monotonic() + timeout / 2
-        while time.monotonic() < deadline:
-            res = subprocess.run(["squeue", "-h", "-o", "%i", "-t", "R,CG,PD"], env=env, capture_output=True, text=True)
-            if res.returncode or not res.stdout.strip():
-                break
-            time.sleep(0.5)
+        try:
+            subprocess.run(["scancel", "--full", "--user", str(os.getuid())], env=env, capture_output=True, timeout=10)
+            deadline = time.monotonic() + timeout / 2
+            while time.monotonic() < deadline:
+                res = subprocess.run(["squeue", "-h", "-o", "%i", "-t", "R,CG,PD"], env=env,
+                                     capture_output=True, text=True, timeout=10)
+                if res.returncode or not res.stdout.strip():
+                    break
+                time.sleep(0.5)
+        except subprocess.TimeoutExpired:
+            pass  # a controller that does not answer is stopped below all the same
     for daemon in ("slurmd", "slurmctld"):
         pid = _pid(root, daemon)
         if pid is None or not _alive(pid):
@@ -214,11 +227,12 @@ def main(argv=None):
     ap.add_argument("--gpus", type=int, default=2, help="fake GPUs on the node (gres gpu)")
     ap.add_argument("--kill-wait", type=int, default=30, help="seconds between SIGTERM and SIGKILL at a time limit")
     ap.add_argument("--cpus", type=int, default=None, help="CPUs of the node (default: this machine's)")
+    ap.add_argument("--mem-mb", type=int, default=None, help="memory of the node (default: this machine's less 1 GiB)")
     args = ap.parse_args(argv)
     if args.action == "stop":
         stop(args.dir)
         return
-    env = start(args.dir, gpus=args.gpus, kill_wait=args.kill_wait, cpus=args.cpus)
+    env = start(args.dir, gpus=args.gpus, kill_wait=args.kill_wait, cpus=args.cpus, mem_mb=args.mem_mb)
     print(f"export SLURM_CONF={env['SLURM_CONF']}")
     print(f"export PATH={args.dir.resolve() / 'bin'}:$PATH")
 

@@ -1,0 +1,214 @@
+"""The workflow on a real SLURM cluster on localhost, through `--profile profiles/slurm`.
+
+One private cluster per session (tests/slurm/cluster.py: one node, 2 fake GPUs, partitions
+xbert and xbert-gpu). The demo runs once through sbatch with a pretraining budget (90 s)
+longer than its time limit (1 min), so the first pretraining job is stopped by SLURM, saves a
+checkpoint on SIGTERM, and Snakemake's retry resumes it. Skips, saying why, only where SLURM
+cannot be installed (tests/slurm/install.sh needs root and Debian packages).
+"""
+import collections
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slurm
+
+HERE = Path(__file__).resolve().parent
+SUBMISSION_FILES = {"CoLA.tsv", "SST-2.tsv", "MRPC.tsv", "STS-B.tsv", "QQP.tsv", "MNLI-m.tsv",
+                    "MNLI-mm.tsv", "QNLI.tsv", "RTE.tsv", "WNLI.tsv", "AX.tsv"}
+GPU_RULES = {"pretrain", "finetune_trial"}   # sent to XBERT_SLURM_GPU_PARTITION by the profile
+# "Job 3 has been submitted with SLURM jobid 12 (log: .../slurm_logs/rule_make_samples/k_0/12.log)."
+SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_([A-Za-z0-9_]+)/")
+
+
+def _load_cluster():
+    spec = importlib.util.spec_from_file_location("slurm_cluster", HERE / "slurm" / "cluster.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cluster = _load_cluster()
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A running localhost cluster: (state folder, environment in which clients reach it)."""
+    if cluster.install_hint():
+        res = subprocess.run(["bash", str(HERE / "slurm" / "install.sh")], capture_output=True, text=True, timeout=900)
+        hint = cluster.install_hint()
+        if hint:
+            said = (res.stdout + res.stderr).strip().splitlines()[-3:]
+            pytest.skip(f"{hint}; tests/slurm/install.sh said: {' | '.join(said)}")
+    root = tmp_path_factory.mktemp("slurm")
+    # 8 CPUs and 128 GB declared (not enforced: no cgroups), so the profile's real-cluster
+    # requests (4 CPUs and 16 GB per trial...) are scheduled as they are, 2 trials at a time.
+    env = cluster.start(root, gpus=2, kill_wait=30, cpus=8, mem_mb=128000)
+    env["PATH"] = f"{root / 'bin'}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.update(XBERT_SLURM_PARTITION="xbert", XBERT_SLURM_GPU_PARTITION="xbert-gpu", PYTHONUNBUFFERED="1")
+    yield root, env
+    cluster.stop(root)
+
+
+def layered_profile(repo: Path, dest: Path) -> Path:
+    """tests/slurm/profile over profiles/slurm, set-resources merged rule by rule and key by key
+    (a later profile would otherwise replace the whole key); passed as --workflow-profile."""
+    base = yaml.safe_load((repo / "profiles/slurm/config.v8+.yaml").read_text())
+    test = yaml.safe_load((HERE / "slurm/profile/config.v8+.yaml").read_text())
+    merged = dict(test)
+    for key in ("default-resources", "set-resources"):
+        if key in test:
+            combined = dict(base.get(key, {}))
+            for name, value in test[key].items():
+                combined[name] = {**combined.get(name, {}), **value} if isinstance(value, dict) else value
+            merged[key] = combined
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "config.v8+.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
+    return dest
+
+
+def run_snakemake(workdir: Path, env: dict, *args, timeout: int) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def through_slurm(repo: Path, workdir: Path, env: dict, *args, timeout: int = 900) -> subprocess.CompletedProcess:
+    profile = layered_profile(repo, workdir.parent / f"{workdir.name}-profile")
+    return run_snakemake(workdir, env, "--profile", str(repo / "profiles/slurm"),
+                         "--workflow-profile", str(profile), *args, timeout=timeout)
+
+
+def jobcomp(root: Path) -> dict:
+    """SLURM's job-completion records (jobcomp/filetxt): job id -> {field: value}."""
+    path = root / "jobcomp.txt"
+    records = [dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+               for line in (path.read_text().splitlines() if path.exists() else []) if line.strip()]
+    return {r["JobId"]: r for r in records}
+
+
+def submissions(proc) -> list:
+    """(SLURM job id, rule) for every sbatch the executor made, in order."""
+    return [(m[1], m[2]) for m in SUBMITTED.finditer(proc.stdout + proc.stderr)]
+
+
+def failure_report(proc, workdir: Path) -> str:
+    logs = sorted((workdir / ".snakemake" / "slurm_logs").rglob("*.log")) + sorted((workdir / "logs").rglob("*.log"))
+    bad = [f"--- {p}\n{p.read_text(errors='replace')[-2500:]}" for p in logs if re.search(r"rror|Traceback", p.read_text(errors="replace"))]
+    return f"exit {proc.returncode}\n{proc.stderr[-5000:]}\n" + "\n".join(bad[-4:])
+
+
+# --- the profile on a two-rule workflow: placement, partitions and GPU assignment ------------
+
+
+def test_profile_places_cpu_and_gpu_jobs(slurm, tmp_path, repo_root):
+    root, env = slurm
+    work = tmp_path / "two_rules"
+    work.mkdir()
+    # Rule names of the real workflow, so the profile's set-resources apply to them.
+    (work / "Snakefile").write_text(textwrap.dedent("""
+        rule all:
+            input: "trial.txt"
+        rule make_samples:
+            output: "samples.txt"
+            shell: "echo $SLURM_JOB_ID $SLURM_JOB_PARTITION > {output}"
+        rule finetune_trial:
+            input: "samples.txt"
+            output: "trial.txt"
+            resources: gpu=1
+            shell: "echo $SLURM_JOB_ID $SLURM_JOB_PARTITION ${{CUDA_VISIBLE_DEVICES:-none}} $SLURM_CPUS_PER_TASK > {output}"
+    """))
+    proc = through_slurm(repo_root, work, env, timeout=300)
+    assert proc.returncode == 0, failure_report(proc, work)
+    cpu_job, cpu_partition = (work / "samples.txt").read_text().split()
+    gpu_job, gpu_partition, gpus, cpus = (work / "trial.txt").read_text().split()
+    assert (cpu_partition, gpu_partition) == ("xbert", "xbert-gpu")
+    assert gpus == "0", "SLURM hands the trial one GPU of its own"
+    assert cpus == "4", "the profile's cpus_per_task for a trial"
+    records = jobcomp(root)
+    assert [s for s, _ in submissions(proc)] == [cpu_job, gpu_job]
+    assert records[cpu_job]["JobState"] == records[gpu_job]["JobState"] == "COMPLETED"
+
+
+# --- the demo through sbatch, with a time-limited pretraining -------------------------------
+
+
+@pytest.fixture(scope="session")
+def slurm_demo(slurm, tmp_path_factory, repo_root, resources):
+    root, env = slurm
+    workdir = tmp_path_factory.mktemp("slurm_demo")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                           cwd=repo_root, capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        if (repo_root / rel).is_file():
+            (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(repo_root / rel, workdir / rel)
+    (workdir / "resources").symlink_to(resources)
+    # 90 s of training against the test profile's 1-minute time limit: cannot finish in one job.
+    (workdir / "slurm_test.yaml").write_text(yaml.safe_dump({"runs": {"demo": {"total_training_time": 0.025}}}))
+    plan = run_snakemake(workdir, env, "-n", "--cores", "1", "--configfile", "slurm_test.yaml", timeout=300)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    table = (plan.stdout + plan.stderr).split("Job stats:", 1)[1]
+    planned = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] not in ("total", "all")}
+    before = set(jobcomp(root))
+    proc = through_slurm(repo_root, workdir, env, "--configfile", "slurm_test.yaml", timeout=1200)
+    assert proc.returncode == 0, failure_report(proc, workdir)
+    records = {k: v for k, v in jobcomp(root).items() if k not in before}
+    return {"dir": workdir, "proc": proc, "planned": planned, "records": records, "env": env}
+
+
+def test_every_job_went_through_sbatch(slurm_demo):
+    planned, records = slurm_demo["planned"], slurm_demo["records"]
+    sent = submissions(slurm_demo["proc"])
+    per_rule = collections.Counter(rule for _, rule in sent)
+    # Each planned job was one sbatch job; pretraining needed more than one (the retry).
+    assert {r: n for r, n in per_rule.items() if r != "pretrain"} == {r: n for r, n in planned.items() if r != "pretrain"}
+    assert per_rule["pretrain"] >= 2
+    # SLURM itself recorded each of those jobs, and nothing else, as finished.
+    assert set(records) == {job for job, _ in sent}
+    uuid = {rec["Name"] for rec in records.values()}
+    assert len(uuid) == 1, f"jobs from more than one Snakemake run: {uuid}"
+    for job, rule in sent:
+        rec = records[job]
+        assert rec["Partition"] == ("xbert-gpu" if rule in GPU_RULES else "xbert"), (rule, rec)
+        if rule != "pretrain":
+            assert rec["JobState"] == "COMPLETED", (rule, rec)
+    # A trial asked SLURM for a GPU (scontrol keeps finished jobs for MinJobAge).
+    trial = next(job for job, rule in sent if rule == "finetune_trial")
+    shown = subprocess.run(["scontrol", "show", "job", trial], env=slurm_demo["env"], capture_output=True, text=True).stdout
+    assert "gpu:1" in shown, shown
+
+
+def test_submission_zip_is_complete(slurm_demo):
+    with zipfile.ZipFile(slurm_demo["dir"] / "submission.zip") as zf:
+        assert set(zf.namelist()) == SUBMISSION_FILES
+        for name in zf.namelist():
+            assert zf.read(name).decode().splitlines()[0] == "index\tprediction"
+    check = subprocess.run([sys.executable, "-m", "workflow_scripts.validate_submission", str(slurm_demo["dir"] / "submission.zip")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_time_limited_pretraining_checkpoints_and_resumes_on_retry(slurm_demo):
+    sent = submissions(slurm_demo["proc"])
+    attempts = [slurm_demo["records"][job] for job, rule in sent if rule == "pretrain"]
+    # Stopped by SLURM (TIMEOUT at the limit, or FAILED after --signal's early SIGTERM), then done.
+    assert all(a["JobState"] in ("TIMEOUT", "FAILED") for a in attempts[:-1]), attempts
+    assert attempts[-1]["JobState"] == "COMPLETED", attempts[-1]
+    events = [json.loads(line) for line in (slurm_demo["dir"] / "results/runs/demo/pretrain_log.jsonl").open()]
+    resumes = [e for e in events if e["event"] == "resume"]
+    assert resumes and resumes[0]["step"] > 0 and resumes[0]["elapsed_s"] > 0, "the retry started from scratch"
+    end = events[-1]
+    assert end["event"] == "end" and end["reason"] == "budget"
+    assert end["elapsed_s"] >= 0.025 * 3600
+    model = slurm_demo["dir"] / "results/runs/demo/model"
+    assert {"config.json", "model.safetensors"} <= {p.name for p in model.iterdir()}
