@@ -10,11 +10,13 @@ rule make_samples:
         valid="results/samples/valid/shard_{k}.h5",
     params:
         spec=json_arg(config["samples"]),
+    threads: 1
     log:
         "logs/samples/shard_{k}.log",
     benchmark:
         "results/benchmarks/samples/shard_{k}.tsv"
     shell:
-        "python -m workflow_scripts.samples --spec {params.spec} --tokenizer {input.tokenizer}"
+        # The Rust tokenizer would take every core; parts run side by side instead.
+        "RAYON_NUM_THREADS={threads} python -m workflow_scripts.samples --spec {params.spec} --tokenizer {input.tokenizer}"
         " --text {input.text} --shard-index {wildcards.k}"
         " --train-out {output.train} --valid-out {output.valid} > {log} 2>&1"

@@ -50,7 +50,7 @@ POOL_DOCS = 16
 ENCODE_BATCH = 8192       # sentences per encode_batch call: big enough for Rayon, small enough to free Encodings
 HDF5_ROWS_PER_CHUNK = 1024  # HDF5 chunk rows: appends stay cheap, whole-dataset reads stay fast
 # gzip-1 after byte-shuffle: files 4x smaller than raw; whole-shard reads still decode
-# ~450k samples/s per core, far above what training consumes (see benchmarks/README.md).
+# ~190k samples/s per core, far above what training consumes (see benchmarks/README.md).
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 SPLIT_STREAM, SAMPLE_STREAM = 0, 1  # children of SeedSequence((seed, shard_index))
 
@@ -561,12 +561,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", required=True, help="the config's samples section as JSON")
     parser.add_argument("--tokenizer", required=True, type=Path, help="tokenizer folder (tokenizer.json or vocab.txt)")
-    parser.add_argument("--text", required=True, type=Path, help="text part: one sentence per line, blank line between documents")
-    parser.add_argument("--shard-index", required=True, type=int, help="this part's number; seeds the rng with (seed, index)")
+    parser.add_argument("--text", required=True, type=Path,
+                        help="text part: one sentence per line, blank line between documents")
+    parser.add_argument("--shard-index", required=True, type=int,
+                        help="this part's number; seeds the rng with (seed, index)")
     parser.add_argument("--train-out", required=True, type=Path)
     parser.add_argument("--valid-out", required=True, type=Path)
     args = parser.parse_args(argv)
-    spec = json.loads(args.spec)
+    try:
+        spec = json.loads(args.spec)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"samples: --spec is not JSON ({e})")
     missing = [k for k in ("max_seq_length", "masked_lm_prob", "max_predictions_per_seq", "dup_factor",
                            "short_seq_prob", "nsp", "valid_fraction", "seed") if k not in spec]
     if missing:
