@@ -1,6 +1,7 @@
 """One corpus source -> N text parts: one sentence per line, a blank line after each document.
 
     python -m workflow_scripts.corpus --source '<json corpus entry>' --out part_0.txt ... part_{N-1}.txt
+        [--hashes doc_hashes.npz] [--stats stats.json] [--workers N]
 
 The source is one entry of config `corpora:` (schema $defs.corpus). Documents are streamed from
 the source (wikipedia dump, the user's text files, or a Hugging Face dataset), cleaned (wikitext
@@ -8,8 +9,18 @@ markup removed for wikipedia; Unicode NFC, whitespace collapsed, sentences split
 each kept document goes whole to the part that holds the fewest characters so far, so parts are
 balanced by size and the result depends only on the input. Parts are written under temporary
 names and renamed at the end, all together, only when the run succeeds.
+
+Size caps: reading stops once `max_documents` documents, or `max_chars` characters (of
+sentences, as min_chars counts them), have been kept; the document that reaches max_chars is
+kept. The rest of the source is never read.
+
+--hashes writes, per kept document in the order read, a 64-bit hash of its text as written
+(sentences joined by newlines: NFC, whitespace collapsed) and its part: arrays `hash` (uint64),
+`part` (uint32) and `part_names` (the part file names), for workflow_scripts.dedup.
+--stats writes what was read, kept and dropped (and why) as JSON (see `stats_record`).
 """
 import argparse
+import hashlib
 import heapq
 import itertools
 import json
@@ -86,7 +97,7 @@ def _counted(texts, stats: Counter):
         yield text
 
 
-def open_source(source: dict, stats: Counter, workers: int = 1):
+def open_source(source: dict, stats: Counter, workers: int = 1, pool=None):
     """(raw documents, function raw document -> sentences) for one corpus entry.
 
     The split lets the expensive second half run in worker processes while this process streams.
@@ -95,8 +106,9 @@ def open_source(source: dict, stats: Counter, workers: int = 1):
     if kind == "wikipedia":
         from workflow_scripts.wikidump import WikiDump
 
-        # With worker processes, decompression gets a process too (bz2 is ~40% of one core's work).
-        dump = WikiDump(source["path"], external_bz2=workers > 1)
+        # With worker processes, decompression gets a process too (bz2 is ~half the work): the
+        # pool's, stream groups in parallel, for a multistream dump; else an external bzip2.
+        dump = WikiDump(source["path"], external_bz2=workers > 1, pool=pool, workers=workers)
         return _wiki_articles(dump, stats), WikiSentences(dump.read_namespaces())
     if kind == "text":
         from workflow_scripts import textfiles
@@ -144,13 +156,15 @@ class PartWriter:
         self.documents = [0] * len(outputs)
         self._heap = [(0, i) for i in range(len(outputs))]  # (characters written, part index)
 
-    def write(self, sentences: list[str]) -> None:
+    def write(self, text: str) -> int:
+        """Write one document (its sentences joined by newlines); returns the part it went to."""
         size, i = heapq.heappop(self._heap)
-        block = "\n".join(sentences) + "\n\n"
+        block = text + "\n\n"
         self.files[i].write(block)
         self.sizes[i] = size + len(block)
         self.documents[i] += 1
         heapq.heappush(self._heap, (self.sizes[i], i))
+        return i
 
     def _close(self):
         for f in self.files:
@@ -189,26 +203,47 @@ def _in_pool(pool, function, items, batch: int):
         pending = job
 
 
-def extract(source: dict, outputs: list[Path], progress_every: int = 10000, workers: int = 1) -> Counter:
+def document_hash(text: str) -> int:
+    """64-bit hash of a document's text: blake2b, in C, the same on every machine and run.
+    At 6M documents the chance that two different ones collide is ~1e-6."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def _cap_reached(source: dict, stats: Counter) -> str | None:
+    if source.get("max_documents") is not None and stats["kept"] >= source["max_documents"]:
+        return f"max_documents={source['max_documents']}"
+    if source.get("max_chars") is not None and stats["characters"] >= source["max_chars"]:
+        return f"max_chars={source['max_chars']}"
+    return None
+
+
+def extract(source: dict, outputs: list[Path], progress_every: int = 10000, workers: int = 1,
+            hashes_out: Path | None = None, stats_out: Path | None = None) -> Counter:
     """Stream `source` into the `outputs` parts; returns the counts that were logged.
 
     With workers > 1, cleaning and sentence splitting run in that many processes while this one
-    reads and writes; results come back in input order, so the parts are identical either way.
+    reads and writes (and, for a multistream dump, they decompress it too); results come back in
+    input order, so the parts are identical either way.
     """
+    import numpy as np
+
     min_chars = source.get("min_chars")
     if min_chars is None:
         min_chars = DEFAULT_MIN_CHARS.get(source["type"], 1)
     stats = Counter()
     start = time.monotonic()
-    raw, to_sentences = open_source(source, stats, workers)
-    writer = PartWriter(outputs)
-    pool = None
+    pool = writer = None
+    hashes, doc_parts = [], []  # per kept document, in the order read
+    stopped = None
     next_report = progress_every
     try:
         if workers > 1:
             import multiprocessing
 
             pool = multiprocessing.Pool(workers)
+        raw, to_sentences = open_source(source, stats, workers, pool)
+        writer = PartWriter(outputs)
+        if pool is not None:
             documents = _in_pool(pool, to_sentences, raw, batch=POOL_BATCH_PER_WORKER * workers)
         else:
             documents = map(to_sentences, raw)
@@ -219,15 +254,22 @@ def extract(source: dict, outputs: list[Path], progress_every: int = 10000, work
             elif chars < min_chars:
                 stats[f"dropped: shorter than min_chars={min_chars}"] += 1
             else:
-                writer.write(sentences)
+                text = "\n".join(sentences)
+                doc_parts.append(writer.write(text))
+                hashes.append(document_hash(text))
                 stats["kept"] += 1
                 stats["sentences"] += len(sentences)
                 stats["characters"] += chars
-            if stats["read"] >= next_report:
+                stopped = _cap_reached(source, stats)
+            if stats["read"] >= next_report or stopped:
                 next_report += progress_every
                 rate = stats["read"] / max(time.monotonic() - start, 1e-9)
                 print(f"corpus: {stats['read']} documents read, {stats['kept']} kept, {rate:.0f} documents/s",
                       flush=True)
+            if stopped:
+                print(f"corpus: {stopped} reached: the rest of {describe(source)} is not read", flush=True)
+                raw.close()  # stops the reader (and an external bzip2) now
+                break
         if stats["kept"] == 0:
             raise SystemExit(f"corpus: no documents kept from {describe(source)} "
                              f"({stats['read']} read; {format_drops(stats) or 'nothing dropped'})")
@@ -235,13 +277,20 @@ def extract(source: dict, outputs: list[Path], progress_every: int = 10000, work
             raise SystemExit(f"corpus: {describe(source)} gave {stats['kept']} documents, fewer than parts="
                              f"{len(outputs)}: some parts would be empty; lower `parts` for this corpus")
     except BaseException:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         raise
     finally:
         if pool is not None:
             pool.terminate()
     writer.commit()
     elapsed = time.monotonic() - start
+    if hashes_out is not None:
+        from workflow_scripts.atomic import replacing
+
+        with replacing(hashes_out) as tmp, open(tmp, "wb") as f:
+            np.savez(f, hash=np.array(hashes, dtype=np.uint64), part=np.array(doc_parts, dtype=np.uint32),
+                     part_names=np.array([p.name for p in outputs]))
     rate = stats["read"] / max(elapsed, 1e-9)
     print(f"corpus: done in {elapsed:.1f} s: {stats['read']} documents read ({rate:.0f}/s), "
           f"{stats['kept']} kept, {stats['sentences']} sentences, {stats['characters']} characters", flush=True)
@@ -249,7 +298,26 @@ def extract(source: dict, outputs: list[Path], progress_every: int = 10000, work
         print(f"corpus: {format_drops(stats)}", flush=True)
     for out, size, docs in zip(outputs, writer.sizes, writer.documents):
         print(f"corpus: {out}: {docs} documents, {size} characters", flush=True)
+    if stats_out is not None:
+        from workflow_scripts.atomic import write_json
+
+        write_json(stats_out, stats_record(source, stats, writer, min_chars, stopped, elapsed))
     return stats
+
+
+def stats_record(source: dict, stats: Counter, writer: PartWriter, min_chars: int, stopped, seconds: float) -> dict:
+    """The stats JSON: documents read and kept, each drop reason's count, the cap that stopped reading, parts."""
+    dropped = {}
+    for key, count in sorted(stats.items()):
+        if key.startswith("dropped: "):  # "dropped: not an article (namespace != 0)" -> not_an_article
+            reason = key.removeprefix("dropped: ").split(" (")[0].split("=")[0]
+            dropped[re.sub(r"\W+", "_", reason).strip("_")] = count
+    return {"source": describe(source), "type": source["type"], "documents_read": stats["read"],
+            "documents_kept": stats["kept"], "sentences": stats["sentences"], "characters": stats["characters"],
+            "dropped": dropped, "min_chars": min_chars, "stopped_at": stopped,
+            "parts": [{"file": out.name, "documents": docs, "size_characters": size}
+                      for out, size, docs in zip(writer.outputs, writer.sizes, writer.documents)],
+            "seconds": round(seconds, 3)}
 
 
 def format_drops(stats: Counter) -> str:
@@ -263,6 +331,8 @@ def main(argv=None):
     parser.add_argument("--progress-every", type=int, default=10000, help="log a line every N documents read")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes that clean and split documents (the reading stays in one); 1 = none")
+    parser.add_argument("--hashes", type=Path, help="write the kept documents' 64-bit hashes here (.npz)")
+    parser.add_argument("--stats", type=Path, help="write the counts (read, kept, dropped by reason) here (.json)")
     args = parser.parse_args(argv)
     try:
         source = json.loads(args.source)
@@ -270,7 +340,7 @@ def main(argv=None):
         raise SystemExit(f"corpus: --source is not valid JSON: {e}") from None
     if len(set(args.out)) != len(args.out):
         raise SystemExit("corpus: --out lists the same file twice")
-    extract(source, args.out, args.progress_every, max(args.workers, 1))
+    extract(source, args.out, args.progress_every, max(args.workers, 1), args.hashes, args.stats)
 
 
 if __name__ == "__main__":

@@ -155,6 +155,11 @@ def atomic_json(path: Path, data: dict):
     os.replace(tmp, path)
 
 
+def next_multiple(elapsed: float, interval: float) -> float:
+    """The next multiple of interval after elapsed (a step longer than the interval skips ahead)."""
+    return (elapsed // interval + 1) * interval
+
+
 class StopSignal:
     """SIGTERM/SIGINT set a flag checked after each optimizer step; a second one kills at once."""
 
@@ -188,6 +193,8 @@ def main(argv=None):
     accumulation = engine.accumulation_steps(recipe["batch_size"], micro, dist.world)
 
     # ---- data and model ----
+    if not Path(args.tokenizer).is_dir():
+        raise SystemExit(f"--tokenizer {args.tokenizer}: no such folder")
     tok = hf_export.tokenizer_special_ids(args.tokenizer)
     stream = shard_data.TrainStream(args.train, dist.rank, dist.world, micro, accumulation, recipe["seed"])
     seq_len = stream.layout["seq_len"]
@@ -248,7 +255,8 @@ def main(argv=None):
                 "next_valid_s": next_valid, "next_ckpt_s": next_ckpt, "reason": reason}
 
     def checkpoint(reason=None):
-        tag = f"step{step}"
+        # Never overwrite the checkpoint latest.json points to (a kill mid-save would ruin both).
+        tag = f"step{step}" if not (ckpt_dir / f"step{step}").exists() else f"step{step}.{time.time_ns()}"
         eng.save(str(ckpt_dir), tag, position(reason))   # every rank writes its part, then a barrier
         if dist.rank == 0:
             # The pointer is replaced only once the whole checkpoint is on disk: a kill mid-save
@@ -265,9 +273,11 @@ def main(argv=None):
             s, n, _ = eng.eval_batch(batch)
             mlm_sum, count = mlm_sum + s, count + n
         mlm_sum, count = eng.all_reduce([mlm_sum, count])
-        loss = mlm_sum / count if count else None
-        log.event("valid", step=step, elapsed_s=round(elapsed, 3), valid_loss=loss)
-        log.say(f"step {step} | valid loss {loss:.4f}" if loss is not None else f"step {step} | no valid samples")
+        if not count:   # e.g. one-document text parts leave empty valid shards: nothing to report
+            log.say(f"step {step} | no validation: the valid shards hold no masked tokens")
+            return
+        log.event("valid", step=step, elapsed_s=round(elapsed, 3), valid_loss=mlm_sum / count)
+        log.say(f"step {step} | valid loss {mlm_sum / count:.4f}")
 
     # ---- the loop ----
     elapsed, reason = pos["elapsed_s"], pos["reason"]
@@ -316,9 +326,9 @@ def main(argv=None):
                 clock.pause()
                 if elapsed >= next_valid:
                     validate()
-                    next_valid += recipe["validation_interval_minutes"] * 60.0
+                    next_valid = next_multiple(elapsed, recipe["validation_interval_minutes"] * 60.0)
                 if elapsed >= next_ckpt:
-                    next_ckpt += recipe["checkpoint_interval_minutes"] * 60.0
+                    next_ckpt = next_multiple(elapsed, recipe["checkpoint_interval_minutes"] * 60.0)
                     checkpoint()
                     log.say(f"step {step} | checkpoint saved")
                 clock.start()

@@ -31,7 +31,15 @@ What differs from the reference, and why:
   least one is train. A single-document part holds out nothing: its valid shard has 0 rows.
 - Valid documents are packed and masked once (dup_factor 1): re-masking them only
   lengthens evaluation without adding text. The shard's attrs record dup_factor 1.
-Same text, tokenizer, spec and shard index give byte-identical files.
+
+Before packing, three filters drop whole documents, each counted in the log and the stats
+JSON: exact duplicates named by the duplicates file (workflow_scripts.dedup: the first copy
+across all corpora is kept), documents with fewer than samples.min_chars_per_token characters
+per token (Cramming's filter against tables, code and text the vocabulary cannot spell), and
+documents without a token. A corpus `weight` w makes each train document go through
+dup_factor x w passes (fractions drawn per document: document_passes), so a weight-2 corpus
+shows each of its documents twice as often as a weight-1 corpus.
+Same text, tokenizer, spec, shard index, weight and duplicates give byte-identical files.
 """
 import argparse
 import hashlib
@@ -52,7 +60,6 @@ HDF5_ROWS_PER_CHUNK = 1024  # HDF5 chunk rows: appends stay cheap, whole-dataset
 # gzip-1 after byte-shuffle: files 4x smaller than raw; whole-shard reads still decode
 # ~190k samples/s per core, far above what training consumes (see benchmarks/README.md).
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
-SPLIT_STREAM, SAMPLE_STREAM = 0, 1  # children of SeedSequence((seed, shard_index))
 
 
 # ---------------------------------------------------------------- reading
@@ -185,15 +192,21 @@ class Corpus:
 class Pool:
     """Documents of one split waiting to be packed; flushed into the shard once big enough."""
 
-    def __init__(self, writer, passes: int):
-        self.writer, self.passes = writer, passes
-        self.pieces, self.tokens, self.docs = [], 0, 0
+    def __init__(self, writer):
+        self.writer = writer
+        self.pieces, self.passes, self.tokens, self.docs = [], [], 0, 0
 
-    def add(self, corpus: Corpus, docs) -> None:
+    def add(self, corpus: Corpus, docs, passes) -> None:
+        """Pool these documents (indices into corpus), each to be packed and masked passes[i] times."""
+        import numpy as np
+
+        docs, passes = np.asarray(docs), np.asarray(passes)
+        docs, passes = docs[passes > 0], passes[passes > 0]
         if len(docs):
             # A copy of just these documents, so the pool never keeps a whole chunk alive.
             piece = Corpus.merge([(corpus, docs)])
             self.pieces.append(piece)
+            self.passes.append(passes)
             self.docs += piece.num_docs
             self.tokens += len(piece.tokens)
 
@@ -201,19 +214,29 @@ class Pool:
         return self.tokens >= POOL_TOKENS and self.docs >= POOL_DOCS
 
     def flush(self, rng, spec: dict, vocab) -> None:
-        """Pack and mask the pooled documents `passes` times (each a fresh draw) and append the rows."""
+        """Pass j packs and masks (a fresh draw) every pooled document with more than j passes; rows appended."""
         import numpy as np
 
         if not self.pieces:
             return
         corpus = Corpus.merge([(piece, range(piece.num_docs)) for piece in self.pieces])
-        for _ in range(self.passes):
-            self.writer.append(make_rows(corpus, np.arange(corpus.num_docs), rng, spec, vocab))
-        self.pieces, self.tokens, self.docs = [], 0, 0
+        passes = np.concatenate(self.passes)
+        for j in range(int(passes.max())):
+            self.writer.append(make_rows(corpus, np.flatnonzero(passes > j), rng, spec, vocab))
+        self.pieces, self.passes, self.tokens, self.docs = [], [], 0, 0
 
 
-def tokenize(tokenizer, documents) -> Corpus:
-    """Tokenize every sentence once, in big batches; drop sentences and documents with no tokens."""
+KEPT, EMPTY, LOW_CPT = 0, 1, 2  # what tokenize_documents did with each document
+
+
+def tokenize_documents(tokenizer, documents, min_chars_per_token: float = 0.0):
+    """Tokenize every sentence once, in big batches -> (Corpus of the kept documents, status int8 [D]).
+
+    Sentences with no tokens are dropped; a document is dropped as EMPTY when none of its
+    sentences has a token, as LOW_CPT when its characters (sentences joined by spaces) per
+    token fall below min_chars_per_token: tables, code, lists of numbers and text the
+    vocabulary cannot spell (Cramming's filter, as characters per token).
+    """
     import numpy as np
 
     sentences = [s for d in documents for s in d]
@@ -224,15 +247,44 @@ def tokenize(tokenizer, documents) -> Corpus:
         flat.append(np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32))
     lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
     tokens = np.concatenate(flat) if flat else np.zeros(0, np.int32)
-    doc_of_sentence = np.repeat(np.arange(len(documents)), [len(d) for d in documents])
-    keep = lengths > 0
-    per_doc = np.bincount(doc_of_sentence[keep], minlength=len(documents))
-    per_doc = per_doc[per_doc > 0]
+    nd = len(documents)
+    doc_of_sentence = np.repeat(np.arange(nd), [len(d) for d in documents])
+    doc_tokens = np.bincount(doc_of_sentence, weights=lengths, minlength=nd)
+    status = np.where(doc_tokens > 0, KEPT, EMPTY).astype(np.int8)
+    if min_chars_per_token > 0:
+        doc_chars = np.fromiter((sum(map(len, d)) + len(d) - 1 for d in documents), dtype=np.float64, count=nd)
+        status[(status == KEPT) & (doc_chars < min_chars_per_token * doc_tokens)] = LOW_CPT
+    keep = (lengths > 0) & (status[doc_of_sentence] == KEPT)
+    if (status == LOW_CPT).any():
+        tokens = tokens[np.repeat(keep, lengths)]
+    per_doc = np.bincount(doc_of_sentence[keep], minlength=nd)[status == KEPT]
     sent = np.zeros(int(keep.sum()) + 1, np.int64)
     np.cumsum(lengths[keep], out=sent[1:])
     doc = np.zeros(len(per_doc) + 1, np.int64)
     np.cumsum(per_doc, out=doc[1:])
-    return Corpus(tokens, sent, doc)
+    return Corpus(tokens, sent, doc), status
+
+
+def tokenize(tokenizer, documents) -> Corpus:
+    """Tokenize every sentence once; drop sentences and documents with no tokens."""
+    return tokenize_documents(tokenizer, documents)[0]
+
+
+def document_passes(rng, n: int, passes: float):
+    """Times each of n train documents is packed and masked: passes = dup_factor x corpus weight.
+
+    A fractional part p becomes one more pass with probability p, drawn per document (so a
+    weight of 1.5 at dup_factor 2 gives each document 3 passes, and 0.25 at dup_factor 2 gives
+    half the documents 1 pass and the other half none), from its own seeded stream: weights
+    never change which documents are valid, nor how any document is masked.
+    """
+    import numpy as np
+
+    whole = int(np.floor(passes + 1e-9))
+    fraction = passes - whole
+    if fraction < 1e-9:  # 10 x 0.3 is 3.0000000000000004: an integer, no draws
+        return np.full(n, whole, np.int64)
+    return whole + (rng.random(n) < fraction).astype(np.int64)
 
 
 # ---------------------------------------------------------------- packing
@@ -462,12 +514,19 @@ class ShardWriter:
         finally:
             self.tmp.unlink(missing_ok=True)
 
-    def summary(self, length: int) -> str:
+    def statistics(self, length: int) -> dict:
+        """samples; tokens_per_sample (real ones, [CLS]/[SEP] included); masked_fraction (of the
+        non-special real tokens, predicted); padding_fraction (of all max_seq_length slots)."""
         n = max(self.rows, 1)
         s = self.stats
-        return (f"{self.rows} samples, {s['real_tokens'] / n:.1f} real tokens per sample, "
-                f"masked {s['masked'] / max(s['candidates'], 1):.4f} of non-special tokens, "
-                f"padding {1 - s['real_tokens'] / (n * length):.4f}")
+        return {"samples": self.rows, "tokens_per_sample": round(s["real_tokens"] / n, 3),
+                "masked_fraction": round(s["masked"] / max(s["candidates"], 1), 5),
+                "padding_fraction": round(1 - s["real_tokens"] / (n * length), 5) if self.rows else 0.0}
+
+    def summary(self, length: int) -> str:
+        st = self.statistics(length)
+        return (f"{st['samples']} samples, {st['tokens_per_sample']:.1f} real tokens per sample, "
+                f"masked {st['masked_fraction']:.4f} of non-special tokens, padding {st['padding_fraction']:.4f}")
 
 
 # ---------------------------------------------------------------- driver
@@ -487,59 +546,101 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; bytes on macOS
 
 
+SPLIT_STREAM, SAMPLE_STREAM, WEIGHT_STREAM = 0, 1, 2  # children of SeedSequence((seed, shard_index))
+# Above this share of a part's documents, the characters-per-token filter prints a warning.
+CPT_WARN_FRACTION = 0.25
+
+
 def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, train_out: Path, valid_out: Path,
-                 tokenizer=None, chunk_chars: int | None = None) -> dict:
-    """Write the train and valid shards of one text part; return counts. `tokenizer` overrides the folder's."""
+                 tokenizer=None, chunk_chars: int | None = None, weight: float = 1.0,
+                 duplicates: Path | None = None, stats_out: Path | None = None) -> dict:
+    """Write the train and valid shards of one text part; return counts. `tokenizer` overrides the folder's.
+
+    weight: the part's corpus weight; train documents get dup_factor x weight passes (document_passes).
+    duplicates: the JSON of workflow_scripts.dedup; this part's listed documents are skipped.
+    stats_out: where to write the counts and sample statistics as JSON (see `stats_record`).
+    """
     import numpy as np
 
     text, tokenizer_dir = Path(text), Path(tokenizer_dir)
     if not text.is_file():
         raise SystemExit(f"samples: text part {text} does not exist")
+    if not weight > 0:
+        raise SystemExit(f"samples: --weight must be > 0, got {weight}")
     rust, sha1 = load_tokenizer(tokenizer_dir)
     tokenizer = tokenizer or rust
     vocab = Vocab(tokenizer, tokenizer_dir)
     if spec["max_seq_length"] < 8:
         raise SystemExit(f"samples.max_seq_length={spec['max_seq_length']} is too short (at least 8)")
-    seeds = np.random.SeedSequence([spec["seed"] % (1 << 64), shard_index]).spawn(2)
-    split_rng, rng = np.random.default_rng(seeds[SPLIT_STREAM]), np.random.default_rng(seeds[SAMPLE_STREAM])
+    expected_docs, drop = None, set()
+    if duplicates is not None:
+        from workflow_scripts.dedup import part_drops
+
+        expected_docs, drop = part_drops(duplicates, text)
+    min_cpt = spec.get("min_chars_per_token", 0.0) or 0.0
+    passes = spec["dup_factor"] * weight
+    seeds = np.random.SeedSequence([spec["seed"] % (1 << 64), shard_index]).spawn(3)
+    split_rng, rng, weight_rng = (np.random.default_rng(seeds[i]) for i in (SPLIT_STREAM, SAMPLE_STREAM, WEIGHT_STREAM))
     attrs = {"tokenizer_sha1": sha1, "max_seq_length": spec["max_seq_length"],
              "max_predictions_per_seq": spec["max_predictions_per_seq"], "masked_lm_prob": spec["masked_lm_prob"],
              "short_seq_prob": spec["short_seq_prob"], "whole_word_masking": spec.get("whole_word_masking", False),
              "seed": spec["seed"], "shard_index": shard_index, "nsp": spec["nsp"], "source": text.name}
-    train = ShardWriter(train_out, spec, {**attrs, "split": "train", "dup_factor": spec["dup_factor"]})
+    train = ShardWriter(train_out, spec, {**attrs, "split": "train", "dup_factor": spec["dup_factor"],
+                                          "weight": weight})
     valid = ShardWriter(valid_out, spec, {**attrs, "split": "valid", "dup_factor": 1})
-    train_pool, valid_pool = Pool(train, spec["dup_factor"]), Pool(valid, 1)
-    counts = {"documents": 0, "sentences": 0, "tokens": 0, "train_documents": 0, "valid_documents": 0}
+    train_pool, valid_pool = Pool(train), Pool(valid)
+    counts = {"documents_read": 0, "duplicates_dropped": 0, "low_chars_per_token_dropped": 0, "empty_dropped": 0,
+              "documents": 0, "sentences": 0, "tokens": 0, "train_documents": 0, "valid_documents": 0,
+              "weighted_out": 0, "train_document_passes": 0}
     started = time.perf_counter()
     tokenize_s = 0.0
     try:
         for chunk, is_last in document_chunks(text, chunk_chars or CHUNK_CHARS):
+            # Split and passes are drawn per document READ, before any filter: a filter or a
+            # duplicate elsewhere never moves another document across the split.
+            n_read, first = len(chunk), counts["documents_read"]
+            valid_draw = split_rng.random(n_read) < spec["valid_fraction"]
+            passes_draw = document_passes(weight_rng, n_read, passes)
+            unique = np.array([i for i in range(n_read) if first + i not in drop], np.int64) if drop else \
+                np.arange(n_read)
             t0 = time.perf_counter()
-            corpus = tokenize(tokenizer, chunk)
+            corpus, status = tokenize_documents(tokenizer, [chunk[i] for i in unique] if drop else chunk, min_cpt)
             tokenize_s += time.perf_counter() - t0
-            nd = corpus.num_docs
-            is_valid = split_rng.random(nd) < spec["valid_fraction"]
+            kept = unique[status == KEPT]
+            is_valid, doc_passes = valid_draw[kept], passes_draw[kept]
+            nd = len(kept)
             if is_last and counts["documents"] + nd >= 2 and spec["valid_fraction"] > 0 and nd:
                 # Each split gets at least one document: fix the part's last document if needed.
                 if counts["valid_documents"] + is_valid.sum() == 0:
                     is_valid[-1] = True
-                elif counts["train_documents"] + (~is_valid).sum() == 0:
+                elif counts["documents"] - counts["valid_documents"] + (~is_valid).sum() == 0:
                     is_valid[-1] = False
+            counts["documents_read"] += n_read
+            counts["duplicates_dropped"] += n_read - len(unique)
+            counts["low_chars_per_token_dropped"] += int((status == LOW_CPT).sum())
+            counts["empty_dropped"] += int((status == EMPTY).sum())
             counts["documents"] += nd
             counts["sentences"] += len(corpus.sent) - 1
             counts["tokens"] += len(corpus.tokens)
             counts["valid_documents"] += int(is_valid.sum())
-            counts["train_documents"] += int((~is_valid).sum())
-            for pool, docs in ((train_pool, np.flatnonzero(~is_valid)), (valid_pool, np.flatnonzero(is_valid))):
-                pool.add(corpus, docs)
+            train_docs = np.flatnonzero(~is_valid)
+            counts["train_documents"] += int((doc_passes[train_docs] > 0).sum())
+            counts["weighted_out"] += int((doc_passes[train_docs] == 0).sum())
+            counts["train_document_passes"] += int(doc_passes[train_docs].sum())
+            for pool, docs, reps in ((train_pool, train_docs, doc_passes[train_docs]),
+                                     (valid_pool, np.flatnonzero(is_valid), np.ones(int(is_valid.sum()), np.int64))):
+                pool.add(corpus, docs, reps)
                 if pool.ready() or is_last:
                     pool.flush(rng, spec, vocab)
             elapsed = time.perf_counter() - started
             print(f"samples: {counts['documents']} documents, {counts['sentences']} sentences, "
                   f"{counts['tokens']} tokens, {train.rows} train + {valid.rows} valid samples, "
                   f"{counts['tokens'] / elapsed:,.0f} tokens/s, peak RSS {peak_rss_mb():.0f} MB", flush=True)
+        if expected_docs is not None and counts["documents_read"] != expected_docs:
+            raise SystemExit(f"samples: {text} holds {counts['documents_read']} documents, the duplicates file "
+                             f"{duplicates} expects {expected_docs}: it was written for another version of the part")
         if counts["tokens"] == 0:
-            raise SystemExit(f"samples: text part {text} holds no text (no non-blank line with a token)")
+            raise SystemExit(no_text_message(text, counts, min_cpt))
         train.attrs["num_documents"] = counts["train_documents"]
         valid.attrs["num_documents"] = counts["valid_documents"]
         train.close()
@@ -550,11 +651,54 @@ def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, 
         raise
     elapsed = time.perf_counter() - started
     counts.update(train_samples=train.rows, valid_samples=valid.rows, seconds=elapsed, tokenize_seconds=tokenize_s)
+    print(f"samples: {counts['documents_read']} documents read: {counts['duplicates_dropped']} skipped as duplicates, "
+          f"{counts['low_chars_per_token_dropped']} below min_chars_per_token={min_cpt:g}, "
+          f"{counts['empty_dropped']} without a token; {counts['documents']} used "
+          f"({counts['train_documents']} train, {counts['valid_documents']} valid, "
+          f"{counts['weighted_out']} left out by weight {weight:g})")
+    print(f"samples: weight {weight:g} x dup_factor {spec['dup_factor']}: {counts['train_document_passes']} "
+          f"train document passes ({counts['train_document_passes'] / max(counts['train_documents'], 1):.2f} each)")
+    low = counts["low_chars_per_token_dropped"]
+    if low > CPT_WARN_FRACTION * max(counts["documents_read"] - counts["duplicates_dropped"], 1):
+        print(f"samples: WARNING: min_chars_per_token={min_cpt:g} dropped {low} of {counts['documents_read']} "
+              "documents; text in a script the tokenizer spells one character per token (CJK...) needs "
+              "samples.min_chars_per_token: 0")
     print(f"samples: train {train_out}: {train.summary(spec['max_seq_length'])}")
     print(f"samples: valid {valid_out}: {valid.summary(spec['max_seq_length'])}")
     print(f"samples: {counts['tokens']} tokens in {elapsed:.1f} s ({tokenize_s:.1f} s tokenizing): "
           f"{counts['tokens'] / elapsed:,.0f} tokens/s, {(train.rows + valid.rows) / elapsed:,.0f} samples/s")
+    if stats_out is not None:
+        from workflow_scripts.atomic import write_json
+
+        write_json(stats_out, stats_record(text, shard_index, spec, weight, counts, train, valid))
     return counts
+
+
+def no_text_message(text: Path, counts: dict, min_cpt: float) -> str:
+    """Why a part gave no sample, in one line: empty, or emptied by the filters."""
+    if counts["documents_read"] == counts["empty_dropped"]:
+        return f"samples: text part {text} holds no text (no non-blank line with a token)"
+    return (f"samples: text part {text} holds no text left after the filters: of {counts['documents_read']} "
+            f"documents, {counts['duplicates_dropped']} are duplicates of earlier ones, "
+            f"{counts['low_chars_per_token_dropped']} are below samples.min_chars_per_token={min_cpt:g} "
+            "(0 switches that filter off, e.g. for CJK text)")
+
+
+def stats_record(text: Path, shard_index: int, spec: dict, weight: float, counts: dict, train, valid) -> dict:
+    """The per-shard stats JSON: what each filter removed, and the train/valid sample statistics."""
+    length = spec["max_seq_length"]
+    return {"text": str(text), "shard_index": shard_index, "weight": weight, "dup_factor": spec["dup_factor"],
+            "min_chars_per_token": spec.get("min_chars_per_token", 0.0) or 0.0,
+            "documents": {"read": counts["documents_read"], "duplicates_dropped": counts["duplicates_dropped"],
+                          "low_chars_per_token_dropped": counts["low_chars_per_token_dropped"],
+                          "empty_dropped": counts["empty_dropped"], "used": counts["documents"],
+                          "train": counts["train_documents"], "valid": counts["valid_documents"],
+                          "weighted_out": counts["weighted_out"]},
+            "sentences": counts["sentences"], "tokens": counts["tokens"],
+            "train": {**train.statistics(length), "document_passes": counts["train_document_passes"],
+                      "file": str(train.path)},
+            "valid": {**valid.statistics(length), "file": str(valid.path)},
+            "seconds": round(counts["seconds"], 3)}
 
 
 def main(argv=None):
@@ -567,6 +711,10 @@ def main(argv=None):
                         help="this part's number; seeds the rng with (seed, index)")
     parser.add_argument("--train-out", required=True, type=Path)
     parser.add_argument("--valid-out", required=True, type=Path)
+    parser.add_argument("--weight", type=float, default=1.0,
+                        help="the part's corpus weight: train documents get dup_factor x weight passes")
+    parser.add_argument("--duplicates", type=Path, help="duplicates JSON (workflow_scripts.dedup): documents to skip")
+    parser.add_argument("--stats-out", type=Path, help="write counts and sample statistics here (JSON)")
     args = parser.parse_args(argv)
     try:
         spec = json.loads(args.spec)
@@ -577,7 +725,8 @@ def main(argv=None):
     if missing:
         raise SystemExit(f"samples: --spec lacks {', '.join(missing)}")
     print("samples: spec " + json.dumps(spec, sort_keys=True), flush=True)
-    build_shards(spec, args.tokenizer, args.text, args.shard_index, args.train_out, args.valid_out)
+    build_shards(spec, args.tokenizer, args.text, args.shard_index, args.train_out, args.valid_out,
+                 weight=args.weight, duplicates=args.duplicates, stats_out=args.stats_out)
 
 
 if __name__ == "__main__":

@@ -21,28 +21,13 @@ ARGUMENTS = {"input_ids": "input_ids", "input_mask": "attention_mask", "segment_
 
 
 def shard_info(path: str) -> dict:
-    """Rows, sequence length, predictions per row and NSP presence, from the HDF5 header only."""
-    import h5py
+    """Rows, sequence length, predictions per row and NSP presence; the layout is checked by
+    shards.py (the sample builder's validator), whose errors name the file and the problem."""
+    from workflow_scripts import shards
 
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, FileNotFoundError) as e:
-        raise SystemExit(f"shard {path}: cannot open as HDF5 ({e})")
-    with f:
-        for name in REQUIRED:
-            if name not in f:
-                raise SystemExit(f"shard {path}: missing dataset {name!r} (has {sorted(f.keys())})")
-        n, seq = f["input_ids"].shape if f["input_ids"].ndim == 2 else (None, None)
-        if n is None:
-            raise SystemExit(f"shard {path}: input_ids has shape {f['input_ids'].shape}, expected [N, L]")
-        preds = f["masked_lm_positions"].shape[1] if f["masked_lm_positions"].ndim == 2 else None
-        for name in REQUIRED + ((NSP,) if NSP in f else ()):
-            shape = f[name].shape
-            want = {"input_mask": (n, seq), "segment_ids": (n, seq), "masked_lm_positions": (n, preds),
-                    "masked_lm_ids": (n, preds), NSP: (n,)}.get(name, (n, seq))
-            if shape != want:
-                raise SystemExit(f"shard {path}: dataset {name!r} has shape {shape}, expected {want} (truncated shard?)")
-        return {"path": path, "rows": n, "seq_len": seq, "predictions": preds, "nsp": NSP in f}
+    s = shards.shard_summary(path)
+    return {"path": str(path), "rows": s["num_samples"], "seq_len": s["max_seq_length"],
+            "predictions": s["max_predictions"], "nsp": s["nsp"]}
 
 
 def check_consistent(infos: list, what: str) -> dict:
@@ -65,16 +50,13 @@ def rank_views(infos: list, rank: int, world: int) -> list:
 
 
 def read_rows(path: str, rows: np.ndarray, with_nsp: bool) -> dict:
-    """The given rows of one shard (in the given order) as numpy arrays."""
-    import h5py
+    """The given rows of one shard (in the given order) as numpy arrays. The whole shard is read
+    and value-checked (positions inside the sequence, 0/1 masks) before an in-memory gather:
+    h5py's fancy indexing is slow and wants sorted rows."""
+    from workflow_scripts import shards
 
-    names = REQUIRED + ((NSP,) if with_nsp else ())
-    with h5py.File(path, "r") as f:
-        try:
-            # A whole-shard read then an in-memory gather: h5py's fancy indexing is slow and wants sorted rows.
-            return {name: np.asarray(f[name][...])[rows] for name in names}
-        except OSError as e:
-            raise SystemExit(f"shard {path}: read failed ({e}); the file is damaged or truncated")
+    arrays = shards.load_shard(path)
+    return {name: arrays[name][rows] for name in REQUIRED + ((NSP,) if with_nsp else ())}
 
 
 def to_batch(arrays: dict) -> dict:

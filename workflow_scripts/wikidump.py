@@ -4,7 +4,9 @@
 memory (iterparse, each page cleared after use). `read_namespaces()` returns the localized
 namespace names of <siteinfo> (the cleaner needs them before the first page). The export
 namespace URI (export-0.3 ... export-0.11) is read from the root element, so every language and
-schema version parses the same way.
+schema version parses the same way. Given a process pool, a multistream .bz2 (Wikipedia's
+pages-articles-multistream layout) is decompressed by the pool's workers, stream groups in
+parallel (workflow_scripts.multistream); the bytes, and so the pages, are the same.
 """
 import bz2
 import contextlib
@@ -25,10 +27,21 @@ class Page:
 
 
 @contextlib.contextmanager
-def _open(path: Path, external_bz2: bool = False):
-    """The dump's XML bytes. With external_bz2, a .bz2 is decompressed by lbzip2/pbzip2/bzip2 in a
-    process of its own (on another core, in parallel with parsing) when one is installed."""
+def _open(path: Path, external_bz2: bool = False, pool=None, workers: int = 1):
+    """The dump's XML bytes. A multistream .bz2 is decompressed by `pool` (when given). Else, with
+    external_bz2, a .bz2 is decompressed by lbzip2/pbzip2/bzip2 in a process of its own (on
+    another core, in parallel with parsing) when one is installed."""
     name = path.name.lower()
+    if pool is not None and name.endswith(".bz2"):
+        from workflow_scripts import multistream
+
+        parallel = multistream.open_parallel(path, pool, workers)
+        if parallel is not None:
+            reader, how = parallel
+            print(f"corpus: {path.name} is multistream: {workers} processes decompress its streams ({how})",
+                  flush=True)
+            yield reader
+            return
     tool = next(filter(None, map(shutil.which, ("lbzip2", "pbzip2", "bzip2"))), None) if external_bz2 else None
     if name.endswith(".bz2") and tool:
         proc = subprocess.Popen([tool, "-dc", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -57,11 +70,12 @@ def _open(path: Path, external_bz2: bool = False):
 
 
 class WikiDump:
-    def __init__(self, path, external_bz2: bool = False):
+    def __init__(self, path, external_bz2: bool = False, pool=None, workers: int = 1):
         self.path = Path(path)
         if not self.path.is_file():
             raise SystemExit(f"corpus: wikipedia dump {self.path} does not exist")
         self.external_bz2 = external_bz2
+        self.pool, self.workers = pool, workers
         self.namespaces: dict[int, str] = {}  # key -> local name ("" for articles), from <siteinfo>
 
     def _namespace_of(self, title: str) -> int:
@@ -77,7 +91,10 @@ class WikiDump:
     def _events(self, stop_after_siteinfo: bool = False):
         """(uri, root, iterparse events) over the dump; read errors become one clear line."""
         try:
-            with _open(self.path, self.external_bz2) as f:
+            # The head alone (siteinfo) is not worth a pool, nor an external process.
+            pool = None if stop_after_siteinfo else self.pool
+            external = self.external_bz2 and not stop_after_siteinfo
+            with _open(self.path, external, pool, self.workers) as f:
                 context = ET.iterparse(f, events=("start", "end"))
                 _, root = next(context)
                 uri = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
