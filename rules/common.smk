@@ -5,7 +5,7 @@ import os
 import shlex
 from pathlib import Path
 
-from workflow_scripts import config_checks, grid
+from workflow_scripts import config_checks, download, glue_data, grid
 
 config_checks.validate(config, Path(workflow.basedir) / "config" / "schema.yaml")
 
@@ -19,6 +19,8 @@ TEXT_PARTS = [
     for i in range(source["parts"])
 ]
 SHARDS = list(range(len(TEXT_PARTS)))
+# The corpus each text part (= shard k) comes from, for per-corpus settings of its samples job.
+PART_CORPUS = [name for name, source in config["corpora"].items() for i in range(source["parts"])]
 
 
 wildcard_constraints:
@@ -41,12 +43,62 @@ def all_valid_shards():
     return expand("results/samples/valid/shard_{k}.h5", k=SHARDS)
 
 
+def all_sample_stats():
+    return expand("results/samples/stats/shard_{k}.json", k=SHARDS)
+
+
+def part_weight(wildcards):
+    """The corpus weight of text part k (a params function of the wildcard: an edit reruns its jobs)."""
+    return config["corpora"][PART_CORPUS[int(wildcards.k)]]["weight"]
+
+
 def task_trials(task):
     return grid.trials(config["finetune"]["grid"], config["finetune"]["seeds"], task)
 
 
 def trial_files(run, task, name):
     return [f"results/runs/{run}/glue/{task}/{trial}/{name}" for trial in task_trials(task)]
+
+
+# STILTs (Phang et al. 2018; ExtremeBERT for RTE, MRPC, STS-B): these tasks' trials start from
+# the run's selected MNLI model. Only tasks the config fine-tunes count.
+STILTS = [t for t in config["finetune"]["stilts"] if t in TASKS]
+
+
+def finetune_settings():
+    """What every trial shares: the fine-tuning section minus the search space and the STILTs choice."""
+    return {k: v for k, v in config["finetune"].items() if k not in ("tasks", "grid", "seeds", "stilts")}
+
+
+def start_model(wildcards):
+    """A trial's starting model: the pre-trained one, or for a STILTs task the run's selected MNLI model."""
+    if wildcards.task in STILTS:
+        return f"results/runs/{wildcards.run}/glue/MNLI/best_model"
+    return f"results/runs/{wildcards.run}/model"
+
+
+def glue_files(wildcards):
+    """The task's files in a GLUE folder (a missing one stops the plan); none from the hub (datasets caches it)."""
+    if config["glue"]["source"] != "dir":
+        return []
+    return [os.path.join(config["glue"]["path"], f) for f in glue_data.split_files(glue_data.TASKS[wildcards.task])]
+
+
+def glue_arg():
+    """config `glue:` for the trials, less its cache_dir: where a cache sits never changes a result."""
+    return json_arg({k: v for k, v in config["glue"].items() if k != "cache_dir"})
+
+
+def hub_cache_arg(wildcards, output):
+    """--cache-dir for the hub reader. A function of output, so Snakemake doesn't track it (derived
+    params): moving the cache reruns no trial."""
+    cache = config["glue"]["cache_dir"]
+    return f"--cache-dir {shlex.quote(cache)}" if cache and config["glue"]["source"] == "huggingface" else ""
+
+
+def keep_model_arg(wildcards, output):
+    """The flag that writes the job's model folder, where its outputs include one (MNLI under STILTs)."""
+    return f"--model-out {output.model}" if "model" in output.keys() else ""
 
 
 def submission_possible():

@@ -1,21 +1,20 @@
 # One GLUE fine-tuning trial per job (task x lr x batch x epochs x seed); then pick the best.
-
-
-def finetune_settings():
-    """What every trial shares: the fine-tuning section minus the search space itself."""
-    return {k: v for k, v in config["finetune"].items() if k not in ("tasks", "grid", "seeds")}
+# Under STILTs (finetune.stilts) MNLI's rules keep the models and the chosen tasks start from MNLI's.
 
 
 rule finetune_trial:
     input:
-        model="results/runs/{run}/model",
+        model=start_model,
+        data=glue_files,
     output:
         metrics="results/runs/{run}/glue/{task}/{trial}/dev_metrics.json",
         predictions="results/runs/{run}/glue/{task}/{trial}/test_predictions.tsv",
     params:
-        glue=json_arg(config["glue"]),
+        glue=glue_arg(),
+        cache=hub_cache_arg,
         hparams=lambda w: json_arg(grid.parse_trial(w.trial)),
         settings=json_arg(finetune_settings()),
+        keep_model=keep_model_arg,
     threads: 1
     resources:
         gpu=1,  # one GPU per trial where there are GPUs; a CPU-only machine runs it on the CPU
@@ -26,7 +25,8 @@ rule finetune_trial:
     shell:
         "python -m workflow_scripts.finetune --task {wildcards.task} --glue {params.glue}"
         " --model {input.model} --hparams {params.hparams} --settings {params.settings}"
-        " --metrics-out {output.metrics} --predictions-out {output.predictions} > {log} 2>&1"
+        " --metrics-out {output.metrics} --predictions-out {output.predictions} {params.cache} {params.keep_model}"
+        " > {log} 2>&1"
 
 
 rule select_trial:
@@ -36,8 +36,37 @@ rule select_trial:
     output:
         best="results/runs/{run}/glue/{task}/best.json",
         predictions="results/runs/{run}/glue/{task}/best_predictions.tsv",
+    params:
+        keep_model=keep_model_arg,
     log:
         "logs/finetune/{run}/{task}/select.log",
     shell:
         "python -m workflow_scripts.select_trial --task {wildcards.task} --metrics {input.metrics}"
-        " --best-out {output.best} --predictions-out {output.predictions} > {log} 2>&1"
+        " --best-out {output.best} --predictions-out {output.predictions} {params.keep_model} > {log} 2>&1"
+
+
+if STILTS:
+    # MNLI trials keep their model and the selection exports the chosen one: a copy, because an
+    # input function can't read best.json (no checkpoints: `-n` plans the whole DAG up front).
+    use rule finetune_trial as finetune_mnli_trial with:
+        output:
+            metrics="results/runs/{run}/glue/{task}/{trial}/dev_metrics.json",
+            predictions="results/runs/{run}/glue/{task}/{trial}/test_predictions.tsv",
+            model=directory("results/runs/{run}/glue/{task}/{trial}/model"),
+        wildcard_constraints:
+            task="MNLI",
+
+    use rule select_trial as select_mnli_trial with:
+        input:
+            metrics=lambda w: trial_files(w.run, w.task, "dev_metrics.json"),
+            predictions=lambda w: trial_files(w.run, w.task, "test_predictions.tsv"),
+            models=lambda w: trial_files(w.run, w.task, "model"),
+        output:
+            best="results/runs/{run}/glue/{task}/best.json",
+            predictions="results/runs/{run}/glue/{task}/best_predictions.tsv",
+            model=directory("results/runs/{run}/glue/{task}/best_model"),
+        wildcard_constraints:
+            task="MNLI",
+
+    ruleorder: finetune_mnli_trial > finetune_trial
+    ruleorder: select_mnli_trial > select_trial

@@ -1,15 +1,18 @@
-# One text part -> one train and one valid HDF5 shard of masked-LM samples.
+# One text part -> one train and one valid HDF5 shard of masked-LM samples, and their stats.
 
 
 rule make_samples:
     input:
         text=lambda w: TEXT_PARTS[int(w.k)],
         tokenizer="results/tokenizer",
+        duplicates="results/text/duplicates.json",
     output:
         train="results/samples/train/shard_{k}.h5",
         valid="results/samples/valid/shard_{k}.h5",
+        stats="results/samples/stats/shard_{k}.json",
     params:
         spec=json_arg(config["samples"]),
+        weight=part_weight,
     threads: 1
     log:
         "logs/samples/shard_{k}.log",
@@ -18,5 +21,6 @@ rule make_samples:
     shell:
         # The Rust tokenizer would take every core; parts run side by side instead.
         "RAYON_NUM_THREADS={threads} python -m workflow_scripts.samples --spec {params.spec} --tokenizer {input.tokenizer}"
-        " --text {input.text} --shard-index {wildcards.k}"
-        " --train-out {output.train} --valid-out {output.valid} > {log} 2>&1"
+        " --text {input.text} --shard-index {wildcards.k} --weight {params.weight}"
+        " --duplicates {input.duplicates} --train-out {output.train} --valid-out {output.valid}"
+        " --stats-out {output.stats} > {log} 2>&1"

@@ -151,3 +151,64 @@ def test_bad_inputs_fail_in_one_line(tiny_model, glue, settings, tmp_path):
         run("CoLA", glue, tiny_model, {**settings, "max_seq_length": 256}, tmp_path)
     assert not (tmp_path / "dev_metrics.json").exists()
     assert glue_data.TASKS["CoLA"].labels == ("0", "1")
+
+
+def test_stilts_mnli_model_kept_then_rte_and_stsb_start_from_it(tiny_model, glue, settings, tmp_path, capsys):
+    """--model-out keeps MNLI's model (HF folder + tokenizer); RTE and STS-B trials start from it with new heads."""
+    import torch
+    from safetensors.torch import load_file
+
+    kept = tmp_path / "mnli/model"
+    finetune.main(["--task", "MNLI", "--glue", json.dumps(glue), "--model", str(tiny_model),
+                   "--hparams", json.dumps(HPARAMS), "--settings", json.dumps(settings),
+                   "--metrics-out", str(tmp_path / "mnli/dev_metrics.json"),
+                   "--predictions-out", str(tmp_path / "mnli/test_predictions.tsv"), "--model-out", str(kept)])
+    assert json.loads((tmp_path / "mnli/dev_metrics.json").read_text())["init_task"] is None
+    config = json.loads((kept / "config.json").read_text())
+    assert config["finetuning_task"] == "MNLI" and len(config["id2label"]) == 3
+    assert {"model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= {p.name for p in kept.iterdir()}
+    assert not list(kept.parent.glob(".model*"))  # the temp folder was renamed into place
+    capsys.readouterr()
+
+    record, rows = run("RTE", glue, kept, settings, tmp_path / "rte")
+    assert record["init_task"] == "MNLI" and record["init_model"] == str(kept)
+    assert f"init: {kept}, fine-tuned on MNLI (STILTs); new 2-output RTE classifier head" in capsys.readouterr().out
+    assert {r[2] for r in rows[1:]} <= {"entailment", "not_entailment"}
+    record, rows = run("STS-B", glue, kept, settings, tmp_path / "stsb")
+    assert record["init_task"] == "MNLI" and set(record["metrics"]) == {"pearson", "spearman"}
+
+    # The encoder carries over exactly; the head is new (RTE: 2 outputs, not MNLI's 3).
+    source = load_file(kept / "model.safetensors")
+    _, model, from_task = finetune.load_model(kept, glue_data.TASKS["RTE"])
+    assert from_task == "MNLI"
+    state = model.state_dict()
+    encoder = [k for k in source if not k.startswith("classifier.")]
+    assert encoder and all(torch.equal(state[k], source[k]) for k in encoder)
+    assert state["classifier.weight"].shape == (2, source["classifier.weight"].shape[1])
+
+
+def test_stilts_replaces_the_whole_roberta_style_head(tmp_path, bert_tokenizer_dir):
+    """Pre-LN models (RoBERTa-PreLayerNorm) have a dense layer in the head: it is re-drawn too, not kept from MNLI."""
+    import torch
+    from transformers import (AutoTokenizer, RobertaPreLayerNormConfig,
+                              RobertaPreLayerNormForSequenceClassification)
+
+    tokenizer = AutoTokenizer.from_pretrained(bert_tokenizer_dir)
+    config = RobertaPreLayerNormConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
+                                       num_attention_heads=2, intermediate_size=64, num_labels=3)
+    config.finetuning_task = "MNLI"
+    torch.manual_seed(0)
+    source = RobertaPreLayerNormForSequenceClassification(config)
+    with torch.no_grad():
+        source.classifier.dense.weight.fill_(0.5)
+        source.classifier.dense.bias.fill_(0.3)
+    source.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    torch.manual_seed(1)
+    _, model, from_task = finetune.load_model(tmp_path, glue_data.TASKS["STS-B"])
+    assert from_task == "MNLI" and model.config.finetuning_task == "STS-B" and model.num_labels == 1
+    assert not torch.equal(model.classifier.dense.weight, source.classifier.dense.weight)
+    assert model.classifier.dense.bias.abs().sum() == 0
+    assert model.classifier.dense.weight.std().item() == pytest.approx(config.initializer_range, rel=0.3)
+    assert torch.equal(model.roberta_prelayernorm.embeddings.word_embeddings.weight,
+                       source.roberta_prelayernorm.embeddings.word_embeddings.weight)

@@ -55,3 +55,35 @@ def test_bad_trials_fail_in_one_line(tmp_path):
     with pytest.raises(SystemExit, match=r"test_predictions.tsv: file not found"):
         select(tmp_path, [lone])
     assert not (tmp_path / "best.json").exists()
+
+
+def test_model_out_exports_the_chosen_trials_model(tmp_path):
+    """STILTs: MNLI's selection exports the chosen trial's kept model (hard links, Snakemake's dot files left out)."""
+    metrics = [make_trial(tmp_path, "MNLI", lr, 32, 3, 1, score) for lr, score in [(5e-5, 70), (8e-5, 75)]]
+    for m in metrics:
+        model = m.parent / "model"
+        model.mkdir()
+        (model / "config.json").write_text(json.dumps({"finetuning_task": "MNLI", "trial": m.parent.name}))
+        (model / "model.safetensors").write_bytes(m.parent.name.encode())
+        (model / ".snakemake_timestamp").touch()
+    out = tmp_path / "best_model"
+    select_trial.main(["--task", "MNLI", "--metrics", *map(str, metrics), "--best-out", str(tmp_path / "best.json"),
+                       "--predictions-out", str(tmp_path / "best_predictions.tsv"), "--model-out", str(out)])
+    chosen = metrics[1].parent / "model"
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert json.loads((out / "config.json").read_text())["trial"] == "lr8e-05_bs32_ep3_seed1"
+    assert (out / "model.safetensors").stat().st_ino == (chosen / "model.safetensors").stat().st_ino
+    assert not list(tmp_path.glob(".best_model*"))  # no temp folder left behind
+    # Run again over an existing export (a rerun): replaced, not nested.
+    select_trial.main(["--task", "MNLI", "--metrics", str(metrics[0]), "--best-out", str(tmp_path / "best.json"),
+                       "--predictions-out", str(tmp_path / "best_predictions.tsv"), "--model-out", str(out)])
+    assert json.loads((out / "config.json").read_text())["trial"] == "lr5e-05_bs32_ep3_seed1"
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_model_out_without_a_kept_model_fails_in_one_line(tmp_path):
+    metrics = [make_trial(tmp_path, "MNLI", 5e-5, 32, 3, 1, 70)]
+    with pytest.raises(SystemExit, match=r"lr5e-05_bs32_ep3_seed1/model: no fine-tuned model here"):
+        select_trial.main(["--task", "MNLI", "--metrics", str(metrics[0]), "--best-out", str(tmp_path / "best.json"),
+                           "--predictions-out", str(tmp_path / "p.tsv"), "--model-out", str(tmp_path / "best_model")])
+    assert not (tmp_path / "best.json").exists() and not (tmp_path / "best_model").exists()

@@ -224,22 +224,19 @@ def test_checkpoint_restores_weights_optimizer_and_rng_exactly(pretrain_shards):
     assert proc.returncode == 0 and proc.stdout.strip().endswith("SAME"), proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("zero_stage, stop", [(0, "budget"), (3, "max_steps")])
-def test_two_ranks_through_torchrun(pretrain_shards, bert_tokenizer_dir, tmp_path, zero_stage, stop):
-    """ZeRO-0: ranks agree on the time-budget stop (none hangs). ZeRO-3: parameters partitioned
-    across ranks are gathered for the checkpoint and the export."""
-    rec = recipe(3 if stop == "budget" else 600, implementation={"micro_batch_size": 4, "gpus": 2,
-                                                                  "zero_stage": zero_stage})
-    if stop == "max_steps":
-        rec["max_steps"] = 3
+def test_two_ranks_through_torchrun(pretrain_shards, bert_tokenizer_dir, tmp_path):
+    """2 CPU ranks: they agree on the time-budget stop (none hangs), and under ZeRO-3 the parameters
+    partitioned across them are gathered for the checkpoint and the export."""
+    rec = recipe(3, implementation={"micro_batch_size": 4, "gpus": 2, "zero_stage": 3})
     launcher = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
     proc = run(pretrain_shards, bert_tokenizer_dir, tmp_path, rec, launcher=launcher)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     log = events(tmp_path / "log.jsonl")
     assert log[0]["world_size"] == 2 and log[0]["gradient_accumulation_steps"] == 1
-    assert log[-1]["event"] == "end" and log[-1]["reason"] == stop and log[-1]["step"] > 0
+    assert log[-1]["event"] == "end" and log[-1]["reason"] == "budget" and log[-1]["step"] > 0
     assert proc.stdout.count("done:") == 1               # only rank 0 speaks
     from transformers import AutoModel
 
     model, info = AutoModel.from_pretrained(tmp_path / "model", output_loading_info=True)
     assert not info["mismatched_keys"] and model.embeddings.word_embeddings.weight.shape == (30522, 64)
+    assert model.embeddings.LayerNorm.weight.std() > 0       # trained values, not an empty ZeRO-3 shard

@@ -58,7 +58,8 @@ class SelfAttention(nn.Module):
     def __init__(self, cfg: BertConfig):
         super().__init__()
         if cfg.hidden_size % cfg.num_heads:
-            raise ValueError(f"model.hidden_size={cfg.hidden_size} is not a multiple of model.num_heads={cfg.num_heads}")
+            raise ValueError(f"model.hidden_size={cfg.hidden_size} is not a multiple of "
+                             f"model.num_heads={cfg.num_heads}")
         self.nh = cfg.num_heads
         # Separate q/k/v projections (not one fused matrix) so the weights map 1:1 onto HF.
         self.query = nn.Linear(cfg.hidden_size, cfg.hidden_size)

@@ -269,6 +269,9 @@ def extract(source: dict, outputs: list[Path], progress_every: int = 10000, work
             if stopped:
                 print(f"corpus: {stopped} reached: the rest of {describe(source)} is not read", flush=True)
                 raw.close()  # stops the reader (and an external bzip2) now
+                # Worker processes had documents in hand: read, but neither kept nor dropped.
+                accounted = stats["kept"] + sum(v for k, v in stats.items() if k.startswith("dropped"))
+                stats["read ahead when the cap was reached"] = stats["read"] - accounted
                 break
         if stats["kept"] == 0:
             raise SystemExit(f"corpus: no documents kept from {describe(source)} "
@@ -306,7 +309,8 @@ def extract(source: dict, outputs: list[Path], progress_every: int = 10000, work
 
 
 def stats_record(source: dict, stats: Counter, writer: PartWriter, min_chars: int, stopped, seconds: float) -> dict:
-    """The stats JSON: documents read and kept, each drop reason's count, the cap that stopped reading, parts."""
+    """The stats JSON: documents read and kept, each drop reason's count, the cap that stopped reading
+    (with worker processes, a few documents are read past it: read = kept + dropped + read_past_cap), parts."""
     dropped = {}
     for key, count in sorted(stats.items()):
         if key.startswith("dropped: "):  # "dropped: not an article (namespace != 0)" -> not_an_article
@@ -315,6 +319,7 @@ def stats_record(source: dict, stats: Counter, writer: PartWriter, min_chars: in
     return {"source": describe(source), "type": source["type"], "documents_read": stats["read"],
             "documents_kept": stats["kept"], "sentences": stats["sentences"], "characters": stats["characters"],
             "dropped": dropped, "min_chars": min_chars, "stopped_at": stopped,
+            "read_past_cap": stats["read ahead when the cap was reached"],
             "parts": [{"file": out.name, "documents": docs, "size_characters": size}
                       for out, size, docs in zip(writer.outputs, writer.sizes, writer.documents)],
             "seconds": round(seconds, 3)}

@@ -25,8 +25,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def setup_distributed() -> Dist:
-    """Initialise torch.distributed through DeepSpeed; returns this process's place in the job."""
+def setup_distributed(want_gpu: bool = True) -> Dist:
+    """Initialise torch.distributed through DeepSpeed; returns this process's place in the job.
+    want_gpu False (implementation.gpus 0) keeps a run on the CPU even where CUDA is visible:
+    Snakemake does not assign GPUs to local jobs, so one that asked for none must not take one."""
     # A plain `python -m ...` run has no launcher: make it a world of one. A fresh free port,
     # so several single-process runs (Snakemake runs jobs in parallel) never collide.
     if "RANK" not in os.environ:
@@ -39,7 +41,7 @@ def setup_distributed() -> Dist:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
-    cuda = torch.cuda.is_available()
+    cuda = want_gpu and torch.cuda.is_available()
     if not cuda:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")   # skips the accelerator probe and its warning
     import deepspeed

@@ -5,14 +5,23 @@ linear decay to 0, dynamic padding, optional length-grouped batches, gradient cl
 autocast on CUDA. Evaluates on dev once, at the end, then predicts the test split(s) in the
 GLUE server's vocabulary (for MNLI also the AX diagnostic set).
 
+The model may also be a fine-tuned classifier (STILTs: RTE, MRPC, STS-B from the selected
+MNLI model): its encoder is kept and its classification head replaced by a new one for this
+task. `--model-out` keeps the fine-tuned model (Hugging Face folder with tokenizer), marked
+with the task it was fine-tuned on (config.json `finetuning_task`).
+
     python -m workflow_scripts.finetune --task CoLA --glue '{"source": "dir", "path": "demo/glue_smoke"}' \\
         --model results/runs/demo/model --hparams '{"lr": 1e-4, "batch_size": 16, "epochs": 2, "seed": 1}' \\
-        --settings '{"max_seq_length": 128, ...}' --metrics-out dev_metrics.json --predictions-out test_predictions.tsv
+        --settings '{"max_seq_length": 128, ...}' --metrics-out dev_metrics.json --predictions-out test_predictions.tsv \\
+        [--model-out model/] [--cache-dir datasets_cache/]
 """
 import argparse
 import json
 import math
+import os
 import random
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,7 +89,43 @@ def tokenize(tokenizer, examples: list, max_len: int) -> list:
 
 # ---- model, optimizer, schedule --------------------------------------------------------------
 
+def source_task(model_dir: Path) -> str | None:
+    """The task a model folder was fine-tuned on ("MNLI" for STILTs), or None for a pre-trained model.
+
+    Our trials write config.json `finetuning_task`; any other sequence classifier counts as
+    fine-tuned on an unknown task ("?").
+    """
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SystemExit(f"{model_dir / 'config.json'}: cannot read it ({type(e).__name__}: {e})") from None
+    if config.get("finetuning_task"):
+        return config["finetuning_task"]
+    if any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or []):
+        return "?"
+    return None
+
+
+def reset_head(model) -> None:
+    """A new classification head (STILTs): BERT's init, normal(0, initializer_range) weights, zero biases.
+
+    Loading with ignore_mismatched_sizes re-draws only the layers whose shape changed; RoBERTa-style
+    heads also hold a hidden x hidden dense layer that would otherwise carry over from the source task.
+    """
+    import torch
+
+    head = getattr(model, "classifier", None)
+    if head is None:
+        raise SystemExit(f"{type(model).__name__} has no `classifier` head to replace")
+    for module in head.modules():
+        if isinstance(module, torch.nn.Linear):
+            torch.nn.init.normal_(module.weight, std=model.config.initializer_range)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+
+
 def load_model(model_dir: Path, task):
+    """(tokenizer, classifier for `task`, task the folder was fine-tuned on or None)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     if not model_dir.is_dir():
@@ -89,16 +134,38 @@ def load_model(model_dir: Path, task):
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
     except Exception as e:
         raise SystemExit(f"{model_dir}: cannot load its tokenizer ({type(e).__name__}: {e})") from None
-    kwargs = {"num_labels": task.num_labels,
+    # Regression's one output gets a name too: a fine-tuned source's id2label (MNLI: 3) must not survive.
+    labels = task.labels or ("score",)
+    kwargs = {"num_labels": task.num_labels, "id2label": dict(enumerate(labels)),
+              "label2id": {label: i for i, label in enumerate(labels)},
               "problem_type": "regression" if task.is_regression else "single_label_classification"}
-    if not task.is_regression:
-        kwargs["id2label"] = dict(enumerate(task.labels))
-        kwargs["label2id"] = {label: i for i, label in enumerate(task.labels)}
+    from_task = source_task(model_dir)
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir, **kwargs)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, ignore_mismatched_sizes=from_task is not None, **kwargs)
     except Exception as e:
         raise SystemExit(f"{model_dir}: cannot load it as a sequence classifier ({type(e).__name__}: {e})") from None
-    return tokenizer, model
+    if from_task is not None:
+        reset_head(model)
+    # What a kept model says it was fine-tuned on (read back by source_task).
+    model.config.finetuning_task = task.name
+    return tokenizer, model, from_task
+
+
+def save_model(model, tokenizer, out: Path) -> None:
+    """save_pretrained into a temp folder beside `out`, then rename: no half-written model folder."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.chmod(tmp, 0o777 & ~glue_data.current_umask())  # mkdtemp makes 0700
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def make_optimizer(model, lr: float, settings: dict):
@@ -163,8 +230,12 @@ def format_prediction(task, value) -> str:
 
 # ---- the trial -------------------------------------------------------------------------------
 
-def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settings: dict) -> tuple:
-    """Train, evaluate on dev, predict test. Returns (metrics record, prediction rows)."""
+def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settings: dict,
+              model_out: Path | None = None) -> tuple:
+    """Train, evaluate on dev, predict test, keep the model in `model_out` if given.
+
+    Returns (metrics record, prediction rows).
+    """
     import numpy as np
     import torch
 
@@ -192,7 +263,12 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
     torch.manual_seed(seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = autocast_dtype(need(impl, "precision", "--settings implementation"), device)
-    tokenizer, model = load_model(model_dir, task)
+    tokenizer, model, from_task = load_model(model_dir, task)
+    if from_task is not None:
+        print(f"init: {model_dir}, fine-tuned on {from_task} (STILTs); new {task.num_labels}-output "
+              f"{task_name} classifier head", flush=True)
+    else:
+        print(f"init: {model_dir} (pre-trained)", flush=True)
     model.to(device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     max_len = settings["max_seq_length"]
@@ -243,6 +319,10 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
             if not math.isfinite(losses[-1]):
                 raise SystemExit(f"training diverged at step {step} (loss {losses[-1]}): try a smaller lr than {lr:g}")
 
+    if model_out is not None:
+        save_model(model, tokenizer, model_out)
+        print(f"kept the fine-tuned model in {model_out}", flush=True)
+
     eval_bs = impl.get("eval_batch_size", 128)
     dev_results = {}
     for name, examples in devs.items():
@@ -258,6 +338,7 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
     record = {"task": task_name, "hparams": hparams, "score": score, "metrics": metrics,
               "dev_examples": sum(len(v) for v in devs.values()), "train_examples": len(train),
               "steps": total_steps, "final_train_loss": float(np.mean(losses[-every:])),
+              "init_model": str(model_dir), "init_task": from_task,
               "seconds": round(time.time() - start, 2)}
     return record, rows
 
@@ -271,11 +352,15 @@ def main(argv=None):
     parser.add_argument("--settings", required=True, help="JSON: config `finetune:` minus tasks, grid, seeds")
     parser.add_argument("--metrics-out", required=True, type=Path)
     parser.add_argument("--predictions-out", required=True, type=Path)
+    parser.add_argument("--model-out", type=Path, help="also keep the fine-tuned model here (for STILTs from MNLI)")
+    parser.add_argument("--cache-dir", help="datasets' cache folder for glue source huggingface (glue.cache_dir)")
     args = parser.parse_args(argv)
     glue = load_json_arg(args.glue, "--glue")
+    if args.cache_dir:
+        glue["cache_dir"] = args.cache_dir
     hparams = load_json_arg(args.hparams, "--hparams")
     settings = load_json_arg(args.settings, "--settings")
-    record, rows = run_trial(args.task, glue, args.model, hparams, settings)
+    record, rows = run_trial(args.task, glue, args.model, hparams, settings, args.model_out)
     tsv = "split\tindex\tprediction\n" + "".join(f"{s}\t{i}\t{p}\n" for s, i, p in rows)
     # Predictions first: a metrics file on disk then always has its predictions beside it.
     glue_data.write_atomic(args.predictions_out, tsv)

@@ -102,6 +102,11 @@ TASKS = {t.name: t for t in [
          *_one("WNLI", "wnli")),
 ]}
 
+def split_files(task: Task) -> list:
+    """Every file of the task in a GLUE-layout folder, relative to it (MNLI's include AX's diagnostic.tsv)."""
+    return [s.path for s in (task.train_split(), *task.dev, *task.test)]
+
+
 # The submission's 11 files: file name -> (task whose predictions fill it, prediction split).
 SUBMISSION_FILES = {
     "CoLA.tsv": ("CoLA", "test"), "SST-2.tsv": ("SST-2", "test"), "MRPC.tsv": ("MRPC", "test"),
@@ -214,21 +219,24 @@ def read_dir_split(task: Task, split: Split, root) -> list:
 # ---- the Hugging Face hub copy (nyu-mll/glue) -----------------------------------------------
 
 @functools.lru_cache(maxsize=None)
-def _hub_dataset(name: str, config: str):
+def _hub_dataset(name: str, config: str, cache_dir: str | None = None):
     import datasets
 
     # A local folder laid out like the hub repo: datasets' cache key for it can miss edits
     # to the files (seen with datasets 5.2), so rebuild its Arrow cache on every load.
     mode = "force_redownload" if Path(name).expanduser().is_dir() else None
     try:
-        return datasets.load_dataset(name, config, download_mode=mode)
+        return datasets.load_dataset(name, config, download_mode=mode, cache_dir=cache_dir)
     except Exception as e:  # offline, unknown name or config: say which, in one line
         raise SystemExit(f"glue.name={name!r}: cannot load config {config!r} ({type(e).__name__}: {e})") from None
 
 
-def read_hub_split(task: Task, split: Split, name: str) -> list:
-    """One split of the hub dataset (or a local folder laid out like the hub repo) as Examples."""
-    dd = _hub_dataset(name, split.hub_config)
+def read_hub_split(task: Task, split: Split, name: str, cache_dir: str | None = None) -> list:
+    """One split of the hub dataset (or a local folder laid out like the hub repo) as Examples.
+
+    `cache_dir`: datasets' cache folder (None: the Hugging Face default).
+    """
+    dd = _hub_dataset(name, split.hub_config, cache_dir)
     if split.hub_split not in dd:
         raise SystemExit(f"{name} ({split.hub_config}): no split {split.hub_split!r} (has: {', '.join(dd)})")
     ds = dd[split.hub_split]
@@ -270,7 +278,7 @@ def read_split(task: Task, split: Split, glue: dict) -> list:
     if glue["source"] == "dir":
         return read_dir_split(task, split, glue["path"])
     if glue["source"] == "huggingface":
-        return read_hub_split(task, split, glue.get("name", "nyu-mll/glue"))
+        return read_hub_split(task, split, glue.get("name", "nyu-mll/glue"), glue.get("cache_dir"))
     raise SystemExit(f"glue.source={glue['source']!r}: expected dir or huggingface")
 
 

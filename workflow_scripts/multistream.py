@@ -21,7 +21,8 @@ import io
 import re
 from pathlib import Path
 
-GROUP_BYTES = 4 << 20      # compressed bytes per decompression task (~16 MB of XML)
+GROUP_BYTES = 4 << 20      # compressed bytes per decompression task (~16 MB of XML) at most ...
+MIN_TASKS_PER_WORKER = 8   # ... but a small dump is still cut into this many tasks per worker
 SCAN_BLOCK = 32 << 20      # bytes read at a time when scanning for stream headers
 DETECT_BYTES = 64 << 20    # a file counts as multistream if a 2nd stream starts this early
 _BLOCK_MAGIC = b"1AY&SY"   # 0x314159265359, the first block's magic, after "BZh" + level
@@ -105,12 +106,14 @@ def decompress_range(path: str, begin: int, end: int) -> bytes:
     with open(path, "rb") as f:
         f.seek(begin)
         data = f.read(end - begin)
-    if not data.startswith(b"BZh"):
-        raise OSError(f"{path}: no bz2 stream starts at byte {begin} (index does not match the dump?)")
+        following = f.read(3)  # the next stream's header, unless this range ends the file
+    for offset, head in ((begin, data[:3]), (end, following)):
+        if head and head != b"BZh":
+            raise OSError(f"no bz2 stream starts at byte {offset} (index does not match the dump?)")
     try:
         return bz2.decompress(data)  # reads every stream in the range; fails on a cut one
     except (OSError, EOFError, ValueError) as e:
-        raise OSError(f"{path}: bytes {begin}-{end}: {e}") from None
+        raise OSError(f"bytes {begin}-{end}: {e}") from None
 
 
 class ParallelReader(io.RawIOBase):
@@ -168,5 +171,25 @@ def open_parallel(path: Path, pool, workers: int):
         return None
     starts, how = found
     size = Path(path).stat().st_size
-    ranges = group_ranges(starts, size, GROUP_BYTES)
+    ranges = group_ranges(starts, size, min(GROUP_BYTES, size // (MIN_TASKS_PER_WORKER * workers) + 1))
     return ParallelReader(path, ranges, pool, ahead=2 * workers), how
+
+
+def write_multistream(xml: bytes, dump: Path, pages_per_stream: int = 100, index: bool = True) -> list[int]:
+    """Write a MediaWiki export as Wikipedia's multistream layout (for tests and benchmarks): a stream
+    for the head (<siteinfo>), one per `pages_per_stream` pages, one for </mediawiki>; with
+    `index`, the -index.txt.bz2 of `offset:page_id:title` lines beside it. Returns the stream offsets."""
+    starts = [m.start() for m in re.finditer(rb"[ \t]*<page>", xml)]
+    cuts = sorted({0, *starts[::pages_per_stream], xml.rindex(b"</mediawiki>"), len(xml)})
+    offsets, lines, blob = [], [], bytearray()
+    for begin, end in zip(cuts, cuts[1:]):
+        offsets.append(len(blob))
+        segment = xml[begin:end]
+        for page in re.finditer(rb"<page>\s*<title>(.*?)</title>.*?<id>(\d+)</id>", segment, re.S):
+            lines.append(b"%d:%s:%s\n" % (len(blob), page[2], page[1]))
+        blob += bz2.compress(segment, 9)
+    Path(dump).write_bytes(bytes(blob))
+    if index:
+        name = Path(dump).name
+        Path(dump).with_name(name[:-len(".xml.bz2")] + "-index.txt.bz2").write_bytes(bz2.compress(b"".join(lines)))
+    return offsets

@@ -14,7 +14,10 @@ size). A run whose key has a checkpoint resumes from it with its step, elapsed t
 schedule position), optimizer, RNG states and data position; any other key starts fresh and the
 stale folders are deleted. SIGTERM (what SLURM sends before its time limit) or SIGINT: finish the
 current optimizer step, checkpoint, exit with 128+signal, so Snakemake counts the job as failed
-(its outputs would be missing anyway) and its retry (or a rerun) resumes.
+(its outputs would be missing anyway) and its retry (or a rerun) resumes. Checkpoints come every
+checkpoint_interval_minutes of training and at the end; only the newest is kept, and the final
+one stays, so a rerun with the same recipe (its outputs deleted) only re-exports. Delete the
+state folder to reclaim the disk (a bert-base checkpoint with Adam moments is ~1.3 GB).
 
 Log (JSON lines, written to the state folder while running, copied to --log-out at the end):
 config (the resolved recipe + world_size + derived values) first; train every log_interval_steps
@@ -29,6 +32,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -183,7 +187,7 @@ def main(argv=None):
 
     from workflow_scripts import engine, hf_export, schedules, shard_data
 
-    dist = engine.setup_distributed()
+    dist = engine.setup_distributed(want_gpu=recipe["implementation"]["gpus"] > 0)
     import torch
 
     from workflow_scripts.bert_model import BertConfig, BertForPretraining, param_groups
@@ -206,6 +210,7 @@ def main(argv=None):
     cfg = BertConfig(vocab_size=tok["vocab_size"], pad_token_id=tok["pad"], nsp=stream.layout["nsp"], **model_spec)
     torch.manual_seed(recipe["seed"])              # the same initial weights on every rank
     model = BertForPretraining(cfg)
+    n_params = model.num_parameters()              # before ZeRO-3 partitions them away
     eng = engine.Engine(model, param_groups(model, recipe["optimizer"]["weight_decay"]), recipe, dist)
     torch.manual_seed(recipe["seed"] * 1000 + dist.rank)   # dropout masks differ across ranks
 
@@ -218,7 +223,7 @@ def main(argv=None):
     if dist.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         for old in state_root.iterdir():
-            if old.is_dir() and old.name != key and len(old.name) == 16 and all(c in "0123456789abcdef" for c in old.name):
+            if old.is_dir() and old.name != key and re.fullmatch(r"[0-9a-f]{16}", old.name):
                 print(f"removing stale state {old} (recipe, data or world size changed)", flush=True)
                 shutil.rmtree(old, ignore_errors=True)
     eng.barrier()
@@ -236,12 +241,12 @@ def main(argv=None):
                "next_ckpt_s": recipe["checkpoint_interval_minutes"] * 60.0}
         log.start(None)
         log.event("config", **recipe, world_size=dist.world, gradient_accumulation_steps=accumulation,
-                  model_config=cfg.to_dict(), parameters=model.num_parameters(), seq_len=seq_len,
+                  model_config=cfg.to_dict(), parameters=n_params, seq_len=seq_len,
                   train_samples=sum(i["rows"] for i in stream.infos), steps_per_epoch=stream.steps_per_epoch,
                   valid_samples_per_rank=valid.samples, budget_s=budget_s, state_key=key, deepspeed=eng.config)
-    log.say(f"world {dist.world} on {dist.device} | {model.num_parameters() / 1e6:.2f}M parameters | "
-            f"{recipe['model']['layer_norm']}-LN | batch {recipe['batch_size']} = {micro} x {accumulation} accumulation "
-            f"x {dist.world} | {stream.steps_per_epoch} steps/epoch | budget {budget_s:.0f}s | "
+    log.say(f"world {dist.world} on {dist.device} | {n_params / 1e6:.2f}M parameters | "
+            f"{recipe['model']['layer_norm']}-LN | batch {recipe['batch_size']} = {micro} x {accumulation} "
+            f"accumulation x {dist.world} | {stream.steps_per_epoch} steps/epoch | budget {budget_s:.0f}s | "
             f"startup {time.perf_counter() - t_start:.1f}s")
 
     schedule = schedules.Schedule(recipe["schedule"], recipe["optimizer"]["lr"], budget_s)

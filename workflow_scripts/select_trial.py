@@ -1,16 +1,22 @@
 """Pick a task's best fine-tuning trial: best mean dev score over seeds, then its best seed.
 
     python -m workflow_scripts.select_trial --task CoLA --metrics <every trial's dev_metrics.json> \\
-        --best-out .../best.json --predictions-out .../best_predictions.tsv
+        --best-out .../best.json --predictions-out .../best_predictions.tsv [--model-out .../best_model]
 
 Trials are grouped by (lr, batch_size, epochs); the group with the highest mean score wins
 (ties: the first group in --metrics order), and within it the seed with the highest score
 (ties: the first). That trial's sibling test_predictions.tsv is copied to --predictions-out.
-The trial's name is its folder's name (e.g. lr3e-05_bs32_ep3_seed42).
+The trial's name is its folder's name (e.g. lr3e-05_bs32_ep3_seed42). With --model-out, the
+chosen trial's kept model (its sibling model/ folder, see finetune --model-out) is exported
+there, for the STILTs tasks to start from: file by file as hard links where the file system
+allows (no second copy of the weights on disk), else copies.
 """
 import argparse
 import json
 import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from workflow_scripts import glue_data
@@ -49,12 +55,40 @@ def select(records: list) -> tuple:
     return chosen, means[best_group]
 
 
+def link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or one without hard links
+        shutil.copy2(src, dst)
+
+
+def export_model(src: Path, out: Path) -> None:
+    """The chosen trial's model folder -> `out`, via a temp folder and a rename (never half a model)."""
+    if not (src / "config.json").is_file():
+        raise SystemExit(f"{src}: no fine-tuned model here (config.json missing; its trial ran without --model-out?)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        # Dot files are Snakemake's bookkeeping (.snakemake_timestamp), not the model's: a shared
+        # hard link there would let Snakemake's touch of one folder date the other.
+        shutil.copytree(src, tmp, dirs_exist_ok=True, copy_function=link_or_copy,
+                        ignore=shutil.ignore_patterns(".*"))
+        os.chmod(tmp, 0o777 & ~glue_data.current_umask())  # mkdtemp makes 0700
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", required=True, choices=list(glue_data.TASKS))
     parser.add_argument("--metrics", required=True, nargs="+", type=Path, help="every trial's dev_metrics.json")
     parser.add_argument("--best-out", required=True, type=Path)
     parser.add_argument("--predictions-out", required=True, type=Path)
+    parser.add_argument("--model-out", type=Path, help="export the chosen trial's kept model here (MNLI, for STILTs)")
     args = parser.parse_args(argv)
 
     records = [load_trial(p, args.task) for p in args.metrics]
@@ -66,7 +100,12 @@ def main(argv=None):
                "chosen": i == chosen} for i, (p, r) in enumerate(zip(args.metrics, records))]
     best = {"task": args.task, "chosen": args.metrics[chosen].parent.name,
             "chosen_hparams": records[chosen]["hparams"], "score": group_score,
-            "chosen_trial_score": records[chosen]["score"], "trials": trials}
+            "chosen_trial_score": records[chosen]["score"],
+            # The task the chosen trial started from (MNLI under STILTs; None: the pre-trained model).
+            "init_task": records[chosen].get("init_task"), "trials": trials}
+    if args.model_out:
+        export_model(args.metrics[chosen].parent / "model", args.model_out)
+        print(f"{args.task}: exported {args.metrics[chosen].parent / 'model'} to {args.model_out}", flush=True)
     glue_data.write_atomic(args.predictions_out, source.read_bytes())
     glue_data.write_atomic(args.best_out, json.dumps(best, indent=2) + "\n")
     print(f"{args.task}: chose {best['chosen']} (group mean {group_score:.2f} over "

@@ -17,7 +17,8 @@ REQUIRED = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "ma
 NSP = "next_sentence_labels"
 # Shard dataset name -> model argument name.
 ARGUMENTS = {"input_ids": "input_ids", "input_mask": "attention_mask", "segment_ids": "token_type_ids",
-             "masked_lm_positions": "masked_lm_positions", "masked_lm_ids": "masked_lm_ids", NSP: "next_sentence_labels"}
+             "masked_lm_positions": "masked_lm_positions", "masked_lm_ids": "masked_lm_ids",
+             NSP: "next_sentence_labels"}
 
 
 def shard_info(path: str) -> dict:
@@ -79,11 +80,10 @@ class TrainStream:
         self.steps_per_epoch = min(shares) // per_step
         if self.steps_per_epoch == 0:
             raise SystemExit(f"train shards hold {min(shares)} samples for the smallest of {world} rank(s), fewer than "
-                             f"one optimizer step needs ({micro_batch} x {accumulation} accumulation): lower batch_size "
-                             f"or build more samples")
+                             f"one optimizer step needs ({micro_batch} x {accumulation} accumulation): lower "
+                             "batch_size or build more samples")
         self.micro_per_epoch = self.steps_per_epoch * accumulation
         self.share = shares[rank]
-        self.dropped = shares[rank] - self.micro_per_epoch * micro_batch
 
     def _epoch_order(self, epoch: int) -> list:
         """Shards in a fresh random order, each shard's rows shuffled; same seed -> same order."""

@@ -5,15 +5,16 @@ item, markup removed. It follows what WikiExtractor/gensim do for BERT corpora, 
 (each step relies on the earlier ones having run):
  1. comments, then tags whose content is not prose (<ref>, <math>, <gallery>, ...);
  2. templates {{...}} (nested; a handful that wrap visible words, such as {{lang|..|text}},
-    {{nowrap|..}} and {{convert|5|km}}, keep those words) and tables {|...|} (nested);
+    {{nowrap|..}} and {{convert|5|km}}, keep those words) and tables {|...|} (nested); then
+    Chinese variant markup -{zh-hans:..;zh-hant:..}- (the simplified text is kept);
  3. external links [http://x label] -> label, bare URLs dropped;
- 4. internal links [[a|b]] -> b, [[a]] -> a; File/Image/Media/Category links (canonical and the
-    dump's localized namespace names) and interlanguage links [[fr:...]] dropped whole, captions
-    and all;
+ 4. internal links [[a|b]] -> b, [[a]] -> a; File/Image/Media/Category links (canonical names,
+    the dump's localized ones and common aliases such as 分类 or Bild) and interlanguage links
+    [[fr:...]] dropped whole, captions and all;
  5. remaining HTML tags, bold/italic quotes, behaviour switches (__NOTOC__), HTML entities;
  6. leftovers of removed markup ("( )", "(; born", " ,") tidied; then line by line: consecutive
     plain lines joined into one paragraph (as MediaWiki renders them), headings dropped, the tail
-    from "See also"/"References"/... on cut, list items and indented lines kept (markers
+    from "See also"/"References"/... (and their names on the largest wikis) on cut, list items and indented lines kept (markers
     stripped) only when they end like a sentence, since the rest are names and titles.
 """
 import html
@@ -52,15 +53,41 @@ _REPEATED_COMMA = re.compile(r",(?:[^\S\n]*,)+")
 _LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:-[a-z]+)*|simple")
 _NAMED_PARAMETER = re.compile(r"^\s*[\w .-]+\s*=")
 _PIPE_OUTSIDE_LINK = re.compile(r"\|(?![^\[]*\]\])")
+# Chinese wikis' language-variant markup: -{text}-, -{zh-hans:A;zh-hant:B;}-, -{H|rule}- (hidden).
+_VARIANT = re.compile(r"-\{(?:(?P<flags>[A-Za-z;+ -]*)\|)?(?P<body>.*?)\}-", re.S)
+_VARIANT_RULE = re.compile(r"(?:^|;)\s*(?P<code>zh(?:-[a-z]+)?)\s*:(?P<text>[^;]*)")
+_VARIANT_ORDER = ("zh-hans", "zh-cn", "zh-sg", "zh-my", "zh", "zh-hant", "zh-tw", "zh-hk", "zh-mo")
 
 # Canonical names valid on every wiki; the dump adds its localized ones (Datei, Catégorie, ...).
 CANONICAL_DROP_NAMESPACES = ("file", "image", "media", "category")
+# MediaWiki's namespace ALIASES (older or regional names, still used in articles) are not in an
+# export's <siteinfo>: the common ones for File and Category, for the largest wikis.
+ALIAS_DROP_NAMESPACES = (
+    "bild", "datei", "kategorie",                                   # de
+    "fichier", "catégorie",                                         # fr
+    "archivo", "imagen", "categoría",                               # es
+    "ficheiro", "arquivo", "imagem", "categoria",                   # pt, it
+    "plik", "grafika", "kategoria",                                 # pl
+    "bestand", "afbeelding", "categorie",                           # nl
+    "файл", "изображение", "категория",                             # ru
+    "файл", "зображення", "категорія",                              # uk
+    "文件", "档案", "檔案", "图像", "圖像", "分类", "分類",          # zh
+    "ファイル", "画像", "カテゴリ",                                  # ja
+    "파일", "그림", "분류",                                          # ko
+    "ملف", "صورة", "تصنيف",                                         # ar
+)
 DROP_NAMESPACE_KEYS = (-2, 6, 14)  # Media, File, Category
 # Appendix sections at the end of an article: cut from the first of these level-2 headings on.
 # ("Literature" is not one: in English it is as often a content section, e.g. under Culture.)
 TAIL_SECTIONS = frozenset("""
 see also|references|external links|further reading|notes|footnotes|bibliography|sources|citations|
-notes and references|references and notes|works cited|external sources|other websites
+notes and references|references and notes|works cited|external sources|other websites|
+siehe auch|literatur|weblinks|einzelnachweise|anmerkungen|
+voir aussi|notes et références|références|liens externes|bibliographie|
+véase también|referencias|enlaces externos|bibliografía|notas|
+см. также|примечания|литература|ссылки|источники|
+参见|參見|参考文献|參考文獻|参考资料|參考資料|外部链接|外部連結|注释|註釋|延伸阅读|延伸閱讀|
+関連項目|脚注|参考文献|外部リンク
 """.replace("\n", "").split("|"))
 # Templates that wrap words the reader sees: keep the words (index of the positional parameter).
 _KEEP_PARAMETER = {"lang": 1, "nowrap": 0, "nobr": 0, "nobreak": 0, "small": 0, "smaller": 0, "big": 0,
@@ -85,7 +112,7 @@ class WikitextCleaner:
     """Cleans the wikitext of one wiki; `namespaces` maps namespace key -> local name (siteinfo)."""
 
     def __init__(self, namespaces: dict | None = None):
-        names = set(CANONICAL_DROP_NAMESPACES)
+        names = set(CANONICAL_DROP_NAMESPACES) | set(ALIAS_DROP_NAMESPACES)
         for key, name in (namespaces or {}).items():
             if key in DROP_NAMESPACE_KEYS and name:
                 names.add(_norm_namespace(name))
@@ -155,6 +182,17 @@ class WikitextCleaner:
         if depth == 0:
             out.append(text[pos:])
         return "".join(out)
+
+    @staticmethod
+    def _render_variant(m: re.Match) -> str:
+        """-{...}-: the simplified-Chinese text of a variant rule, the text itself, or nothing (a hidden rule)."""
+        flags, body = (m.group("flags") or "").replace(" ", ""), m.group("body")
+        if flags and set(flags) & set("H-T"):
+            return ""
+        rules = {r.group("code"): r.group("text").strip() for r in _VARIANT_RULE.finditer(body)}
+        if not rules:
+            return body.split("=>")[0]
+        return next((rules[code] for code in _VARIANT_ORDER if code in rules), next(iter(rules.values())))
 
     # -- step 4: internal links -------------------------------------------------------------------
 
@@ -227,6 +265,8 @@ class WikitextCleaner:
         text = _DROP_ELEMENT.sub("", text)
         text = self._strip_templates(text)
         text = self._strip_tables(text)
+        if "-{" in text:
+            text = _VARIANT.sub(self._render_variant, text)
         text = _EXTERNAL_LINK.sub(lambda m: m.group("label") or "", text)
         if "://" in text:
             text = _BARE_URL.sub("", text)

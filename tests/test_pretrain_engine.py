@@ -1,0 +1,107 @@
+"""The pieces around the loop: DeepSpeed config from our recipe, recipe defaults, the resume key."""
+import json
+import os
+
+import pytest
+
+from workflow_scripts import engine, pretrain
+
+
+def full_recipe(**over):
+    r = pretrain.resolve_recipe(json.dumps({"model": {"hidden_size": 64, "num_layers": 2, "num_heads": 2},
+                                            "total_training_time": 0.5, "batch_size": 64,
+                                            "implementation": {"micro_batch_size": 8}}))
+    for key, value in over.items():
+        r[key] = {**r[key], **value} if isinstance(value, dict) else value
+    return r
+
+
+def test_resolve_recipe_fills_schema_defaults_and_rejects_typos():
+    r = full_recipe()
+    assert r["optimizer"] == {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01, "betas": [0.9, 0.98],
+                              "eps": 1e-6, "gradient_clipping": 1.0}
+    assert r["schedule"] == {"name": "linear", "warmup_proportion": 0.06}
+    assert r["implementation"]["precision"] == "fp32" and r["max_steps"] is None
+    assert r["model"]["layer_norm"] == "pre" and r["model"]["intermediate_size"] == 3072
+    with pytest.raises(SystemExit, match="recipe key optimizer: Additional properties.*'lr_max'"):
+        pretrain.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1, "optimizer": {"lr_max": 1}}))
+    with pytest.raises(SystemExit, match="recipe key model.layer_norm: 'middle' is not one of"):
+        pretrain.resolve_recipe(json.dumps({"total_training_time": 1, "model": {"layer_norm": "middle"}}))
+    with pytest.raises(SystemExit, match="--recipe is not valid JSON"):
+        pretrain.resolve_recipe("{model: 1}")
+    # A user's schedule by import path passes the schema; a bare unknown name does not.
+    pretrain.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1,
+                                        "schedule": {"name": "mypkg.lr:cosine"}}))
+    with pytest.raises(SystemExit, match="recipe key schedule.name"):
+        pretrain.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1, "schedule": {"name": "cosine"}}))
+
+
+def test_deepspeed_config_is_derived_from_the_recipe():
+    r = full_recipe(implementation={"precision": "fp16", "zero_stage": 2}, optimizer={"gradient_clipping": 0.5})
+    cfg = engine.ds_config(r, world=4)
+    assert cfg["train_batch_size"] == 64 and cfg["train_micro_batch_size_per_gpu"] == 8
+    assert cfg["gradient_accumulation_steps"] == 2                # 64 = 8 x 2 x 4 processes
+    assert cfg["fp16"]["enabled"] and cfg["fp16"]["loss_scale"] == 0  # dynamic loss scaling
+    assert cfg["zero_optimization"] == {"stage": 2} and cfg["gradient_clipping"] == 0.5
+    assert "bf16" not in cfg
+    assert engine.ds_config(full_recipe(implementation={"precision": "bf16"}), 1)["bf16"] == {"enabled": True}
+    assert "fp16" not in engine.ds_config(full_recipe(), 1) and engine.ds_config(full_recipe(), 1)[
+        "gradient_accumulation_steps"] == 8
+    with pytest.raises(SystemExit, match=r"batch_size=64 is not a multiple of .*size \(8\) x processes \(3\)"):
+        engine.ds_config(full_recipe(), world=3)
+
+
+def test_state_key_tracks_what_changes_training_only(tmp_path):
+    shard = tmp_path / "s.h5"
+    shard.write_bytes(b"x" * 10)
+    files = [shard]
+    base = pretrain.state_key(full_recipe(), files, 1)
+    assert base == pretrain.state_key(full_recipe(), files, 1)
+    # Bookkeeping and placement that leave the trajectory alone keep the state.
+    for same in (dict(validation_interval_minutes=5), dict(log_interval_steps=1), dict(checkpoint_interval_minutes=1),
+                 dict(validation_max_samples=10), dict(implementation={"micro_batch_size": 4})):
+        assert pretrain.state_key(full_recipe(**same), files, 1) == base, same
+    # What is trained, on what, by how many processes: a fresh start.
+    for other in (dict(optimizer={"lr": 2e-3}), dict(total_training_time=1.0), dict(seed=1), dict(max_steps=5),
+                  dict(model={"layer_norm": "post"}), dict(implementation={"precision": "bf16"})):
+        assert pretrain.state_key(full_recipe(**other), files, 1) != base, other
+    assert pretrain.state_key(full_recipe(), files, 2) != base
+    shard.write_bytes(b"y" * 11)                                   # a rebuilt shard
+    assert pretrain.state_key(full_recipe(), files, 1) != base
+
+
+def test_next_multiple_skips_intervals_a_long_step_jumped_over():
+    assert pretrain.next_multiple(59.0, 30.0) == 60.0
+    assert pretrain.next_multiple(60.0, 30.0) == 90.0
+    assert pretrain.next_multiple(95.0, 30.0) == 120.0
+
+
+def test_clock_counts_only_running_time():
+    import time
+
+    clock = pretrain.Clock(10.0)
+    clock.start()
+    time.sleep(0.05)
+    clock.pause()
+    paused_at = clock.elapsed()
+    time.sleep(0.05)                                               # validation, checkpoint: not counted
+    assert clock.elapsed() == paused_at and 10.04 < paused_at < 10.5
+
+
+def test_fp16_on_cpu_is_refused_in_one_line():
+    code = ("from workflow_scripts import engine; d = engine.setup_distributed(); import torch; "
+            "from workflow_scripts.bert_model import BertConfig, BertForPretraining, param_groups; "
+            "from workflow_scripts.pretrain import resolve_recipe; "
+            "r = resolve_recipe('{\"model\": {}, \"total_training_time\": 1, \"batch_size\": 32, "
+            "\"implementation\": {\"precision\": \"fp16\"}}'); "
+            "m = BertForPretraining(BertConfig(vocab_size=10, hidden_size=8, num_layers=1, num_heads=2)); "
+            "engine.Engine(m, param_groups(m, 0.0), r, d)")
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "implementation.precision=fp16 needs a GPU (this machine has none): use fp32 or bf16")
