@@ -98,7 +98,8 @@ def main(argv=None):
           f"peer workflow_scripts.corpus-workers-1")
     print(f"RESULT multistream_cpu_overhead {cpu[multi_name] / cpu['serial']:.2f} target 1.1 "
           f"peer workflow_scripts.corpus-workers-1")
-    print(f"RESULT multistream_speedup_vs_single_stream_workers {best[f'single-stream --workers {args.workers}'] / best[multi_name]:.2f} "
+    single_name = f"single-stream --workers {args.workers}"
+    print(f"RESULT multistream_speedup_vs_single_stream_workers {best[single_name] / best[multi_name]:.2f} "
           f"target 1 peer workflow_scripts.corpus-single-stream-bz2-workers-{args.workers}")
 
 

@@ -31,8 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 SINGLE_CORE = {"RAYON_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+# The default config's settings (schema defaults), the characters-per-token filter included.
 SPEC = {"max_seq_length": 128, "masked_lm_prob": 0.15, "max_predictions_per_seq": 20, "short_seq_prob": 0.1,
-        "nsp": False, "valid_fraction": 0.0, "seed": 42, "whole_word_masking": False}
+        "nsp": False, "valid_fraction": 0.0, "seed": 42, "whole_word_masking": False, "min_chars_per_token": 3.0}
 
 
 def make_text(work: Path) -> tuple[Path, Path]:

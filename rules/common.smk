@@ -35,6 +35,23 @@ def json_arg(value):
     return shlex.quote(json.dumps(value, sort_keys=True))
 
 
+# Corpora: what each extraction job reads and is told.
+
+
+def local_source(name, source):
+    """The corpus slice its job gets: a URL `path` replaced by the downloaded copy, and without
+    `weight`, which only the samples jobs use (a weight edit must not re-extract the text)."""
+    local = {k: v for k, v in source.items() if k != "weight"}
+    if download.is_url(source.get("path") or "") and source["type"] != "huggingface":
+        local["path"] = f"resources/corpora/{name}/{download.url_filename(source['path'])}"
+    return local
+
+
+def corpus_input(name, source):
+    """The file or folder a corpus job reads (nothing for a Hugging Face dataset: it reads the hub)."""
+    return [local_source(name, source)["path"]] if source["type"] in ("wikipedia", "text") else []
+
+
 def all_train_shards():
     return expand("results/samples/train/shard_{k}.h5", k=SHARDS)
 

@@ -3,19 +3,6 @@
 # then one job finds the exact duplicate documents across all corpora.
 
 
-def local_source(name, source):
-    """The corpus slice its job gets: a URL `path` replaced by the downloaded copy, and without
-    `weight`, which only the samples jobs use (a weight edit must not re-extract the text)."""
-    local = {k: v for k, v in source.items() if k != "weight"}
-    if download.is_url(source.get("path") or "") and source["type"] != "huggingface":
-        local["path"] = f"resources/corpora/{name}/{download.url_filename(source['path'])}"
-    return local
-
-
-def corpus_input(name, source):
-    return [local_source(name, source)["path"]] if source["type"] in ("wikipedia", "text") else []
-
-
 rule download_corpus:
     output:
         "resources/corpora/{corpus}/{filename}",

@@ -19,14 +19,15 @@ def write_log(path, minutes, start_loss):
     return path
 
 
-def write_best(root, run, task, scores):
+def write_best(root, run, task, scores, init_task=None):
     """Trials as finetune leaves them, then the real selection writes best.json."""
     metrics = []
     for (lr, seed), score in scores.items():
         folder = root / "runs" / run / "glue" / task / grid.trial_name(lr, 16, 2, seed)
         folder.mkdir(parents=True)
         (folder / "dev_metrics.json").write_text(json.dumps(
-            {"task": task, "hparams": grid.parse_trial(folder.name), "score": score, "metrics": {"accuracy": score}}))
+            {"task": task, "hparams": grid.parse_trial(folder.name), "score": score, "metrics": {"accuracy": score},
+             "init_task": init_task}))
         (folder / "test_predictions.tsv").write_text("split\tindex\tprediction\ntest\t0\t1\n")
         metrics.append(folder / "dev_metrics.json")
     best = root / "runs" / run / "glue" / task / "best.json"
@@ -73,3 +74,37 @@ def test_bad_log_line_is_named(tmp_path):
         report.main(["--pretrain-logs", str(log), "--table-out", str(tmp_path / "t.md"),
                      "--curves-out", str(tmp_path / "c.png")])
     assert not (tmp_path / "t.md").exists()
+
+
+def test_two_runs_over_all_nine_tasks(tmp_path):
+    """An optimizer study: both runs in the summary, each task's chosen score (mean over seeds) and the GLUE average."""
+    scores = {"adamw": dict(zip(["CoLA", "SST-2", "MRPC", "STS-B", "QQP", "MNLI", "QNLI", "RTE", "WNLI"],
+                                [40.0, 88.0, 85.0, 84.0, 86.0, 78.0, 86.0, 62.0, 56.0])),
+              "lamb": dict(zip(["CoLA", "SST-2", "MRPC", "STS-B", "QQP", "MNLI", "QNLI", "RTE", "WNLI"],
+                               [30.0, 86.0, 83.0, 82.0, 85.0, 77.0, 84.0, 58.0, 56.0]))}
+    stilts = {"MRPC", "STS-B", "RTE"}
+    bests = []
+    for run, by_task in scores.items():
+        for task, score in by_task.items():
+            # Two seeds of the chosen lr around `score`, and a worse lr with one lucky seed.
+            trials = {(1e-4, 1): score - 1, (1e-4, 2): score + 1, (3e-5, 1): score + 5, (3e-5, 2): score - 20}
+            bests.append(write_best(tmp_path, run, task, trials, "MNLI" if task in stilts and run == "adamw" else None))
+    logs = [write_log(tmp_path / "runs/adamw/pretrain_log.jsonl", 2, 10.0),
+            write_log(tmp_path / "runs/lamb/pretrain_log.jsonl", 2, 9.0)]
+    table = tmp_path / "glue_dev.md"
+    report.main(["--pretrain-logs", *map(str, logs), "--best", *map(str, bests), "--table-out", str(table),
+                 "--curves-out", str(tmp_path / "curves.png")])
+    lines = table.read_text().splitlines()
+    assert "| run | CoLA | SST-2 | MRPC | STS-B | QQP | MNLI | QNLI | RTE | WNLI | GLUE avg |" in lines
+    for run, by_task in scores.items():
+        avg = sum(by_task.values()) / 9
+        row = f"| {run} | " + " | ".join(f"{v:.2f}" for v in by_task.values()) + f" | {avg:.2f} |"
+        assert row in lines, (row, lines[:14])
+    summary = lines[lines.index("## Summary"):lines.index("## Pretraining")]
+    assert [line.split(" | ")[0] for line in summary if line.startswith("| ") and "GLUE avg" not in line] == \
+        ["| adamw", "| lamb"]
+    stilts_line = next(line for line in summary if line.startswith("Intermediate-task starts"))
+    assert "adamw: MRPC from MNLI, STS-B from MNLI, RTE from MNLI." in stilts_line and "lamb" not in stilts_line
+    # Every trial is listed per task, one chosen per run.
+    rte = "\n".join(lines).split("## RTE")[1].split("## WNLI")[0]
+    assert rte.count("**chosen**") == 2 and rte.count("| adamw |") == 4 and rte.count("| lamb |") == 4

@@ -121,7 +121,7 @@ def test_tiny_stilts_run_from_the_hub_layout(workdir, hub_copy, bert_tokenizer_d
 
     # Order, from Snakemake's own log: MNLI's selection finished before the RTE trial started.
     text = proc.stdout + proc.stderr
-    select_done = text.index("(Rule: select_mnli_trial)"); print("DEBUG", text)
+    select_done = text.index("(Rule: select_mnli_trial)")
     rte_start = re.search(r"rule finetune_trial:\n(?:.*\n)*?\s+wildcards: run=demo, task=RTE", text)
     assert rte_start and select_done < rte_start.start()
 

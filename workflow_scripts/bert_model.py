@@ -164,15 +164,8 @@ class BertForPretraining(nn.Module):
         real masked positions (+ NSP mean when the head exists); the sum and count let
         validation average over tokens across batches and ranks."""
         h = self.encode(input_ids, token_type_ids, attention_mask)                 # (B, L, H)
-        B, L, H = h.shape
-        # Shards pad masked_lm_positions with 0 past the real predictions; position 0 is [CLS],
-        # never a real prediction, so positions > 0 mark the real ones.
-        positions = masked_lm_positions.long()                                     # (B, P)
-        real = positions > 0                                                       # (B, P)
-        rows = torch.arange(B, device=h.device)[:, None] * L + positions           # (B, P) flat token index
-        picked = h.reshape(B * L, H)[rows[real]]                                   # (M, H): gather first
+        picked, targets = gather_masked(h, masked_lm_positions, masked_lm_ids)     # (M, H), (M,)
         logits = self.mlm(picked, self.embeddings.word.weight)                     # (M, V)
-        targets = masked_lm_ids.long()[real]                                       # (M,)
         mlm_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
         n = targets.numel()
         loss = mlm_sum / max(n, 1)
@@ -187,6 +180,17 @@ class BertForPretraining(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def gather_masked(h, masked_lm_positions, masked_lm_ids):
+    """Hidden states (B, L, H) -> those of the real masked positions (M, H) and their targets (M,).
+    Shards pad masked_lm_positions with 0 past the real predictions; position 0 is [CLS], never a
+    real prediction, so positions > 0 mark the real ones."""
+    B, L, H = h.shape
+    positions = masked_lm_positions.long()                                         # (B, P)
+    real = positions > 0                                                           # (B, P)
+    rows = torch.arange(B, device=h.device)[:, None] * L + positions               # (B, P) flat token index
+    return h.reshape(B * L, H)[rows[real]], masked_lm_ids.long()[real]
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list:

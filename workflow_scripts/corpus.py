@@ -28,6 +28,7 @@ import os
 import re
 import time
 import unicodedata
+from array import array
 from collections import Counter
 from pathlib import Path
 
@@ -233,7 +234,7 @@ def extract(source: dict, outputs: list[Path], progress_every: int = 10000, work
     stats = Counter()
     start = time.monotonic()
     pool = writer = None
-    hashes, doc_parts = [], []  # per kept document, in the order read
+    hashes, doc_parts = array("Q"), array("I")  # per kept document, in the order read: 12 bytes each
     stopped = None
     next_report = progress_every
     try:
@@ -292,7 +293,7 @@ def extract(source: dict, outputs: list[Path], progress_every: int = 10000, work
         from workflow_scripts.atomic import replacing
 
         with replacing(hashes_out) as tmp, open(tmp, "wb") as f:
-            np.savez(f, hash=np.array(hashes, dtype=np.uint64), part=np.array(doc_parts, dtype=np.uint32),
+            np.savez(f, hash=np.frombuffer(hashes, dtype=np.uint64), part=np.frombuffer(doc_parts, dtype=np.uint32),
                      part_names=np.array([p.name for p in outputs]))
     rate = stats["read"] / max(elapsed, 1e-9)
     print(f"corpus: done in {elapsed:.1f} s: {stats['read']} documents read ({rate:.0f}/s), "

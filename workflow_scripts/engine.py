@@ -9,6 +9,8 @@ import os
 import socket
 from dataclasses import dataclass
 
+from workflow_scripts import optimizers
+
 
 @dataclass
 class Dist:
@@ -94,21 +96,6 @@ def ds_config(recipe: dict, world: int) -> dict:
     return cfg
 
 
-def make_optimizer(params, opt: dict, device: str):
-    """A torch optimizer handed to DeepSpeed: no fused_adam JIT build, ZeRO 0-3 all accept it."""
-    import torch
-
-    kwargs = dict(lr=opt["lr"], betas=tuple(opt["betas"]), eps=opt["eps"])
-    if device.startswith("cuda"):
-        kwargs["fused"] = True    # torch's own fused CUDA kernel: as fast as DeepSpeed's, nothing to compile
-    if opt["name"] == "adamw":
-        return torch.optim.AdamW(params, **kwargs)
-    if opt["name"] == "adam":
-        # Adam with L2 regularisation (decay added to the gradient), as the original BERT Adam did not decouple.
-        return torch.optim.Adam(params, **kwargs)
-    raise SystemExit(f"optimizer.name={opt['name']!r} is not one of adamw, adam")
-
-
 class Engine:
     """One model under DeepSpeed: forward/backward/step on micro-batches, checkpoints, collectives."""
 
@@ -126,10 +113,19 @@ class Engine:
         if precision == "bf16" and not acc.is_bf16_supported():
             raise SystemExit("implementation.precision=bf16 is not supported on this device: use fp32 or fp16")
         self.config = ds_config(recipe, dist.world)
-        optimizer = make_optimizer(param_groups, recipe["optimizer"], dist.device)
+        optimizer = optimizers.make(param_groups, recipe["optimizer"], dist.device)
         self.ds, self.optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=self.config)
         self.module = self.ds.module
         self.accumulation = self.config["gradient_accumulation_steps"]
+        self._no_raise_at_min_scale()
+
+    def _no_raise_at_min_scale(self) -> None:
+        """ZeRO's fp16 loss scaler raises (killing the job, no checkpoint) on an overflow at the
+        minimum scale; we rather skip such steps and let early_stopping.loss_scale_stuck_steps
+        stop the run cleanly. A checkpoint load brings back a pickled scaler: call again after it."""
+        scaler = getattr(self.optimizer, "loss_scaler", None)
+        if scaler is not None and hasattr(scaler, "raise_error_at_min_scale"):
+            scaler.raise_error_at_min_scale = False
 
     # ---- training ----
     def set_lr(self, lr: float) -> None:
@@ -139,13 +135,23 @@ class Engine:
     def to_device(self, batch: dict) -> dict:
         return {k: v.to(self.dist.device, non_blocking=True) for k, v in batch.items()}
 
-    def train_micro_batch(self, batch: dict) -> float:
-        """Forward + backward + (at the accumulation boundary) optimizer step; returns the loss."""
-        self.ds.train()
+    def forward_backward(self, batch: dict):
+        """Forward + backward of one micro-batch (gradients accumulate); returns the loss tensor."""
+        if not self.module.training:
+            self.ds.train()
         loss, _, _ = self.ds(**self.to_device(batch))
         self.ds.backward(loss)   # DeepSpeed divides by the accumulation steps
-        self.ds.step()           # steps the optimizer only at the boundary; zeroes the grads
         return loss.detach()
+
+    def step(self) -> None:
+        """Call after every forward_backward: DeepSpeed steps the optimizer (and zeroes the grads)
+        only at the accumulation boundary; between, it only counts micro-steps."""
+        self.ds.step()
+
+    def train_micro_batch(self, batch: dict):
+        loss = self.forward_backward(batch)
+        self.step()
+        return loss
 
     def eval_batch(self, batch: dict):
         """(mlm_loss_sum, n_predictions, total_loss) on one micro-batch, no grad, dropout off."""
@@ -158,6 +164,19 @@ class Engine:
     def overflow(self) -> bool:
         """fp16 only: True when the last step was skipped for an overflowing loss scale."""
         return bool(getattr(self.optimizer, "overflow", False))
+
+    def loss_scale_at_minimum(self) -> bool:
+        """fp16 only: the dynamic loss scale sits at its floor (min_loss_scale); False otherwise."""
+        fp16 = self.config.get("fp16")
+        if not fp16:
+            return False
+        # Where DeepSpeed keeps it: FP16_Optimizer (ZeRO 0) in loss_scale_config, ZeRO 1-3 in loss_scaler.
+        opt = self.optimizer
+        for holder in (getattr(opt, "loss_scale_config", None), getattr(opt, "loss_scaler", None), opt):
+            scale = getattr(holder, "cur_scale", None)
+            if isinstance(scale, (int, float)):
+                return scale <= fp16["min_loss_scale"]
+        return False
 
     # ---- collectives (every rank must call them, in the same order) ----
     def all_reduce(self, values: list, op: str = "sum") -> list:
@@ -195,6 +214,7 @@ class Engine:
                                                      load_lr_scheduler_states=False)
         if path is None:
             raise SystemExit(f"checkpoint {os.path.join(folder, tag)} could not be loaded")
+        self._no_raise_at_min_scale()
         rng_file = os.path.join(folder, tag, f"rng_rank{self.dist.rank}.pt")
         if os.path.exists(rng_file):
             rng = self.torch.load(rng_file, weights_only=False)

@@ -110,20 +110,28 @@ def tokenizer_special_ids(tokenizer_dir: str) -> dict:
 
 
 def export(state: dict, cfg, tokenizer_dir: str, out_dir: str) -> None:
-    """Write the folder atomically: a temp folder beside out_dir, renamed at the end."""
+    """Our BERT's weights -> out_dir (config.json, model.safetensors, tokenizer files), atomically."""
     from safetensors.torch import save_file
 
+    def write(tmp: Path):
+        hf_config(cfg, tokenizer_special_ids(tokenizer_dir)).save_pretrained(tmp)
+        save_file(hf_state_dict(state, cfg), str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    write_folder(out_dir, tokenizer_dir, write)
+
+
+def write_folder(out_dir: str, tokenizer_dir: str, write_model) -> None:
+    """A model folder written atomically: the tokenizer files and whatever write_model(tmp) puts
+    there go into a temp folder beside out_dir, renamed over it at the end."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp", dir=out.parent))
     tmp.chmod(0o755)   # mkdtemp makes it private; a model folder is for everyone
     try:
-        # Tokenizer files first, so our config.json wins should the tokenizer folder carry one.
+        # Tokenizer files first, so the model's config.json wins should the tokenizer folder carry one.
         for f in sorted(Path(tokenizer_dir).iterdir()):
             if f.is_file():
                 shutil.copy2(f, tmp / f.name)
-        hf_config(cfg, tokenizer_special_ids(tokenizer_dir)).save_pretrained(tmp)
-        save_file(hf_state_dict(state, cfg), str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        write_model(tmp)
         for f in tmp.iterdir():
             f.chmod(0o644)
         if out.exists():

@@ -1,36 +1,44 @@
-"""Pretrain our BERT on masked-LM shards for a fixed wall-clock budget through DeepSpeed (Izsak et al. 2021).
+"""Pretrain a BERT-family model on masked-LM shards for a fixed training-time budget through DeepSpeed.
 
 One process (`python -m workflow_scripts.pretrain ...`) or N ranks (`torchrun --nproc_per_node N -m ...`).
-The loop reads straight through: schedule, accumulate, clip, step, log, validate, checkpoint.
+The loop reads straight through: schedule, accumulate, agree, step, log, validate, checkpoint.
+The model (model.type: our BERT, RoBERTa, ALBERT, DeBERTa-v2) comes from pretrain_models.py,
+the optimizer from optimizers.py, the LR curve from schedules.py, and when to validate and stop
+from budget.py (time budget, early_exit_time_marker, max_steps, early stopping).
 
 Time: `elapsed` is TRAINING time only (forward, backward, step, and reading batches). Startup,
 validation, checkpointing and export are excluded, so the LR curve and the stop depend on how much
-training happened, not on how often we paused. Every optimizer step the ranks agree on elapsed
-(the max over ranks) and on whether a stop signal arrived, so all take the same decisions.
+training happened, not on how often we paused (Izsak et al. 2021). Before each optimizer step is
+applied the ranks agree (a max over ranks) on elapsed, on whether a stop signal arrived and on
+whether any loss was NaN/inf, so all take the same decisions at the same step.
 
 Resume: the state folder holds one subfolder per state key: a hash of everything that changes
-what is trained (the recipe minus pure bookkeeping, the shard and tokenizer files, the world
-size). A run whose key has a checkpoint resumes from it with its step, elapsed time (hence the LR
-schedule position), optimizer, RNG states and data position; any other key starts fresh and the
-stale folders are deleted. SIGTERM (what SLURM sends before its time limit) or SIGINT: finish the
-current optimizer step, checkpoint, exit with 128+signal, so Snakemake counts the job as failed
-(its outputs would be missing anyway) and its retry (or a rerun) resumes. Checkpoints come every
+what is trained (the recipe minus bookkeeping, placement and where-to-stop keys, the shard and
+tokenizer files, the world size). A run whose key has a checkpoint resumes from it with its step,
+elapsed time (hence the LR schedule position), optimizer, RNG states and data position; any other
+key starts fresh and the stale folders are deleted. SIGTERM (what SLURM sends before its time
+limit) or SIGINT: finish the current optimizer step, checkpoint, exit with 128+signal, so Snakemake
+counts the job as failed (its outputs would be missing anyway) and its retry (or a rerun) resumes.
+A SIGKILL loses what came after the last periodic checkpoint. Checkpoints come every
 checkpoint_interval_minutes of training and at the end; only the newest is kept, and the final
-one stays, so a rerun with the same recipe (its outputs deleted) only re-exports. Delete the
-state folder to reclaim the disk (a bert-base checkpoint with Adam moments is ~1.3 GB).
+one stays, so a rerun with the same recipe (its outputs deleted) only re-exports, or continues if
+its end no longer holds (a later early_exit_time_marker). Delete the state folder to reclaim the
+disk (a bert-base checkpoint with Adam moments is ~1.3 GB).
 
 Log (JSON lines, written to the state folder while running, copied to --log-out at the end):
 config (the resolved recipe + world_size + derived values) first; train every log_interval_steps
-steps {step, elapsed_s, loss, lr, samples_per_s, tokens_per_s} (loss: mean of the micro-batch
+steps {step, elapsed_s, loss, lr, samples_per_s, tokens_per_s, epoch} (loss: mean of the micro-batch
 losses since the last train line, over all ranks; tokens: non-padding tokens); valid {step,
 elapsed_s, valid_loss} (masked-LM cross-entropy per masked token over the capped valid set; NSP
 not included); resume {step, elapsed_s} where a run picked up a checkpoint; end {step, elapsed_s,
-reason: budget | max_steps} last.
+reason, detail} last, reason one of budget | early_exit | max_steps | nonfinite_loss | loss_scale |
+valid_loss (see budget.py). With implementation.tensorboard the same scalars go to TensorBoard.
 """
 import argparse
 import copy
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -41,9 +49,13 @@ from pathlib import Path
 SCHEMA = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 # Recipe keys that change neither what is trained nor the checkpoint layout: editing them
 # must not throw a run's state away. micro_batch_size: the data position is kept in samples.
-NOT_IN_STATE_KEY = ("validation_interval_minutes", "validation_max_samples", "checkpoint_interval_minutes",
-                    "log_interval_steps")
-NOT_IN_STATE_KEY_IMPL = ("micro_batch_size", "gpus")
+# Where a run stops early (early_exit_time_marker, early_stopping) is no part of the trajectory either:
+# a later marker continues the same run.
+NOT_IN_STATE_KEY = ("validation_interval_minutes", "validation_interval_minutes_begin",
+                    "validation_interval_minutes_end", "validation_begin_proportion", "validation_end_proportion",
+                    "validation_max_samples", "checkpoint_interval_minutes", "log_interval_steps",
+                    "early_exit_time_marker", "early_stopping")
+NOT_IN_STATE_KEY_IMPL = ("micro_batch_size", "gpus", "compile", "tensorboard")
 
 
 def parse_args(argv=None):
@@ -73,6 +85,11 @@ def resolve_recipe(text: str) -> dict:
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "(top)"
         raise SystemExit(f"recipe key {where}: {error.message}")
+    from workflow_scripts import recipe_checks
+
+    problem = recipe_checks.problem(recipe)
+    if problem:
+        raise SystemExit(f"recipe key {problem}")
     return recipe
 
 
@@ -185,14 +202,14 @@ def main(argv=None):
     stop = StopSignal()
     t_start = time.perf_counter()
 
-    from workflow_scripts import engine, hf_export, schedules, shard_data
+    from workflow_scripts import budget, engine, hf_export, pretrain_models, schedules, shard_data, tb_log
 
     dist = engine.setup_distributed(want_gpu=recipe["implementation"]["gpus"] > 0)
     import torch
 
-    from workflow_scripts.bert_model import BertConfig, BertForPretraining, param_groups
+    from workflow_scripts.bert_model import param_groups
 
-    impl, budget_s = recipe["implementation"], recipe["total_training_time"] * 3600.0
+    impl, plan = recipe["implementation"], budget.Budget.from_recipe(recipe)
     micro = impl["micro_batch_size"]
     accumulation = engine.accumulation_steps(recipe["batch_size"], micro, dist.world)
 
@@ -203,14 +220,13 @@ def main(argv=None):
     stream = shard_data.TrainStream(args.train, dist.rank, dist.world, micro, accumulation, recipe["seed"])
     seq_len = stream.layout["seq_len"]
     valid = shard_data.ValidSet(args.valid, dist.rank, dist.world, micro, recipe["validation_max_samples"], seq_len)
-    model_spec = {k: v for k, v in recipe["model"].items() if k != "type"}
-    if seq_len > model_spec["max_position_embeddings"]:
+    if seq_len > recipe["model"]["max_position_embeddings"]:
         raise SystemExit(f"shards hold sequences of {seq_len} tokens but model.max_position_embeddings is "
-                         f"{model_spec['max_position_embeddings']}")
-    cfg = BertConfig(vocab_size=tok["vocab_size"], pad_token_id=tok["pad"], nsp=stream.layout["nsp"], **model_spec)
+                         f"{recipe['model']['max_position_embeddings']}")
     torch.manual_seed(recipe["seed"])              # the same initial weights on every rank
-    model = BertForPretraining(cfg)
-    n_params = model.num_parameters()              # before ZeRO-3 partitions them away
+    built = pretrain_models.build(recipe["model"], impl, tok, stream.layout["nsp"])
+    model = built.model
+    n_params = sum(p.numel() for p in model.parameters())   # before ZeRO-3 partitions them away
     eng = engine.Engine(model, param_groups(model, recipe["optimizer"]["weight_decay"]), recipe, dist)
     torch.manual_seed(recipe["seed"] * 1000 + dist.rank)   # dropout masks differ across ranks
 
@@ -234,45 +250,50 @@ def main(argv=None):
         eng.load(str(ckpt_dir), pos["tag"])
         log.start(pos["log_offset"])
         log.event("resume", step=pos["step"], elapsed_s=pos["elapsed_s"])
-        log.say(f"resumed {run_dir} at step {pos['step']}, {pos['elapsed_s']:.1f}s of {budget_s:.0f}s trained")
+        log.say(f"resumed {run_dir} at step {pos['step']}, {pos['elapsed_s']:.1f}s of {plan.budget_s:.0f}s trained")
+        if pos["reason"] and not plan.still_finished(pos["reason"], pos["elapsed_s"], pos["step"]):
+            log.say(f"the run had ended ({pos['reason']}: {pos['detail']}), which no longer holds: training on")
+            pos["reason"] = pos["detail"] = None
     else:
-        pos = {"step": 0, "elapsed_s": 0.0, "epoch": 0, "epoch_samples": 0, "reason": None,
-               "next_valid_s": recipe["validation_interval_minutes"] * 60.0,
-               "next_ckpt_s": recipe["checkpoint_interval_minutes"] * 60.0}
+        pos = {"step": 0, "elapsed_s": 0.0, "epoch": 0, "epoch_samples": 0, "reason": None, "detail": None,
+               "last_valid_s": 0.0, "next_ckpt_s": recipe["checkpoint_interval_minutes"] * 60.0, "stuck": 0}
         log.start(None)
         log.event("config", **recipe, world_size=dist.world, gradient_accumulation_steps=accumulation,
-                  model_config=cfg.to_dict(), parameters=n_params, seq_len=seq_len,
+                  model_config=built.description, parameters=n_params, seq_len=seq_len,
                   train_samples=sum(i["rows"] for i in stream.infos), steps_per_epoch=stream.steps_per_epoch,
-                  valid_samples_per_rank=valid.samples, budget_s=budget_s, state_key=key, deepspeed=eng.config)
-    log.say(f"world {dist.world} on {dist.device} | {n_params / 1e6:.2f}M parameters | "
-            f"{recipe['model']['layer_norm']}-LN | batch {recipe['batch_size']} = {micro} x {accumulation} "
-            f"accumulation x {dist.world} | {stream.steps_per_epoch} steps/epoch | budget {budget_s:.0f}s | "
+                  valid_samples_per_rank=valid.samples, budget_s=plan.budget_s, state_key=key, deepspeed=eng.config)
+    log.say(f"world {dist.world} on {dist.device} | {n_params / 1e6:.2f}M parameters | {'; '.join(built.notes)} | "
+            f"batch {recipe['batch_size']} = {micro} x {accumulation} accumulation x {dist.world} | "
+            f"{stream.steps_per_epoch} steps/epoch | budget {plan.budget_s:.0f}s | "
             f"startup {time.perf_counter() - t_start:.1f}s")
 
-    schedule = schedules.Schedule(recipe["schedule"], recipe["optimizer"]["lr"], budget_s)
-    step, epoch, epoch_samples = pos["step"], pos["epoch"], pos["epoch_samples"]
-    next_valid, next_ckpt = pos["next_valid_s"], pos["next_ckpt_s"]
+    schedule = schedules.Schedule(recipe["schedule"], recipe["optimizer"]["lr"], plan.budget_s, recipe["max_steps"])
+    tb = tb_log.TensorBoard(run_dir / "tensorboard", impl["tensorboard"] and dist.rank == 0, pos["step"], log.say)
+    step, epoch, epoch_samples, stuck = pos["step"], pos["epoch"], pos["epoch_samples"], pos["stuck"]
+    last_valid, next_ckpt = pos["last_valid_s"], pos["next_ckpt_s"]
     per_rank_step = micro * accumulation     # samples each rank reads per optimizer step
 
-    def position(reason=None):
+    def position(reason=None, detail=None):
         """Where training stands; `reason` is set once it has ended (a rerun then only exports)."""
         return {"step": step, "elapsed_s": elapsed, "epoch": epoch, "epoch_samples": epoch_samples,
-                "next_valid_s": next_valid, "next_ckpt_s": next_ckpt, "reason": reason}
+                "last_valid_s": last_valid, "next_ckpt_s": next_ckpt, "stuck": stuck, "reason": reason,
+                "detail": detail}
 
-    def checkpoint(reason=None):
+    def checkpoint(reason=None, detail=None):
         # Never overwrite the checkpoint latest.json points to (a kill mid-save would ruin both).
         tag = f"step{step}" if not (ckpt_dir / f"step{step}").exists() else f"step{step}.{time.time_ns()}"
-        eng.save(str(ckpt_dir), tag, position(reason))   # every rank writes its part, then a barrier
+        eng.save(str(ckpt_dir), tag, position(reason, detail))   # every rank writes its part, then a barrier
         if dist.rank == 0:
             # The pointer is replaced only once the whole checkpoint is on disk: a kill mid-save
             # leaves the previous one in charge. Then older checkpoints go.
-            atomic_json(latest, {**position(reason), "tag": tag, "log_offset": log.offset()})
+            atomic_json(latest, {**position(reason, detail), "tag": tag, "log_offset": log.offset()})
             for old in ckpt_dir.iterdir():
                 if old.is_dir() and old.name != tag:
                     shutil.rmtree(old, ignore_errors=True)
         eng.barrier()
 
-    def validate():
+    def validate() -> float | None:
+        """Masked-LM loss per masked token over the valid set, the same on every rank (None: no tokens)."""
         mlm_sum, count = 0.0, 0
         for batch in valid.batches:
             s, n, _ = eng.eval_batch(batch)
@@ -280,59 +301,78 @@ def main(argv=None):
         mlm_sum, count = eng.all_reduce([mlm_sum, count])
         if not count:   # e.g. one-document text parts leave empty valid shards: nothing to report
             log.say(f"step {step} | no validation: the valid shards hold no masked tokens")
-            return
+            return None
         log.event("valid", step=step, elapsed_s=round(elapsed, 3), valid_loss=mlm_sum / count)
+        tb.scalars("valid", step, loss=mlm_sum / count)
         log.say(f"step {step} | valid loss {mlm_sum / count:.4f}")
+        return mlm_sum / count
 
     # ---- the loop ----
-    elapsed, reason = pos["elapsed_s"], pos["reason"]
+    elapsed, reason, detail = pos["elapsed_s"], pos["reason"], pos["detail"]
+    validated_at = None                       # the step of the last validation in this process
     clock = Clock(elapsed)
     window = {"loss": 0.0, "micro": 0, "tokens": 0, "samples": 0, "since": elapsed}
-    max_steps = recipe["max_steps"]
-    if reason is None and (elapsed >= budget_s or (max_steps and step >= max_steps)):
-        reason = "budget" if elapsed >= budget_s else "max_steps"   # killed just after its last step
+    if reason is None:
+        reason, detail = plan.stop_after_step(elapsed, step, stuck) or (None, None)   # killed just after its last step
+    micro_in_step, nonfinite = 0, False
     clock.start()
     while reason is None:
         for batch in stream.epoch(epoch, epoch_samples // micro):
-            if window["micro"] % accumulation == 0:
+            if micro_in_step == 0:
                 lr = schedule.lr(elapsed, step)
                 eng.set_lr(lr)
-            loss = eng.train_micro_batch(batch)
-            window["loss"] += float(loss)
+            loss = float(eng.forward_backward(batch))
+            nonfinite = nonfinite or not math.isfinite(loss)
+            window["loss"] += loss
             window["micro"] += 1
             window["tokens"] += int(batch["attention_mask"].sum())
             window["samples"] += len(batch["input_ids"])
-            if window["micro"] % accumulation:
+            micro_in_step += 1
+            if micro_in_step < accumulation:
+                eng.step()                    # DeepSpeed only counts the micro-step here
                 continue
-            # One optimizer step is done.
+            # The last micro-batch of a step: all ranks agree on time, signals and a non-finite
+            # loss before the optimizer step is applied, so a NaN never reaches the weights.
+            micro_in_step = 0
+            eng.synchronize()
+            elapsed, signum, bad = eng.all_reduce([clock.elapsed(), float(stop.signum), float(nonfinite)], op="max")
+            nonfinite = False
+            end = plan.stop_before_step(bool(bad))
+            if end:
+                reason, detail = end
+                break
+            eng.step()
             step += 1
             epoch_samples += per_rank_step
-            eng.synchronize()
-            elapsed, signum = eng.all_reduce([clock.elapsed(), float(stop.signum)], op="max")
+            stuck = stuck + 1 if eng.loss_scale_at_minimum() else 0
             if step % recipe["log_interval_steps"] == 0:
                 loss_sum, micros, tokens, samples = eng.all_reduce(
                     [window["loss"], window["micro"], window["tokens"], window["samples"]])
                 dt = max(elapsed - window["since"], 1e-9)
                 log.event("train", step=step, elapsed_s=round(elapsed, 3), loss=loss_sum / micros, lr=lr,
                           samples_per_s=samples / dt, tokens_per_s=tokens / dt, epoch=epoch)
-                log.say(f"step {step} | {elapsed:.0f}/{budget_s:.0f}s | loss {loss_sum / micros:.4f} | "
+                tb.scalars("train", step, loss=loss_sum / micros, lr=lr, samples_per_s=samples / dt,
+                           tokens_per_s=tokens / dt)
+                log.say(f"step {step} | {elapsed:.0f}/{plan.budget_s:.0f}s | loss {loss_sum / micros:.4f} | "
                         f"lr {lr:.2e} | {samples / dt:.1f} samples/s")
                 window = {"loss": 0.0, "micro": 0, "tokens": 0, "samples": 0, "since": elapsed}
-            if elapsed >= budget_s:
-                reason = "budget"
-                break
-            if max_steps and step >= max_steps:
-                reason = "max_steps"
+            end = plan.stop_after_step(elapsed, step, stuck)
+            if end:
+                reason, detail = end
                 break
             if signum:
                 reason = "signal"
                 break
-            if elapsed >= next_valid or elapsed >= next_ckpt:
+            valid_due, ckpt_due = plan.validation_due(elapsed, step, last_valid), elapsed >= next_ckpt
+            if valid_due or ckpt_due:
                 clock.pause()
-                if elapsed >= next_valid:
-                    validate()
-                    next_valid = next_multiple(elapsed, recipe["validation_interval_minutes"] * 60.0)
-                if elapsed >= next_ckpt:
+                if valid_due:
+                    valid_loss, last_valid, validated_at = validate(), elapsed, step
+                    end = plan.stop_after_validation(valid_loss, elapsed) if valid_loss is not None else None
+                    if end:
+                        reason, detail = end
+                        break
+                if ckpt_due:
                     next_ckpt = next_multiple(elapsed, recipe["checkpoint_interval_minutes"] * 60.0)
                     checkpoint()
                     log.say(f"step {step} | checkpoint saved")
@@ -350,15 +390,18 @@ def main(argv=None):
                 f"a rerun resumes")
         raise SystemExit(128 + int(signum))
 
-    if not pos["reason"]:
-        validate()
-        checkpoint(reason)
-    log.event("end", step=step, elapsed_s=round(elapsed, 3), reason=reason)
-    log.say(f"done: {step} steps in {elapsed:.1f}s of training ({step / max(elapsed, 1e-9):.2f} steps/s)")
+    if not pos["reason"]:                      # it ended in this process (not a re-export of an ended run)
+        if validated_at != step:
+            validate()
+        checkpoint(reason, detail)
+    log.event("end", step=step, elapsed_s=round(elapsed, 3), reason=reason, detail=detail)
+    log.say(f"done ({reason}: {detail}): {step} steps in {elapsed:.1f}s of training "
+            f"({step / max(elapsed, 1e-9):.2f} steps/s)")
+    tb.close()
 
     state = eng.full_state_dict()                  # collective under ZeRO-3
     if dist.rank == 0:
-        hf_export.export(state, cfg, args.tokenizer, args.model_out)
+        built.export(state, args.tokenizer, args.model_out)
         atomic_copy(log.path, args.log_out)
         print(f"wrote {args.model_out} and {args.log_out}", flush=True)
     eng.barrier()

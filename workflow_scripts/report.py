@@ -90,6 +90,13 @@ def markdown(logs: dict, bests: dict) -> str:
             avg += f" ({len(present)} tasks)"
         rows.append([run, *(fmt(s) for s in scores), avg])
     out += table(["run", *tasks, "GLUE avg"], rows, ["l"] + ["r"] * (len(tasks) + 1)) + [""]
+    # STILTs: a task whose chosen trial started from another task's selected model (MNLI).
+    stilts = {run: [f"{t} from {bests[run][t]['init_task']}" for t in tasks
+                    if bests.get(run, {}).get(t, {}).get("init_task")] for run in runs}
+    if any(stilts.values()):
+        out += ["Intermediate-task starts (STILTs: fine-tuned from the run's selected model of another task, "
+                "not from the pre-trained one): " + "; ".join(f"{run}: {', '.join(ts)}" for run, ts in stilts.items() if ts)
+                + ".", ""]
 
     out += ["## Pretraining", ""]
     rows = []

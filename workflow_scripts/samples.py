@@ -30,7 +30,9 @@ What differs from the reference, and why:
   if the part has >= 2 documents and valid_fraction > 0, at least one is valid and at
   least one is train. A single-document part holds out nothing: its valid shard has 0 rows.
 - Valid documents are packed and masked once (dup_factor 1): re-masking them only
-  lengthens evaluation without adding text. The shard's attrs record dup_factor 1.
+  lengthens evaluation without adding text. The shard's attrs record dup_factor 1. Their
+  rows are drawn from a stream of their own, so dup_factor and corpus weights leave the
+  valid shard unchanged and validation losses stay comparable across such edits.
 
 Before packing, three filters drop whole documents, each counted in the log and the stats
 JSON: exact duplicates named by the duplicates file (workflow_scripts.dedup: the first copy
@@ -546,7 +548,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; bytes on macOS
 
 
-SPLIT_STREAM, SAMPLE_STREAM, WEIGHT_STREAM = 0, 1, 2  # children of SeedSequence((seed, shard_index))
+# Children of SeedSequence((seed, shard_index)). Valid rows have their own stream, so dup_factor
+# and weights (which change how much the train side draws) never change the valid samples.
+SPLIT_STREAM, SAMPLE_STREAM, WEIGHT_STREAM, VALID_STREAM = 0, 1, 2, 3
 # Above this share of a part's documents, the characters-per-token filter prints a warning.
 CPT_WARN_FRACTION = 0.25
 
@@ -579,8 +583,9 @@ def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, 
         expected_docs, drop = part_drops(duplicates, text)
     min_cpt = spec.get("min_chars_per_token", 0.0) or 0.0
     passes = spec["dup_factor"] * weight
-    seeds = np.random.SeedSequence([spec["seed"] % (1 << 64), shard_index]).spawn(3)
-    split_rng, rng, weight_rng = (np.random.default_rng(seeds[i]) for i in (SPLIT_STREAM, SAMPLE_STREAM, WEIGHT_STREAM))
+    seeds = np.random.SeedSequence([spec["seed"] % (1 << 64), shard_index]).spawn(4)
+    split_rng, train_rng, weight_rng, valid_rng = (
+        np.random.default_rng(seeds[i]) for i in (SPLIT_STREAM, SAMPLE_STREAM, WEIGHT_STREAM, VALID_STREAM))
     attrs = {"tokenizer_sha1": sha1, "max_seq_length": spec["max_seq_length"],
              "max_predictions_per_seq": spec["max_predictions_per_seq"], "masked_lm_prob": spec["masked_lm_prob"],
              "short_seq_prob": spec["short_seq_prob"], "whole_word_masking": spec.get("whole_word_masking", False),
@@ -627,8 +632,9 @@ def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, 
             counts["train_documents"] += int((doc_passes[train_docs] > 0).sum())
             counts["weighted_out"] += int((doc_passes[train_docs] == 0).sum())
             counts["train_document_passes"] += int(doc_passes[train_docs].sum())
-            for pool, docs, reps in ((train_pool, train_docs, doc_passes[train_docs]),
-                                     (valid_pool, np.flatnonzero(is_valid), np.ones(int(is_valid.sum()), np.int64))):
+            for pool, rng, docs, reps in (
+                    (train_pool, train_rng, train_docs, doc_passes[train_docs]),
+                    (valid_pool, valid_rng, np.flatnonzero(is_valid), np.ones(int(is_valid.sum()), np.int64))):
                 pool.add(corpus, docs, reps)
                 if pool.ready() or is_last:
                     pool.flush(rng, spec, vocab)

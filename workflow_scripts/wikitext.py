@@ -14,8 +14,9 @@ item, markup removed. It follows what WikiExtractor/gensim do for BERT corpora, 
  5. remaining HTML tags, bold/italic quotes, behaviour switches (__NOTOC__), HTML entities;
  6. leftovers of removed markup ("( )", "(; born", " ,") tidied; then line by line: consecutive
     plain lines joined into one paragraph (as MediaWiki renders them), headings dropped, the tail
-    from "See also"/"References"/... (and their names on the largest wikis) on cut, list items and indented lines kept (markers
-    stripped) only when they end like a sentence, since the rest are names and titles.
+    from "See also"/"References"/... (and their names on the largest wikis) on cut, list items
+    and indented lines kept (markers stripped) only when they end like a sentence, since the
+    rest are names and titles.
 """
 import html
 import re

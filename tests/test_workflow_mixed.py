@@ -1,0 +1,138 @@
+"""A real tiny workflow on mixed sources: the dump (by file:// URL, capped) + a folder of .txt + a .jsonl,
+with weights and planted cross-source duplicates, run up to the samples.
+
+The folder and the jsonl hold real articles too: the ones past the dump corpus's max_documents cap,
+so nothing repeats by accident. Planted: one dump article in the jsonl, one folder article in the
+jsonl. Config order (wiki, folder, rows) keeps the dump's and the folder's copies.
+"""
+import gzip
+import json
+
+import h5py
+import pytest
+import yaml
+from test_workflow import copy_repo, planned_jobs, snakemake
+
+from workflow_scripts import corpus, samples
+
+pytestmark = pytest.mark.workflow
+
+WIKI_CAP = 40
+SAMPLES = {"max_seq_length": 128, "masked_lm_prob": 0.15, "max_predictions_per_seq": 20, "dup_factor": 2,
+           "short_seq_prob": 0.0, "nsp": False, "valid_fraction": 0.1, "seed": 42}
+
+
+def sentences_of(path):
+    return [block.split("\n") for block in path.read_text(encoding="utf-8").split("\n\n") if block]
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory, repo_root, resources, wiki_dump):
+    workdir = copy_repo(repo_root, tmp_path_factory.mktemp("mixed"), resources)
+    # Own resources/ (the download lands there), not the shared one copy_repo links.
+    (workdir / "resources").unlink()
+    (workdir / "resources").mkdir()
+    (workdir / "resources" / "bert-base-uncased").symlink_to(resources / "bert-base-uncased")
+    data = tmp_path_factory.mktemp("data")
+    cleaned = data / "cleaned.txt"
+    corpus.extract({"type": "wikipedia", "path": str(wiki_dump)}, [cleaned])
+    articles = sentences_of(cleaned)  # in dump order; the capped wiki corpus keeps the first WIKI_CAP
+    # A folder article that reads back as the same sentences when its lines are re-split (most do).
+    shared = next(a for a in articles[WIKI_CAP:WIKI_CAP + 20] if corpus.text_sentences(" ".join(a)) == a)
+    folder = data / "mine"
+    (folder / "more").mkdir(parents=True)
+    (folder / "a.txt").write_text("\n\n".join(" ".join(a) for a in articles[WIKI_CAP:WIKI_CAP + 10]) + "\n")
+    with gzip.open(folder / "more" / "b.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("\n\n".join(" ".join(a) for a in articles[WIKI_CAP + 10:WIKI_CAP + 20]) + "\n")
+    rows = articles[WIKI_CAP + 20:WIKI_CAP + 30] + [articles[3], shared]
+    # One sentence per paragraph: the jsonl rows clean to exactly these sentences.
+    (data / "rows.jsonl").write_text("".join(json.dumps({"text": "\n\n".join(a)}) + "\n" for a in rows))
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    config["corpora"] = {
+        "wiki": {"type": "wikipedia", "path": wiki_dump.resolve().as_uri(), "parts": 2, "max_documents": WIKI_CAP},
+        "folder": {"type": "text", "path": str(folder), "weight": 2.0},
+        "rows": {"type": "text", "path": str(data / "rows.jsonl"), "weight": 0.5}}
+    config["samples"] = dict(SAMPLES)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    snakemake(workdir, "--cores", "2", "samples")
+    return workdir, config
+
+
+def shard_stats(workdir, k):
+    return json.loads((workdir / f"results/samples/stats/shard_{k}.json").read_text())
+
+
+def test_url_source_downloaded_once_and_capped(mixed, wiki_dump):
+    workdir, _ = mixed
+    assert (workdir / "resources/corpora/wiki/enwiki-excerpt.xml.bz2").read_bytes() == wiki_dump.read_bytes()
+    wiki = json.loads((workdir / "results/text/wiki/stats.json").read_text())
+    assert wiki["documents_kept"] == WIKI_CAP and wiki["stopped_at"] == f"max_documents={WIKI_CAP}"
+    for name, kept in (("folder", 20), ("rows", 12)):
+        stats = json.loads((workdir / f"results/text/{name}/stats.json").read_text())
+        assert stats["documents_kept"] == kept and stats["documents_read"] == kept
+
+
+def test_planted_duplicates_are_removed_across_sources(mixed):
+    workdir, _ = mixed
+    found = json.loads((workdir / "results/text/duplicates.json").read_text())
+    assert found["documents"] == WIKI_CAP + 20 + 12 and found["duplicates"] == 2
+    assert found["corpora"]["rows"]["duplicate_of"] == {"wiki": 1, "folder": 1}
+    assert found["corpora"]["wiki"]["duplicates"] == found["corpora"]["folder"]["duplicates"] == 0
+    assert found["parts"]["rows/part_0.txt"]["drop"] == [10, 11]
+    rows = shard_stats(workdir, 3)  # shards: wiki 0-1, folder 2, rows 3
+    assert rows["documents"]["read"] == 12 and rows["documents"]["duplicates_dropped"] == 2
+    assert "2 skipped as duplicates" in (workdir / "logs/samples/shard_3.log").read_text()
+    assert "rows: 12 documents, 2 exact duplicates" in (workdir / "logs/corpus/duplicates.log").read_text()
+
+
+def test_weights_change_the_sample_counts_as_designed(mixed, bert_tokenizer_dir, tmp_path):
+    workdir, config = mixed
+    folder, rows, wiki = shard_stats(workdir, 2), shard_stats(workdir, 3), shard_stats(workdir, 0)
+    assert (wiki["weight"], folder["weight"], rows["weight"]) == (1.0, 2.0, 0.5)
+    # dup_factor 2 x weight: 2, 4 and 1 pass(es) per train document.
+    assert wiki["train"]["document_passes"] == 2 * wiki["documents"]["train"]
+    assert folder["train"]["document_passes"] == 4 * folder["documents"]["train"]
+    assert rows["train"]["document_passes"] == rows["documents"]["train"]
+    # Without short targets or NSP every pass packs alike: weight 2 gives exactly twice the samples of
+    # weight 1 on the same part (built here with the rule's own spec).
+    log = (workdir / "logs/samples/shard_2.log").read_text()
+    spec = json.loads(log.split("samples: spec ", 1)[1].splitlines()[0])
+    counts = samples.build_shards(spec, workdir / "results/tokenizer", workdir / "results/text/folder/part_0.txt", 2,
+                                  tmp_path / "t.h5", tmp_path / "v.h5", weight=1.0,
+                                  duplicates=workdir / "results/text/duplicates.json")
+    assert folder["train"]["samples"] == 2 * counts["train_samples"] > 0
+    assert folder["valid"]["samples"] == counts["valid_samples"]  # valid: once, whatever the weight
+
+
+def test_sample_statistics_are_logged_and_within_bounds(mixed):
+    workdir, _ = mixed
+    for k in range(4):
+        stats = shard_stats(workdir, k)
+        with h5py.File(workdir / f"results/samples/train/shard_{k}.h5") as f:
+            real = f["input_mask"][:].sum(axis=1)
+            predicted = (f["masked_lm_positions"][:] > 0).sum()
+        train = stats["train"]
+        assert train["samples"] == len(real) > 0
+        assert train["tokens_per_sample"] == pytest.approx(real.mean(), abs=1e-3)
+        assert train["padding_fraction"] == pytest.approx(1 - real.mean() / 128, abs=1e-5)
+        assert train["masked_fraction"] == pytest.approx(predicted / (real - 2).sum(), abs=1e-5)
+        # Full articles packed to 128 (no short targets): few padded slots; 15% of tokens predicted.
+        assert 110 < train["tokens_per_sample"] <= 128 and train["padding_fraction"] < 0.15
+        assert train["masked_fraction"] == pytest.approx(0.15, abs=0.01)
+        assert stats["documents"]["low_chars_per_token_dropped"] == 0  # real prose passes the filter
+        log = (workdir / f"logs/samples/shard_{k}.log").read_text()
+        assert "real tokens per sample" in log and "masked 0.1" in log and "padding 0.0" in log
+
+
+def test_a_weight_edit_reruns_only_that_corpus_samples(mixed, tmp_path):
+    workdir, config = mixed
+    edited = json.loads(json.dumps(config))
+    edited["corpora"]["folder"]["weight"] = 3.0
+    original = (workdir / "config" / "config.yaml").read_text()
+    try:
+        (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+        jobs = planned_jobs(snakemake(workdir, "-n", "--cores", "2", "samples"))
+    finally:
+        (workdir / "config" / "config.yaml").write_text(original)
+    assert jobs == {"make_samples": 1, "samples": 1}, jobs
+    assert planned_jobs(snakemake(workdir, "-n", "--cores", "2", "samples")) == {}
