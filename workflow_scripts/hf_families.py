@@ -114,8 +114,11 @@ class MaskedLM(nn.Module):
 
 def export(state: dict, family: str, config, tokenizer_dir: str, out_dir: str) -> None:
     """Our wrapper's full state dict -> the stock model's save_pretrained folder, plus the tokenizer."""
+    from transformers.utils import logging as hf_logging
+
     from workflow_scripts import hf_export
 
+    hf_logging.disable_progress_bar()      # a one-file progress bar is noise in the rule's log
     model = _classes(family)[1](config)
     weights = {k.removeprefix("hf."): v for k, v in state.items()}
     missing, unexpected = model.load_state_dict(weights, strict=False)
