@@ -19,10 +19,14 @@ def full_recipe(**over):
 def test_resolve_recipe_fills_schema_defaults_and_rejects_typos():
     r = full_recipe()
     assert r["optimizer"] == {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01, "betas": [0.9, 0.98],
-                              "eps": 1e-6, "gradient_clipping": 1.0}
-    assert r["schedule"] == {"name": "linear", "warmup_proportion": 0.06}
+                              "eps": 1e-6, "gradient_clipping": 1.0, "kwargs": {}}
+    assert r["schedule"] == {"name": "linear", "by": "time", "warmup_proportion": 0.06, "kwargs": {}}
     assert r["implementation"]["precision"] == "fp32" and r["max_steps"] is None
+    assert r["implementation"]["compile"] is False and r["implementation"]["tensorboard"] is False
+    assert r["model"]["type"] == "bert" and r["model"]["embedding_size"] is None
     assert r["model"]["layer_norm"] == "pre" and r["model"]["intermediate_size"] == 3072
+    assert r["early_exit_time_marker"] is None and r["early_stopping"] == {
+        "max_valid_loss": None, "after_minutes": 720, "nonfinite_loss": True, "loss_scale_stuck_steps": 100}
     with pytest.raises(SystemExit, match="recipe key optimizer: Additional properties.*'lr_max'"):
         pretrain.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1, "optimizer": {"lr_max": 1}}))
     with pytest.raises(SystemExit, match="recipe key model.layer_norm: 'middle' is not one of"):
@@ -33,7 +37,28 @@ def test_resolve_recipe_fills_schema_defaults_and_rejects_typos():
     pretrain.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1,
                                         "schedule": {"name": "mypkg.lr:cosine"}}))
     with pytest.raises(SystemExit, match="recipe key schedule.name"):
-        pretrain.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1, "schedule": {"name": "cosine"}}))
+        pretrain.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1, "schedule": {"name": "cosin"}}))
+
+
+@pytest.mark.parametrize("recipe, message", [
+    ({"model": {"type": "roberta", "embedding_size": 64}},
+     "recipe key model.embedding_size: applies to model.type albert only (this run's type is roberta)"),
+    ({"model": {"type": "albert", "relative_attention": False}},
+     "recipe key model.relative_attention: applies to model.type deberta-v2 only"),
+    ({"model": {"type": "deberta-v2"}, "implementation": {"compile": True}},
+     "recipe key implementation.compile: applies to model.type bert only"),
+    ({"model": {"hidden_size": 100, "num_heads": 3}}, "recipe key model.hidden_size: 100 is not a multiple"),
+    ({"model": {}, "schedule": {"by": "step"}}, "recipe key schedule.by: 'step' needs max_steps"),
+    ({"model": {}, "schedule": {"name": "cosine", "kwargs": {"t0": 1}}},
+     "recipe key schedule.kwargs: 't0' not a parameter of the cosine curve (allowed: t_0, t_mul, min_lr_ratio)"),
+    ({"model": {}, "schedule": {"name": "step", "kwargs": {"decay_rate": 0.5}}},
+     "recipe key schedule.kwargs.decay_rate=0.5 must be >= 1"),
+    ({"model": {}, "optimizer": {"name": "lamb"}}, "recipe key optimizer.name"),
+])
+def test_cross_key_problems_stop_in_one_line(recipe, message):
+    with pytest.raises(SystemExit) as stop:
+        pretrain.resolve_recipe(json.dumps({"total_training_time": 1, **recipe}))
+    assert str(stop.value).startswith(message) and "\n" not in str(stop.value)
 
 
 def test_deepspeed_config_is_derived_from_the_recipe():
@@ -59,11 +84,16 @@ def test_state_key_tracks_what_changes_training_only(tmp_path):
     assert base == pretrain.state_key(full_recipe(), files, 1)
     # Bookkeeping and placement that leave the trajectory alone keep the state.
     for same in (dict(validation_interval_minutes=5), dict(log_interval_steps=1), dict(checkpoint_interval_minutes=1),
-                 dict(validation_max_samples=10), dict(implementation={"micro_batch_size": 4})):
+                 dict(validation_max_samples=10), dict(implementation={"micro_batch_size": 4}),
+                 dict(implementation={"tensorboard": True}), dict(implementation={"compile": True}),
+                 dict(early_exit_time_marker=0.1), dict(early_stopping={"max_valid_loss": 2.0}),
+                 dict(validation_interval_minutes_end=1.0, validation_end_proportion=0.3)):
         assert pretrain.state_key(full_recipe(**same), files, 1) == base, same
     # What is trained, on what, by how many processes: a fresh start.
     for other in (dict(optimizer={"lr": 2e-3}), dict(total_training_time=1.0), dict(seed=1), dict(max_steps=5),
-                  dict(model={"layer_norm": "post"}), dict(implementation={"precision": "bf16"})):
+                  dict(model={"layer_norm": "post"}), dict(implementation={"precision": "bf16"}),
+                  dict(model={"type": "roberta"}), dict(schedule={"name": "cosine"}),
+                  dict(optimizer={"kwargs": {"amsgrad": True}})):
         assert pretrain.state_key(full_recipe(**other), files, 1) != base, other
     assert pretrain.state_key(full_recipe(), files, 2) != base
     shard.write_bytes(b"y" * 11)                                   # a rebuilt shard

@@ -54,8 +54,12 @@ def slurm(tmp_path_factory):
     root = tmp_path_factory.mktemp("slurm")
     # 8 CPUs and 128 GB declared (not enforced: no cgroups), so the profile's real-cluster
     # requests (4 CPUs and 16 GB per trial...) are scheduled as they are, 2 trials at a time.
-    env = cluster.start(root, gpus=2, kill_wait=30, cpus=8, mem_mb=128000)
-    env["PATH"] = f"{root / 'bin'}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    try:
+        cluster.start(root, gpus=2, kill_wait=30, cpus=8, mem_mb=128000)
+    except SystemExit as e:  # installed but not starting: a failure to see, not a skip
+        pytest.fail(f"the localhost SLURM cluster did not start: {e}")
+    # The venv's python and snakemake for the jobs, behind the srun wrapper that keeps SLURM_CONF.
+    env = cluster.client_env(root, dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"))
     env.update(XBERT_SLURM_PARTITION="xbert", XBERT_SLURM_GPU_PARTITION="xbert-gpu", PYTHONUNBUFFERED="1")
     yield root, env
     cluster.stop(root)
@@ -140,6 +144,27 @@ def test_profile_places_cpu_and_gpu_jobs(slurm, tmp_path, repo_root):
     records = jobcomp(root)
     assert [s for s, _ in submissions(proc)] == [cpu_job, gpu_job]
     assert records[cpu_job]["JobState"] == records[gpu_job]["JobState"] == "COMPLETED"
+
+
+@pytest.mark.parametrize("partitions, expected", [
+    ({}, {"make_samples": "", "pretrain": "", "finetune_trial": ""}),   # the cluster's default
+    ({"XBERT_SLURM_PARTITION": "xbert"}, {"make_samples": "xbert", "pretrain": "xbert", "finetune_trial": "xbert"}),
+    ({"XBERT_SLURM_PARTITION": "xbert", "XBERT_SLURM_GPU_PARTITION": "xbert-gpu"},
+     {"make_samples": "xbert", "pretrain": "xbert-gpu", "finetune_trial": "xbert-gpu"}),
+])
+def test_profile_takes_partitions_from_the_environment(slurm, repo_root, partitions, expected):
+    """A dry run of the real workflow through profiles/slurm alone (no test layer)."""
+    _, env = slurm
+    env = {k: v for k, v in env.items() if not k.startswith("XBERT_SLURM_")} | partitions
+    proc = run_snakemake(repo_root, env, "-n", "-F", "--profile", "profiles/slurm", "--slurm-no-account",
+                         "--slurm-status-command", "squeue", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = {}
+    for block in re.split(r"\n(?=rule \w+:)", proc.stdout + proc.stderr):
+        rule, resources = re.match(r"rule (\w+):", block), re.search(r"resources: (.*)", block)
+        if rule and resources:
+            found[rule[1]] = re.search(r"slurm_partition=([^,]*)", resources[1])[1]
+    assert {rule: found[rule] for rule in expected} == expected
 
 
 # --- the demo through sbatch, with a time-limited pretraining -------------------------------

@@ -6,7 +6,8 @@ step, validation losses are all-reduced), so every rank takes the same decision 
 Stop reasons (the `reason` of the log's end line), checked in this order:
   nonfinite_loss  the step's training loss (on any rank, any micro-batch) or a validation loss is
                   NaN or infinite. Checked before the optimizer step, which is then not applied:
-                  the exported model is the last one with a finite loss.
+                  NaN gradients never reach the weights or the Adam moments, so the exported
+                  model is the one whose forward pass first overflowed, not a NaN-filled one.
   budget          elapsed training time reached total_training_time.
   early_exit      elapsed reached early_exit_time_marker hours (academic-budget-bert: stop there
                   although the LR schedule runs to total_training_time). Not part of the state key:

@@ -391,7 +391,7 @@ def main(argv=None):
         raise SystemExit(128 + int(signum))
 
     if not pos["reason"]:                      # it ended in this process (not a re-export of an ended run)
-        if validated_at != step:
+        if validated_at != step and reason != "nonfinite_loss":   # (a NaN model's valid loss says nothing)
             validate()
         checkpoint(reason, detail)
     log.event("end", step=step, elapsed_s=round(elapsed, 3), reason=reason, detail=detail)

@@ -35,6 +35,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _host() -> str:
+    """The node's name: slurmd finds its own line in slurm.conf by it (short hostname)."""
+    return socket.gethostname().split(".")[0]
+
+
 def _mem_mb() -> int:
     """RealMemory must not exceed what slurmd detects, or the node is drained: leave 1 GiB."""
     for line in Path("/proc/meminfo").read_text().splitlines():
@@ -56,7 +61,7 @@ def write_config(root: Path, gpus: int = 2, kill_wait: int = 30, cpus: int | Non
     enforced without cgroups), so a profile's real-cluster requests can be scheduled here."""
     if gpus > len(FAKE_GPU_DEVICES):
         raise SystemExit(f"at most {len(FAKE_GPU_DEVICES)} fake GPUs (asked for {gpus})")
-    host = socket.gethostname().split(".")[0]
+    host = _host()
     for sub in ("state", "spool", "bin"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     cpus = cpus or os.cpu_count() or 1
@@ -152,7 +157,7 @@ def start(root: Path, gpus: int = 2, kill_wait: int = 30, cpus: int | None = Non
     conf = write_config(root, gpus=gpus, kill_wait=kill_wait, cpus=cpus, mem_mb=mem_mb)
     env = client_env(root)
     # -c: a fresh cluster every time (no jobs or node state from an earlier run).
-    for cmd in (["slurmctld", "-c", "-f", str(conf)], ["slurmd", "-c", "-f", str(conf)]):
+    for cmd in (["slurmctld", "-c", "-f", str(conf)], ["slurmd", "-c", "-f", str(conf), "-N", _host()]):
         res = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if res.returncode:
             raise SystemExit(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()}\n{_log_tail(root)}")
