@@ -145,3 +145,27 @@ def pretrain_minutes(wildcards):
     add 10% and 30 min for startup, validation, checkpoints and export. Where a partition allows
     less, the profile sets runtime: the job checkpoints on SIGTERM and its retry resumes."""
     return math.ceil(config["runs"][wildcards.run]["total_training_time"] * 60 * 1.1) + 30
+
+
+def pretrain_launcher(wildcards, resources):
+    """python (CPU or one GPU); torchrun for several GPUs of one node; with nodes > 1 (SLURM
+    profile), one torchrun per node started by srun, meeting at a c10d rendezvous on the
+    allocation's first node (a port of its own per job). The plugin strips SLURM_* variables
+    from the job step, so srun is told CPUs, memory and GPUs explicitly."""
+    gpus = config["runs"][wildcards.run]["implementation"]["gpus"]
+    nodes = getattr(resources, "nodes", 1) or 1
+    if nodes > 1:
+        cpus = getattr(resources, "cpus_per_task", 0) or getattr(resources, "cpus_per_gpu", 1) * max(gpus, 1)
+        gres = f" --gres=gpu:{gpus}" if gpus else ""
+        per_node = (
+            f"exec torchrun --nnodes=$SLURM_NNODES --nproc_per_node={max(gpus, 1)} --rdzv_backend=c10d"
+            ' --rdzv_endpoint=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1):$((29500 + SLURM_JOB_ID % 20000))'
+            ' --rdzv_id=$SLURM_JOB_ID "$@"'
+        )
+        return (
+            f"srun --nodes={nodes} --ntasks-per-node=1 --cpus-per-task={cpus} --mem=0{gres} --kill-on-bad-exit=1"
+            f" bash -c '{per_node}' torchrun"
+        )
+    if gpus > 1:
+        return f"torchrun --standalone --nproc_per_node {gpus}"
+    return "python"

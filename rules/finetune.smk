@@ -23,7 +23,7 @@ rule finetune_trial:
     benchmark:
         "results/benchmarks/finetune/{run}/{task}/{trial}.tsv"
     shell:
-        "python -m workflow_scripts.finetune --task {wildcards.task} --glue {params.glue}"
+        "python -m workflow_scripts.gpu_slots {resources.gpu} -- python -m workflow_scripts.finetune --task {wildcards.task} --glue {params.glue}"
         " --model {input.model} --hparams {params.hparams} --settings {params.settings}"
         " --metrics-out {output.metrics} --predictions-out {output.predictions} {params.cache} {params.keep_model}"
         " > {log} 2>&1"

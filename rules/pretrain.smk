@@ -3,13 +3,6 @@
 # Snakemake deletes declared outputs of a failed job, and a killed job must resume.
 
 
-def pretrain_launcher(wildcards):
-    gpus = config["runs"][wildcards.run]["implementation"]["gpus"]
-    if gpus > 1:
-        return f"torchrun --standalone --nproc_per_node {gpus}"
-    return "python"
-
-
 rule pretrain:
     input:
         train=all_train_shards(),
@@ -31,6 +24,7 @@ rule pretrain:
     benchmark:
         "results/benchmarks/pretrain/{run}.tsv"
     shell:
-        "{params.launcher} -m workflow_scripts.pretrain --recipe {params.recipe}"
+        # gpu_slots gives the job GPUs of its own on a workstation (no-op in SLURM or without GPUs).
+        "python -m workflow_scripts.gpu_slots {resources.gpu} -- {params.launcher} -m workflow_scripts.pretrain --recipe {params.recipe}"
         " --train {input.train} --valid {input.valid} --tokenizer {input.tokenizer}"
         " --state-dir {params.state} --model-out {output.model} --log-out {output.log} > {log} 2>&1"
