@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 PEER = "transformers.BertForPreTraining"
 SIZES = {
     # name: (layers, hidden, heads, intermediate, batch, steps per round, target)
-    "4L-256H": (4, 256, 4, 1024, 32, 6, 2.5),
+    "4L-256H": (4, 256, 4, 1024, 16, 4, 2.5),
     "BERT-base": (12, 768, 12, 3072, 8, 2, 1.15),
 }
 

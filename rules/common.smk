@@ -5,7 +5,7 @@ import os
 import shlex
 from pathlib import Path
 
-from workflow_scripts import config_checks, download, glue_data, grid
+from workflow_scripts import config_checks, download, glue_data, grid, textfiles
 
 config_checks.validate(config, Path(workflow.basedir) / "config" / "schema.yaml")
 
@@ -48,8 +48,24 @@ def local_source(name, source):
 
 
 def corpus_input(name, source):
-    """The file or folder a corpus job reads (nothing for a Hugging Face dataset: it reads the hub)."""
-    return [local_source(name, source)["path"]] if source["type"] in ("wikipedia", "text") else []
+    """The files a corpus job reads (nothing for a Hugging Face dataset: it reads the hub). A
+    folder is listed, so editing one file in it reruns the corpus, not only adding one."""
+    if source["type"] not in ("wikipedia", "text"):
+        return []
+    path = local_source(name, source)["path"]
+    if source["type"] == "text" and os.path.isdir(path):
+        return [str(p) for p in textfiles.list_files(Path(path))]
+    return [path]
+
+
+def tokenizer_input():
+    """Training reads the text parts; a pretrained tokenizer in a local folder is its files."""
+    spec = config["tokenizer"]
+    if "train" in spec:
+        return TEXT_PARTS
+    if os.path.isdir(spec["pretrained"]):
+        return sorted(str(p) for p in Path(spec["pretrained"]).iterdir() if p.is_file())
+    return []
 
 
 def all_train_shards():

@@ -12,8 +12,12 @@ rule download_corpus:
         corpus="|".join(config["corpora"]),
         filename=r"[^/]+",
     localrule: True  # on a cluster, the submit host is the one that reaches the internet
+    conda:
+        "../envs/workflow.yaml"
     log:
         "logs/corpus/download_{corpus}_{filename}.log",
+    benchmark:
+        "results/benchmarks/corpus/download_{corpus}_{filename}.tsv"
     shell:
         "python -m workflow_scripts.download --url {params.url:q} --out {output} > {log} 2>&1"
 
@@ -32,6 +36,8 @@ for _name, _source in config["corpora"].items():
         params:
             source=json_arg(local_source(_name, _source)),
         threads: 4
+        conda:
+            "../envs/workflow.yaml"
         log:
             f"logs/corpus/{_name}.log",
         benchmark:
@@ -47,6 +53,8 @@ rule find_duplicate_documents:
         expand("results/text/{corpus}/doc_hashes.npz", corpus=list(config["corpora"])),
     output:
         "results/text/duplicates.json",
+    conda:
+        "../envs/workflow.yaml"
     log:
         "logs/corpus/duplicates.log",
     benchmark:

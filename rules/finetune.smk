@@ -18,6 +18,8 @@ rule finetune_trial:
     threads: 1
     resources:
         gpu=1,  # one GPU per trial where there are GPUs; a CPU-only machine runs it on the CPU
+    conda:
+        "../envs/workflow.yaml"
     log:
         "logs/finetune/{run}/{task}/{trial}.log",
     benchmark:
@@ -38,8 +40,12 @@ rule select_trial:
         predictions="results/runs/{run}/glue/{task}/best_predictions.tsv",
     params:
         keep_model=keep_model_arg,
+    conda:
+        "../envs/workflow.yaml"
     log:
         "logs/finetune/{run}/{task}/select.log",
+    benchmark:
+        "results/benchmarks/finetune/{run}/{task}/select.tsv"
     shell:
         "python -m workflow_scripts.select_trial --task {wildcards.task} --metrics {input.metrics}"
         " --best-out {output.best} --predictions-out {output.predictions} {params.keep_model} > {log} 2>&1"

@@ -19,6 +19,8 @@ rule pretrain:
     resources:
         gpu=lambda w: config["runs"][w.run]["implementation"]["gpus"],
         runtime=pretrain_minutes,
+    conda:
+        "../envs/workflow.yaml"
     log:
         "logs/pretrain/{run}.log",
     benchmark:

@@ -8,8 +8,12 @@ rule report:
     output:
         table="results/report/glue_dev.md",
         curves="results/report/loss_curves.png",
+    conda:
+        "../envs/workflow.yaml"
     log:
         "logs/report/report.log",
+    benchmark:
+        "results/benchmarks/report/report.tsv"
     shell:
         "python -m workflow_scripts.report --pretrain-logs {input.logs} --best {input.best}"
         " --table-out {output.table} --curves-out {output.curves} > {log} 2>&1"

@@ -14,6 +14,8 @@ rule make_samples:
         spec=json_arg(config["samples"]),
         weight=part_weight,
     threads: 1
+    conda:
+        "../envs/workflow.yaml"
     log:
         "logs/samples/shard_{k}.log",
     benchmark:

@@ -7,8 +7,12 @@ rule make_submission:
     output:
         folder=directory("results/runs/{run}/submission"),
         zip="results/runs/{run}/submission.zip",
+    conda:
+        "../envs/workflow.yaml"
     log:
         "logs/submission/{run}.log",
+    benchmark:
+        "results/benchmarks/submission/{run}.tsv"
     shell:
         "python -m workflow_scripts.submission --predictions {input}"
         " --out-dir {output.folder} --zip {output.zip} > {log} 2>&1"
@@ -20,7 +24,12 @@ rule copy_submission:
         f"results/runs/{RUNS[0]}/submission.zip",
     output:
         "submission.zip",
+    conda:
+        "../envs/workflow.yaml"
     log:
         "logs/submission/top_level.log",
+    benchmark:
+        "results/benchmarks/submission/top_level.tsv"
     shell:
-        "cp {input} {output} 2> {log}"
+        # Copy under a temp name, then rename: a killed copy never looks like a whole zip.
+        "cp {input} {output}.tmp 2> {log} && mv {output}.tmp {output}"

@@ -3,15 +3,17 @@
 
 rule prepare_tokenizer:
     input:
-        # Training reads the text; a pretrained tokenizer needs none of it.
-        texts=TEXT_PARTS if "train" in config["tokenizer"] else [],
+        texts=tokenizer_input(),
     output:
         directory("results/tokenizer"),
     params:
         spec=json_arg(config["tokenizer"]),
+        texts=TEXT_PARTS if "train" in config["tokenizer"] else [],
+    conda:
+        "../envs/workflow.yaml"
     log:
         "logs/tokenizer/tokenizer.log",
     benchmark:
         "results/benchmarks/tokenizer/tokenizer.tsv"
     shell:
-        "python -m workflow_scripts.tokenizer --spec {params.spec} --texts {input.texts} --out {output} > {log} 2>&1"
+        "python -m workflow_scripts.tokenizer --spec {params.spec} --texts {params.texts} --out {output} > {log} 2>&1"

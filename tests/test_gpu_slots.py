@@ -75,6 +75,10 @@ def test_zero_gpus_hides_them_and_slurm_jobs_pass_through(gpu_env):
     out = subprocess.run([sys.executable, "-m", "workflow_scripts.gpu_slots", "1", "--", sys.executable, "-c", show],
                          env=slurm, capture_output=True, text=True, check=True).stdout
     assert out.split()[0] == "'3'"
+    # ...also when the rule asks for 0 (a multi-node launch asks srun for the GPUs itself).
+    out = subprocess.run([sys.executable, "-m", "workflow_scripts.gpu_slots", "0", "--", sys.executable, "-c", show],
+                         env=slurm, capture_output=True, text=True, check=True).stdout
+    assert out.split()[0] == "'3'"
 
 
 def test_asking_more_gpus_than_exist_is_one_clear_line(gpu_env):

@@ -103,3 +103,26 @@ def test_weight_decay_skips_biases_and_layernorms():
 def test_bad_head_count_is_one_clear_error():
     with pytest.raises(ValueError, match="hidden_size=30 is not a multiple of model.num_heads=4"):
         BertForPretraining(BertConfig(vocab_size=V, hidden_size=30, num_heads=4))
+
+
+@pytest.mark.parametrize("layer_norm, nsp", [("pre", False), ("post", False), ("pre", True), ("post", True)])
+def test_sparse_last_layer_gives_the_full_models_loss_and_gradients(layer_norm, nsp):
+    """forward() runs the last layer on the masked rows (and [CLS]) only; the reference runs every
+    row through encode() and picks afterwards. Same loss, same gradient for every parameter."""
+    b = batch()
+    labels = torch.tensor([0, 1, 1], dtype=torch.int8) if nsp else None
+    sparse, full = tiny(layer_norm, nsp=nsp), tiny(layer_norm, nsp=nsp)
+    loss, _, _ = sparse(**b, next_sentence_labels=labels)
+    loss.backward()
+    h = full.encode(b["input_ids"], b["token_type_ids"], b["attention_mask"])
+    real = b["masked_lm_positions"] > 0
+    rows, cols = torch.nonzero(real, as_tuple=True)
+    picked = h[rows, b["masked_lm_positions"][rows, cols].long()]
+    ref = torch.nn.functional.cross_entropy(full.mlm(picked, full.embeddings.word.weight),
+                                            b["masked_lm_ids"][rows, cols].long())
+    if nsp:
+        ref = ref + torch.nn.functional.cross_entropy(full.nsp_head(torch.tanh(full.pooler(h[:, 0]))), labels.long())
+    ref.backward()
+    torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-6)
+    for (name, p), q in zip(sparse.named_parameters(), full.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)

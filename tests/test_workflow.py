@@ -130,3 +130,9 @@ def test_full_default_grid_is_planned(tmp_path_factory, repo_root, resources):
     jobs = planned_jobs(snakemake(workdir, "-n", "--cores", "2"))
     assert jobs["finetune_trial"] == 156
     assert jobs["select_trial"] == 9
+
+
+def test_lint_is_clean(repo_root):
+    """STYLE 11: `snakemake --lint` finds nothing (every rule has log, benchmark, conda env)."""
+    proc = snakemake(repo_root, "--lint", check=False)
+    assert proc.returncode == 0 and "good condition" in proc.stdout + proc.stderr, proc.stdout[-3000:]

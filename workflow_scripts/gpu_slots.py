@@ -95,10 +95,12 @@ def main(argv=None):
         raise SystemExit("gpu_slots: no command given (usage: python -m workflow_scripts.gpu_slots N -- COMMAND ...)")
     if args.gpus < 0:
         raise SystemExit(f"gpu_slots: GPU count must be >= 0, got {args.gpus}")
-    if args.gpus == 0:
+    if "SLURM_JOB_ID" in os.environ:
+        pass  # SLURM already gave the job its GPUs (and a multi-node launch asks srun for them)
+    elif args.gpus == 0:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
         os.environ["DS_ACCELERATOR"] = "cpu"
-    elif "SLURM_JOB_ID" not in os.environ:
+    else:
         gpus = visible_gpus()
         if gpus:
             if args.gpus > len(gpus):

@@ -15,7 +15,7 @@ def task_grid(grid: dict, task: str) -> dict:
 
 
 def trial_name(lr: float, batch_size: int, epochs: float, seed: int) -> str:
-    return f"lr{lr:g}_bs{batch_size}_ep{epochs:g}_seed{seed}"
+    return f"lr{lr:.10g}_bs{batch_size}_ep{epochs:.10g}_seed{seed}"
 
 
 def parse_trial(name: str) -> dict:
