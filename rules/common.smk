@@ -98,9 +98,38 @@ def trial_files(run, task, name):
 STILTS = [t for t in config["finetune"]["stilts"] if t in TASKS]
 
 
+# Recipe keys that change only speed, placement or what gets logged, never the model. Snakemake
+# must not rerun pretraining for them (and, through a new model, every fine-tuning trial).
+PLACEMENT_KEYS = {"validation_interval_minutes", "validation_interval_minutes_begin",
+                  "validation_interval_minutes_end", "validation_begin_proportion",
+                  "validation_end_proportion", "validation_max_samples",
+                  "checkpoint_interval_minutes", "log_interval_steps", "implementation"}
+PLACEMENT_IMPL_KEYS = {"micro_batch_size", "zero_stage", "gpus", "compile", "tensorboard"}
+
+
+def recipe_results(wildcards):
+    """The part of a run's recipe that changes the model: the tracked param of pretrain."""
+    recipe = config["runs"][wildcards.run]
+    kept = {k: v for k, v in recipe.items() if k not in PLACEMENT_KEYS}
+    kept["implementation"] = {k: v for k, v in recipe["implementation"].items() if k not in PLACEMENT_IMPL_KEYS}
+    return json_arg(kept)
+
+
+def whole_recipe(wildcards, output):
+    """The whole recipe the job runs. A params function of `output` is not a rerun trigger in
+    Snakemake, so placement edits reach the next run without making the model stale."""
+    return json_arg(config["runs"][wildcards.run])
+
+
+def finetune_settings_untracked(wildcards, output):
+    """Every trial's shared settings incl. `implementation` (precision, eval batch: speed only),
+    handed over untracked; finetune_settings() is the tracked part."""
+    return json_arg({k: v for k, v in config["finetune"].items() if k not in ("tasks", "grid", "seeds", "stilts")})
+
+
 def finetune_settings():
     """What every trial shares: the fine-tuning section minus the search space and the STILTs choice."""
-    return {k: v for k, v in config["finetune"].items() if k not in ("tasks", "grid", "seeds", "stilts")}
+    return {k: v for k, v in config["finetune"].items() if k not in ("tasks", "grid", "seeds", "stilts", "implementation")}
 
 
 def start_model(wildcards):

@@ -13,7 +13,8 @@ rule finetune_trial:
         glue=glue_arg(),
         cache=hub_cache_arg,
         hparams=lambda w: json_arg(grid.parse_trial(w.trial)),
-        settings=json_arg(finetune_settings()),
+        tracked_settings=json_arg(finetune_settings()),  # reruns trials when edited
+        settings=finetune_settings_untracked,
         keep_model=keep_model_arg,
     threads: 1
     resources:

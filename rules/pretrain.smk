@@ -12,7 +12,9 @@ rule pretrain:
         model=directory("results/runs/{run}/model"),
         log="results/runs/{run}/pretrain_log.jsonl",
     params:
-        recipe=lambda w: json_arg(config["runs"][w.run]),
+        # Tracked: an edit that changes the model reruns this rule; placement edits don't.
+        results=recipe_results,
+        recipe=whole_recipe,
         launcher=pretrain_launcher,
         state="results/runs/{run}/state",
     threads: all_cores

@@ -52,6 +52,9 @@ def test_default_grid_is_extremeberts_156_trials_per_seed():
     (lambda c: c["corpora"]["wiki"].pop("path"), "corpora.wiki"),
     (lambda c: c["finetune"].update(tasks=["COLA"]), "finetune.tasks.0"),
     (lambda c: c["runs"]["demo"].update(batch_size=33), "runs.demo.batch_size: 33 is not a multiple"),
+    (lambda c: c["runs"]["demo"]["schedule"].update(by="step"), "runs.demo."),
+    (lambda c: c["runs"]["demo"]["model"].update(embedding_size=64), "runs.demo.model.embedding_size"),
+    (lambda c: c["samples"].update(max_seq_length=1024), "samples.max_seq_length: 1024 is longer than"),
 ])
 def test_bad_config_names_the_key(edit, expected):
     config = copy.deepcopy(load())

@@ -71,7 +71,14 @@ def test_an_ended_run_resumes_only_when_its_end_no_longer_holds():
     assert plan(early_exit_s=400.0).still_finished("early_exit", 500.0, 10)
     assert plan().still_finished("budget", 1000.0, 10)
     assert plan(max_steps=10).still_finished("max_steps", 5.0, 10)
-    assert plan().still_finished("valid_loss", 5.0, 10) and plan().still_finished("nonfinite_loss", 5.0, 10)
+    assert plan(stuck_steps=5).still_finished("loss_scale", 5.0, 10, stuck=5)
+    assert not plan(stuck_steps=None).still_finished("loss_scale", 5.0, 10, stuck=5)
+    strict = plan(max_valid_loss=2.0, after_s=0.0)
+    assert strict.still_finished("valid_loss", 5.0, 10, valid_loss=3.0)
+    assert not plan(max_valid_loss=4.0).still_finished("valid_loss", 5.0, 10, valid_loss=3.0)
+    assert not plan().still_finished("valid_loss", 5.0, 10, valid_loss=3.0)
+    assert plan().still_finished("nonfinite_loss", 5.0, 10)
+    assert not plan(nonfinite_loss=False).still_finished("nonfinite_loss", 5.0, 10)
 
 
 def test_built_from_a_resolved_recipe():

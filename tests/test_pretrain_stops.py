@@ -1,6 +1,6 @@
 """Real runs that end early, each for its reason in the log's end line: a NaN loss (its step is not
 applied), a validation loss above the early-stopping threshold, and early_exit_time_marker (the LR
-still on the total_training_time curve; a later marker continues the run)."""
+still on the total_training_time curve). Relaxing the setting that ended a run lets a rerun train on."""
 import pytest
 
 from pretrain_data import pretrain_shards  # noqa: F401  (fixture)
@@ -35,17 +35,25 @@ def test_nan_loss_stops_before_its_step_is_applied(pretrain_shards, bert_tokeniz
 
 def test_valid_loss_above_the_threshold_after_its_time_stops_the_run(pretrain_shards, bert_tokenizer_dir, tmp_path):
     # After 0.06 s of training a validation is forced; a fresh model's loss (~10.3) is above 5.
-    rec = recipe(600, max_steps=200, log_interval_steps=1,
+    rec = recipe(600, max_steps=40, log_interval_steps=1,
                  early_stopping={"max_valid_loss": 5.0, "after_minutes": 0.001})
     proc = run(pretrain_shards, bert_tokenizer_dir, tmp_path, rec)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     log = events(tmp_path / "log.jsonl")
     valid, end = [e for e in log if e["event"] == "valid"], log[-1]
     assert end["reason"] == "valid_loss" and "> early_stopping.max_valid_loss 5.0" in end["detail"]
-    assert len(valid) == 1 and valid[0]["step"] == end["step"] < 200 and valid[0]["valid_loss"] > 5.0
+    assert len(valid) == 1 and valid[0]["step"] == end["step"] < 40 and valid[0]["valid_loss"] > 5.0
     assert valid[0]["elapsed_s"] >= 0.06
     train = [e for e in log if e["event"] == "train"]
     assert train[-1]["step"] == end["step"] and all(e["elapsed_s"] < 0.06 for e in train[:-1])
+
+    # Rerun with the threshold lifted (not part of the state key): the same run trains on to max_steps.
+    relaxed = {**rec, "early_stopping": {"max_valid_loss": None}}
+    again = run(pretrain_shards, bert_tokenizer_dir, tmp_path, relaxed)
+    assert again.returncode == 0, again.stdout + again.stderr
+    log = events(tmp_path / "log.jsonl")
+    assert [e for e in log if e["event"] == "resume"][0]["step"] == end["step"]
+    assert log[-1]["reason"] == "max_steps" and log[-1]["step"] == 40
 
 
 def test_early_exit_keeps_the_full_schedule_and_a_later_marker_continues(pretrain_shards, bert_tokenizer_dir,

@@ -99,6 +99,24 @@ def test_finetune_lr_edit_reruns_no_upstream_stage(demo, tmp_path):
     assert not UPSTREAM & set(jobs), jobs
 
 
+def test_placement_edits_rerun_nothing(demo, tmp_path):
+    """Speed/placement/logging keys (STYLE 9) never make the model or the trials stale."""
+    edit = tmp_path / "edit.yaml"
+    edit.write_text(yaml.safe_dump({
+        "runs": {"demo": {"validation_interval_minutes": 1, "log_interval_steps": 5,
+                          "implementation": {"tensorboard": True, "zero_stage": 1}}},
+        "finetune": {"implementation": {"eval_batch_size": 7}}}))
+    assert planned_jobs(snakemake(demo, "-n", "--cores", "2", "--configfile", str(edit))) == {}
+
+
+def test_pretrain_lr_edit_reruns_pretrain_onward(demo, tmp_path):
+    edit = tmp_path / "edit.yaml"
+    edit.write_text(yaml.safe_dump({"runs": {"demo": {"optimizer": {"lr": 5e-4}}}}))
+    jobs = planned_jobs(snakemake(demo, "-n", "--cores", "2", "--configfile", str(edit)))
+    assert {"pretrain", "finetune_trial", "make_submission", "report"} <= set(jobs)
+    assert not {"extract_text_wiki", "prepare_tokenizer", "make_samples"} & set(jobs), jobs
+
+
 def test_masked_lm_prob_edit_reruns_samples_onward(demo, tmp_path):
     edit = tmp_path / "edit.yaml"
     edit.write_text(yaml.safe_dump({"samples": {"masked_lm_prob": 0.2}}))

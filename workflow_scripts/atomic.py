@@ -1,20 +1,38 @@
-"""Write a file atomically: to a temporary name beside the target, renamed over it only when complete."""
+"""Write files and folders atomically: built under a temporary name beside the target, renamed over it when complete.
+
+Same folder, so os.replace is a rename on one file system: a reader sees the old target or the
+whole new one, and a killed job leaves only a dot-name no rule declares. Outputs get the modes
+a plain open() or mkdir() would give them (0666 / 0777 less the umask), never the private
+0600 / 0700 of mkstemp / mkdtemp: on a shared cluster the group reads what a job wrote.
+"""
 import contextlib
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def temp_path(path) -> Path:
+    """The temporary name a file is written under before it becomes `path`: a dot-file beside it.
+    The pid keeps two jobs writing the same target (a rerun racing a stale one) apart."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
 @contextlib.contextmanager
 def replacing(path):
-    """Yields a temporary path in the target's folder; on success it becomes `path`, on error it is removed.
-
-    Same folder, so os.replace is a rename on one file system: a reader sees the old file or the
-    whole new one, and a killed job leaves only a dot-file no rule declares.
-    """
+    """Yields a temporary path beside `path`; on success it becomes `path`, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temp_path(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -22,6 +40,43 @@ def replacing(path):
         tmp.unlink(missing_ok=True)
 
 
-def write_json(path, data) -> None:
+def write_bytes(path, data: bytes) -> None:
     with replacing(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+        tmp.write_bytes(data)
+
+
+def write_text(path, text: str) -> None:
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path, data, indent: int = 1) -> None:
+    write_text(path, json.dumps(data, indent=indent) + "\n")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextlib.contextmanager
+def replacing_dir(path):
+    """Yields an empty temporary folder beside `path` to fill; on success it replaces `path` (an old
+    one is removed first), on error it is removed.
+
+    The folder gets mkdir's usual mode (0777 less the umask), not mkdtemp's 0700. Between the
+    removal and the rename `path` is briefly absent, never half written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        tmp.chmod(0o777 & ~current_umask())
+        yield tmp
+        _remove(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

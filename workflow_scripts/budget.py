@@ -10,8 +10,7 @@ Stop reasons (the `reason` of the log's end line), checked in this order:
                   model is the one whose forward pass first overflowed, not a NaN-filled one.
   budget          elapsed training time reached total_training_time.
   early_exit      elapsed reached early_exit_time_marker hours (academic-budget-bert: stop there
-                  although the LR schedule runs to total_training_time). Not part of the state key:
-                  a rerun with a later marker (or none) continues from the final checkpoint.
+                  although the LR schedule runs to total_training_time).
   max_steps       the optimizer step count reached max_steps.
   loss_scale      fp16: the dynamic loss scale sat at its minimum for loss_scale_stuck_steps
                   consecutive steps (academic-budget-bert's scale_cnt_limit counts steps at scale 1,
@@ -21,6 +20,9 @@ Stop reasons (the `reason` of the log's end line), checked in this order:
                   early_stop_eval_loss). A validation is run when after_minutes is crossed, so the
                   check does not wait for the next regular one.
 (a SIGTERM/SIGINT stop is no end: the run checkpoints and exits 128 + signal, to be resumed.)
+None of these settings is part of the state key: rerun an ended run with settings under which
+its end no longer holds (a later marker, a higher threshold) and it trains on from its final
+checkpoint (still_finished below).
 
 Validation cadence, in minutes of training (academic-budget-bert counts epochs, which are shards
 there; ours are not): validation_interval_minutes in the middle of the run,
@@ -117,9 +119,15 @@ class Budget:
                                   f"after {elapsed_s / 60:.1f} min of training")
         return None
 
-    def still_finished(self, reason: str, elapsed_s: float, step: int) -> bool:
-        """On resuming a run that had ended: does its end still hold? Budget-type ends are checked
-        again (a later early_exit_time_marker lets it continue); early stops stand."""
-        if reason in ("budget", "early_exit", "max_steps"):
-            return self.stop_after_step(elapsed_s, step, 0) is not None
+    def still_finished(self, reason: str, elapsed_s: float, step: int, stuck: int = 0,
+                       valid_loss: float | None = None) -> bool:
+        """On resuming a run that had ended: does its end hold under this recipe? Where-to-stop keys
+        are not part of the state key, so a later early_exit_time_marker, a higher (or no)
+        max_valid_loss or loss_scale_stuck_steps, lets the same run train on."""
+        if reason in ("budget", "early_exit", "max_steps", "loss_scale"):
+            return self.stop_after_step(elapsed_s, step, stuck) is not None
+        if reason == "valid_loss":
+            return valid_loss is not None and self.stop_after_validation(valid_loss, elapsed_s) is not None
+        if reason == "nonfinite_loss":
+            return self.nonfinite_loss
         return True

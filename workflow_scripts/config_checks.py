@@ -3,6 +3,7 @@
 Each failure is one line naming the key, the bad value and what would be allowed, raised when
 the workflow is parsed, before any job is planned.
 """
+import copy
 from pathlib import Path
 
 
@@ -20,17 +21,11 @@ def _validator_filling_defaults(schema):
         if isinstance(instance, dict):
             for name, sub in properties.items():
                 if "default" in sub and name not in instance:
-                    instance[name] = _copy(sub["default"])
+                    instance[name] = copy.deepcopy(sub["default"])  # editing the config never edits the schema
         yield from check_properties(validator, properties, instance, schema)
 
     cls = validators.extend(Draft202012Validator, {"properties": properties_with_defaults})
     return cls(schema)
-
-
-def _copy(value):
-    import copy
-
-    return copy.deepcopy(value)
 
 
 def _describe(error) -> str:
@@ -63,7 +58,18 @@ def validate(config: dict, schema_path) -> None:
 
 
 def check(config: dict) -> None:
+    from workflow_scripts import recipe_checks  # light: no torch, no user modules
+
     for run, recipe in config["runs"].items():
+        problem = recipe_checks.problem(recipe)
+        if problem:
+            raise ConfigError(f"config key runs.{run}.{problem}")
+        positions = recipe["model"]["max_position_embeddings"]
+        for key in ("samples", "finetune"):
+            if config[key]["max_seq_length"] > positions:
+                raise ConfigError(
+                    f"config key {key}.max_seq_length: {config[key]['max_seq_length']} is longer than "
+                    f"runs.{run}.model.max_position_embeddings ({positions})")
         impl = recipe["implementation"]
         processes = max(impl["gpus"], 1)
         per_step = impl["micro_batch_size"] * processes
@@ -71,11 +77,17 @@ def check(config: dict) -> None:
             raise ConfigError(
                 f"config key runs.{run}.batch_size: {recipe['batch_size']} is not a multiple of "
                 f"implementation.micro_batch_size ({impl['micro_batch_size']}) x processes ({processes}) = {per_step}")
-    grid = config["finetune"]["grid"]
+    finetune = config["finetune"]
+    grid = finetune["grid"]
     if "default" not in grid:
-        missing = [t for t in config["finetune"]["tasks"] if t not in grid]
+        missing = [t for t in finetune["tasks"] if t not in grid]
         if missing:
             raise ConfigError(f"config key finetune.grid: no `default` entry and no entry for {', '.join(missing)}")
+        # STILTs fine-tunes MNLI first, even where `tasks` leaves it out.
+        stilts = [t for t in finetune["stilts"] if t in finetune["tasks"]]
+        if stilts and "MNLI" not in grid:
+            raise ConfigError(f"config key finetune.grid: no `default` entry and no entry for MNLI, which "
+                              f"finetune.stilts ({', '.join(stilts)}) fine-tunes first")
     for task, entry in grid.items():
         for key in ("lr", "batch_size", "epochs"):
             if key not in entry:

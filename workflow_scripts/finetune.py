@@ -18,26 +18,14 @@ with the task it was fine-tuned on (config.json `finetuning_task`).
 import argparse
 import json
 import math
-import os
 import random
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
-from workflow_scripts import glue_data, glue_metrics
+from workflow_scripts import atomic, glue_data, glue_metrics
+from workflow_scripts.cli import json_object
 
 PRINT_EVERY = 10  # progress lines per trial (plus the first step)
-
-
-def load_json_arg(text: str, flag: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"{flag}: not valid JSON ({e})") from None
-    if not isinstance(value, dict):
-        raise SystemExit(f"{flag}: expected a JSON object, got {type(value).__name__}")
-    return value
 
 
 def need(d: dict, key: str, where: str):
@@ -154,18 +142,9 @@ def load_model(model_dir: Path, task):
 
 def save_model(model, tokenizer, out: Path) -> None:
     """save_pretrained into a temp folder beside `out`, then rename: no half-written model folder."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic.replacing_dir(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        os.chmod(tmp, 0o777 & ~glue_data.current_umask())  # mkdtemp makes 0700
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def make_optimizer(model, lr: float, settings: dict):
@@ -355,16 +334,16 @@ def main(argv=None):
     parser.add_argument("--model-out", type=Path, help="also keep the fine-tuned model here (for STILTs from MNLI)")
     parser.add_argument("--cache-dir", help="datasets' cache folder for glue source huggingface (glue.cache_dir)")
     args = parser.parse_args(argv)
-    glue = load_json_arg(args.glue, "--glue")
+    glue = json_object(args.glue, "--glue")
     if args.cache_dir:
         glue["cache_dir"] = args.cache_dir
-    hparams = load_json_arg(args.hparams, "--hparams")
-    settings = load_json_arg(args.settings, "--settings")
+    hparams = json_object(args.hparams, "--hparams")
+    settings = json_object(args.settings, "--settings")
     record, rows = run_trial(args.task, glue, args.model, hparams, settings, args.model_out)
     tsv = "split\tindex\tprediction\n" + "".join(f"{s}\t{i}\t{p}\n" for s, i, p in rows)
     # Predictions first: a metrics file on disk then always has its predictions beside it.
-    glue_data.write_atomic(args.predictions_out, tsv)
-    glue_data.write_atomic(args.metrics_out, json.dumps(record, indent=2) + "\n")
+    atomic.write_text(args.predictions_out, tsv)
+    atomic.write_json(args.metrics_out, record, indent=2)
     print(f"wrote {args.metrics_out} and {args.predictions_out} ({len(rows)} test predictions) "
           f"in {record['seconds']:.1f}s", flush=True)
 

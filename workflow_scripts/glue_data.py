@@ -8,9 +8,7 @@ Light module (no heavy imports at import time): finetune, submission and the val
 """
 import csv
 import functools
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -120,27 +118,6 @@ def get_task(name: str) -> Task:
     if name not in TASKS:
         raise SystemExit(f"unknown GLUE task {name!r}; known: {', '.join(TASKS)}")
     return TASKS[name]
-
-
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path, data) -> None:
-    """Write text or bytes to `path` via a temp file in the same folder, so a killed job leaves no half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---- the standard GLUE folder -------------------------------------------------------------
@@ -281,7 +258,3 @@ def read_split(task: Task, split: Split, glue: dict) -> list:
         return read_hub_split(task, split, glue.get("name", "nyu-mll/glue"), glue.get("cache_dir"))
     raise SystemExit(f"glue.source={glue['source']!r}: expected dir or huggingface")
 
-
-def count_test_rows(task: Task, split: Split, root) -> int:
-    """Rows of a test file in a GLUE folder (what a submission must predict)."""
-    return len(read_dir_split(task, split, root))

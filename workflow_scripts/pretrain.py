@@ -21,8 +21,8 @@ limit) or SIGINT: finish the current optimizer step, checkpoint, exit with 128+s
 counts the job as failed (its outputs would be missing anyway) and its retry (or a rerun) resumes.
 A SIGKILL loses what came after the last periodic checkpoint. Checkpoints come every
 checkpoint_interval_minutes of training and at the end; only the newest is kept, and the final
-one stays, so a rerun with the same recipe (its outputs deleted) only re-exports, or continues if
-its end no longer holds (a later early_exit_time_marker). Delete the state folder to reclaim the
+one stays, so a rerun with the same recipe (its outputs deleted) only re-exports, or trains on if
+its end no longer holds (a later early_exit_time_marker, a relaxed early_stopping). Delete the state folder to reclaim the
 disk (a bert-base checkpoint with Adam moments is ~1.3 GB).
 
 Log (JSON lines, written to the state folder while running, copied to --log-out at the end):
@@ -251,12 +251,14 @@ def main(argv=None):
         log.start(pos["log_offset"])
         log.event("resume", step=pos["step"], elapsed_s=pos["elapsed_s"])
         log.say(f"resumed {run_dir} at step {pos['step']}, {pos['elapsed_s']:.1f}s of {plan.budget_s:.0f}s trained")
-        if pos["reason"] and not plan.still_finished(pos["reason"], pos["elapsed_s"], pos["step"]):
+        if pos["reason"] and not plan.still_finished(pos["reason"], pos["elapsed_s"], pos["step"], pos["stuck"],
+                                                     pos["last_valid_loss"]):
             log.say(f"the run had ended ({pos['reason']}: {pos['detail']}), which no longer holds: training on")
             pos["reason"] = pos["detail"] = None
     else:
         pos = {"step": 0, "elapsed_s": 0.0, "epoch": 0, "epoch_samples": 0, "reason": None, "detail": None,
-               "last_valid_s": 0.0, "next_ckpt_s": recipe["checkpoint_interval_minutes"] * 60.0, "stuck": 0}
+               "last_valid_s": 0.0, "last_valid_loss": None, "stuck": 0,
+               "next_ckpt_s": recipe["checkpoint_interval_minutes"] * 60.0}
         log.start(None)
         log.event("config", **recipe, world_size=dist.world, gradient_accumulation_steps=accumulation,
                   model_config=built.description, parameters=n_params, seq_len=seq_len,
@@ -270,14 +272,14 @@ def main(argv=None):
     schedule = schedules.Schedule(recipe["schedule"], recipe["optimizer"]["lr"], plan.budget_s, recipe["max_steps"])
     tb = tb_log.TensorBoard(run_dir / "tensorboard", impl["tensorboard"] and dist.rank == 0, pos["step"], log.say)
     step, epoch, epoch_samples, stuck = pos["step"], pos["epoch"], pos["epoch_samples"], pos["stuck"]
-    last_valid, next_ckpt = pos["last_valid_s"], pos["next_ckpt_s"]
+    last_valid, last_valid_loss, next_ckpt = pos["last_valid_s"], pos["last_valid_loss"], pos["next_ckpt_s"]
     per_rank_step = micro * accumulation     # samples each rank reads per optimizer step
 
     def position(reason=None, detail=None):
         """Where training stands; `reason` is set once it has ended (a rerun then only exports)."""
         return {"step": step, "elapsed_s": elapsed, "epoch": epoch, "epoch_samples": epoch_samples,
-                "last_valid_s": last_valid, "next_ckpt_s": next_ckpt, "stuck": stuck, "reason": reason,
-                "detail": detail}
+                "last_valid_s": last_valid, "last_valid_loss": last_valid_loss, "next_ckpt_s": next_ckpt,
+                "stuck": stuck, "reason": reason, "detail": detail}
 
     def checkpoint(reason=None, detail=None):
         # Never overwrite the checkpoint latest.json points to (a kill mid-save would ruin both).
@@ -368,6 +370,7 @@ def main(argv=None):
                 clock.pause()
                 if valid_due:
                     valid_loss, last_valid, validated_at = validate(), elapsed, step
+                    last_valid_loss = valid_loss if valid_loss is not None else last_valid_loss
                     end = plan.stop_after_validation(valid_loss, elapsed) if valid_loss is not None else None
                     if end:
                         reason, detail = end

@@ -14,7 +14,8 @@ import json
 import math
 from pathlib import Path
 
-from workflow_scripts import glue_data
+from workflow_scripts import atomic, glue_data
+from workflow_scripts.cli import read_record
 
 
 def run_of_log(path: Path) -> str:
@@ -49,16 +50,8 @@ def read_log(path: Path) -> dict:
 
 
 def read_best(path: Path) -> dict:
-    if not path.is_file():
-        raise SystemExit(f"{path}: file not found")
-    try:
-        best = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"{path}: not valid JSON ({e})") from None
-    for key in ("task", "chosen", "score", "trials"):
-        if key not in best:
-            raise SystemExit(f"{path}: missing key {key!r}")
-    return best
+    """A task's best.json (select_trial's record)."""
+    return read_record(path, ("task", "chosen", "score", "trials"))
 
 
 def fmt(value, digits=2) -> str:

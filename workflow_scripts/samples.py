@@ -267,11 +267,6 @@ def tokenize_documents(tokenizer, documents, min_chars_per_token: float = 0.0):
     return Corpus(tokens, sent, doc), status
 
 
-def tokenize(tokenizer, documents) -> Corpus:
-    """Tokenize every sentence once; drop sentences and documents with no tokens."""
-    return tokenize_documents(tokenizer, documents)[0]
-
-
 def document_passes(rng, n: int, passes: float):
     """Times each of n train documents is packed and masked: passes = dup_factor x corpus weight.
 
@@ -479,7 +474,7 @@ class ShardWriter:
 
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        self.tmp = atomic.temp_path(self.path)
         self.file = h5py.File(self.tmp, "w")
         length, p = spec["max_seq_length"], spec["max_predictions_per_seq"]
         shapes = {"input_ids": ("i4", (length,)), "input_mask": ("i1", (length,)), "segment_ids": ("i1", (length,)),
@@ -674,9 +669,7 @@ def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, 
     print(f"samples: {counts['tokens']} tokens in {elapsed:.1f} s ({tokenize_s:.1f} s tokenizing): "
           f"{counts['tokens'] / elapsed:,.0f} tokens/s, {(train.rows + valid.rows) / elapsed:,.0f} samples/s")
     if stats_out is not None:
-        from workflow_scripts.atomic import write_json
-
-        write_json(stats_out, stats_record(text, shard_index, spec, weight, counts, train, valid))
+        atomic.write_json(stats_out, stats_record(text, shard_index, spec, weight, counts, train, valid))
     return counts
 
 
@@ -722,10 +715,7 @@ def main(argv=None):
     parser.add_argument("--duplicates", type=Path, help="duplicates JSON (workflow_scripts.dedup): documents to skip")
     parser.add_argument("--stats-out", type=Path, help="write counts and sample statistics here (JSON)")
     args = parser.parse_args(argv)
-    try:
-        spec = json.loads(args.spec)
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"samples: --spec is not JSON ({e})")
+    spec = json_object(args.spec, "--spec", "samples")
     missing = [k for k in ("max_seq_length", "masked_lm_prob", "max_predictions_per_seq", "dup_factor",
                            "short_seq_prob", "nsp", "valid_fraction", "seed") if k not in spec]
     if missing:

@@ -12,28 +12,20 @@ there, for the STILTs tasks to start from: file by file as hard links where the 
 allows (no second copy of the weights on disk), else copies.
 """
 import argparse
-import json
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from workflow_scripts import glue_data
+from workflow_scripts import atomic, glue_data
+from workflow_scripts.cli import read_record
 
 GROUP_KEYS = ("lr", "batch_size", "epochs")
 
 
 def load_trial(path: Path, task: str) -> dict:
-    if not path.is_file():
-        raise SystemExit(f"{path}: file not found")
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"{path}: not valid JSON ({e})") from None
-    for key in ("task", "hparams", "score", "metrics"):
-        if key not in record:
-            raise SystemExit(f"{path}: missing key {key!r}")
+    """A trial's dev_metrics.json (finetune's record), checked for what selection reads."""
+    record = read_record(path, ("task", "hparams", "score", "metrics"))
     for key in GROUP_KEYS + ("seed",):
         if key not in record["hparams"]:
             raise SystemExit(f"{path}: hparams lacks {key!r}")
@@ -66,20 +58,11 @@ def export_model(src: Path, out: Path) -> None:
     """The chosen trial's model folder -> `out`, via a temp folder and a rename (never half a model)."""
     if not (src / "config.json").is_file():
         raise SystemExit(f"{src}: no fine-tuned model here (config.json missing; its trial ran without --model-out?)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic.replacing_dir(out) as tmp:
         # Dot files are Snakemake's bookkeeping (.snakemake_timestamp), not the model's: a shared
         # hard link there would let Snakemake's touch of one folder date the other.
         shutil.copytree(src, tmp, dirs_exist_ok=True, copy_function=link_or_copy,
                         ignore=shutil.ignore_patterns(".*"))
-        os.chmod(tmp, 0o777 & ~glue_data.current_umask())  # mkdtemp makes 0700
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def main(argv=None):
@@ -106,8 +89,8 @@ def main(argv=None):
     if args.model_out:
         export_model(args.metrics[chosen].parent / "model", args.model_out)
         print(f"{args.task}: exported {args.metrics[chosen].parent / 'model'} to {args.model_out}", flush=True)
-    glue_data.write_atomic(args.predictions_out, source.read_bytes())
-    glue_data.write_atomic(args.best_out, json.dumps(best, indent=2) + "\n")
+    atomic.write_bytes(args.predictions_out, source.read_bytes())
+    atomic.write_json(args.best_out, best, indent=2)
     print(f"{args.task}: chose {best['chosen']} (group mean {group_score:.2f} over "
           f"{sum(1 for r in records if all(r['hparams'][k] == records[chosen]['hparams'][k] for k in GROUP_KEYS))} "
           f"seeds, trial {records[chosen]['score']:.2f}) of {len(records)} trials", flush=True)

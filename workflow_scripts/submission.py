@@ -10,13 +10,10 @@ renamed into place, so a submission.zip on disk has always passed the validator.
 """
 import argparse
 import csv
-import os
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
-from workflow_scripts import glue_data, validate_submission
+from workflow_scripts import atomic, glue_data, validate_submission
 
 PRED_HEADER = ["split", "index", "prediction"]
 
@@ -78,17 +75,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     files = submission_files(args.predictions)
-    args.zip.parent.mkdir(parents=True, exist_ok=True)
-    args.out_dir.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_zip = tempfile.mkstemp(dir=args.zip.parent, prefix=f".{args.zip.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp_zip = Path(tmp_zip)
-    tmp_dir = Path(tempfile.mkdtemp(dir=args.out_dir.parent, prefix=f".{args.out_dir.name}."))
-    # mkstemp/mkdtemp make private (0600/0700) entries; outputs get the usual modes.
-    umask = glue_data.current_umask()
-    tmp_zip.chmod(0o666 & ~umask)
-    tmp_dir.chmod(0o777 & ~umask)
-    try:
+    # The zip is validated before either output is renamed into place (the folder first, the zip last).
+    with atomic.replacing(args.zip) as tmp_zip, atomic.replacing_dir(args.out_dir) as tmp_dir:
         for name, text in files.items():
             (tmp_dir / name).write_text(text, encoding="utf-8")
         write_zip(tmp_zip, files)
@@ -98,13 +86,6 @@ def main(argv=None):
                              + "\n  ".join(problems))
         for note in notes:
             print(f"note: {note}")
-        if args.out_dir.exists():
-            shutil.rmtree(args.out_dir)
-        os.replace(tmp_dir, args.out_dir)
-        os.replace(tmp_zip, args.zip)
-    finally:
-        tmp_zip.unlink(missing_ok=True)
-        shutil.rmtree(tmp_dir, ignore_errors=True)
     rows = {name: text.count("\n") - 1 for name, text in files.items()}
     print(f"wrote {args.zip} and {args.out_dir}/: " + ", ".join(f"{n} {r}" for n, r in rows.items()), flush=True)
 

@@ -149,36 +149,48 @@ def _jsonl_documents(stream, path: Path, text_column: str):
         yield text or ""
 
 
+def _is_text_type(arrow_type) -> bool:
+    """Whether a parquet column holds strings (plain, large, view or dictionary-encoded) or only nulls."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+            or pa.types.is_string_view(arrow_type) or pa.types.is_null(arrow_type))
+
+
 def _parquet_documents(path: Path, compression: str, text_column: str):
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     with tempfile.TemporaryFile() as tmp:
-        if compression:
+        if compression:  # parquet needs random access: decompress to a temporary file first
             with open_binary(path, compression) as src:
                 shutil.copyfileobj(src, tmp)
             tmp.seek(0)
-            source = tmp
-        else:
-            source = path
         try:
-            pf = pq.ParquetFile(source)
-        except Exception as e:  # pyarrow raises ArrowInvalid & co. for a non-parquet file
+            pf = pq.ParquetFile(tmp if compression else path)
+            schema = pf.schema_arrow
+            if text_column not in schema.names:
+                raise SystemExit(f"corpus: {path} has no column `{text_column}` (text_column; it has: "
+                                 f"{', '.join(schema.names)})")
+            column_type = schema.field(text_column).type
+            if not _is_text_type(column_type):
+                raise SystemExit(f"corpus: {path}: column `{text_column}` holds {column_type}, not strings "
+                                 "(text_column names the column with the text)")
+            for batch in pf.iter_batches(batch_size=1024, columns=[text_column]):
+                for text in batch.column(0).to_pylist():
+                    yield text or ""
+        except pa.ArrowException as e:  # not parquet, or a corrupt page: ArrowInvalid & co.
             raise SystemExit(f"corpus: cannot read parquet file {path}: {e}") from None
-        columns = pf.schema_arrow.names
-        if text_column not in columns:
-            raise SystemExit(f"corpus: {path} has no column `{text_column}` (text_column; it has: "
-                             f"{', '.join(columns)})")
-        for batch in pf.iter_batches(batch_size=1024, columns=[text_column]):
-            for text in batch.column(0).to_pylist():
-                yield text or ""
 
 
 def iter_file(path: Path, text_column: str = "text"):
     fmt, compression = split_suffix(path)
-    if fmt == ".parquet":
-        yield from _parquet_documents(path, compression, text_column)
-        return
     try:
+        if fmt == ".parquet":
+            yield from _parquet_documents(path, compression, text_column)
+            return
         with open_binary(path, compression) as raw:
             stream = io.TextIOWrapper(raw, encoding="utf-8", errors="strict")
             if fmt == ".txt":

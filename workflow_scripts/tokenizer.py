@@ -10,11 +10,11 @@ special_tokens_map.json and, for WordPiece vocabularies, vocab.txt.
 """
 import argparse
 import json
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
+
+from workflow_scripts import atomic
+from workflow_scripts.cli import json_object
 
 # BERT's special tokens, in the order a trained vocabulary gets them: [PAD] is id 0, which the
 # samples and models assume for padding.
@@ -103,9 +103,7 @@ def train_wordpiece(texts: list[Path], vocab_size: int = 30522, min_frequency: i
 
 def save(tok, out: Path) -> None:
     """save_pretrained into a temporary folder beside `out`, add the classic files, then rename."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic.replacing_dir(out) as tmp:
         tok.save_pretrained(str(tmp))
         # transformers 5 writes only tokenizer.json + tokenizer_config.json; older readers (and
         # people) expect vocab.txt and special_tokens_map.json beside them.
@@ -117,12 +115,6 @@ def save(tok, out: Path) -> None:
             (tmp / "vocab.txt").write_text("".join(t + "\n" for t, _ in vocab), encoding="utf-8")
         specials = {k: str(v) for k, v in tok.special_tokens_map.items() if isinstance(v, str)}
         (tmp / "special_tokens_map.json").write_text(json.dumps(specials, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def main(argv=None):
@@ -131,10 +123,7 @@ def main(argv=None):
     parser.add_argument("--texts", nargs="*", default=[], type=Path, help="text parts (training only)")
     parser.add_argument("--out", required=True, type=Path, help="tokenizer folder to write")
     args = parser.parse_args(argv)
-    try:
-        spec = json.loads(args.spec)
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"tokenizer: --spec is not valid JSON: {e}") from None
+    spec = json_object(args.spec, "--spec", "tokenizer")
     start = time.monotonic()
     if spec.get("pretrained"):
         print(f"tokenizer: loading pretrained {spec['pretrained']}", flush=True)

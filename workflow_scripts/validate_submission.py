@@ -66,7 +66,7 @@ def expected_counts(glue_dir: Path) -> tuple:
         task = glue_data.TASKS[task_name]
         split = next(s for s in task.test if s.name == split_name)
         try:
-            counts[name] = glue_data.count_test_rows(task, split, glue_dir)
+            counts[name] = len(glue_data.read_dir_split(task, split, glue_dir))
         except SystemExit as e:
             problems.append(f"--glue-dir: {e}")
     return counts, problems
