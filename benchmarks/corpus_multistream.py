@@ -34,14 +34,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 def make_dumps(work: Path) -> tuple[Path, Path]:
     sys.path.insert(0, str(REPO))
-    from workflow_scripts import fetch_demo_data, multistream
+    sys.path.insert(0, str(REPO / "tests"))
+    from multistream_data import write_multistream
+
+    from workflow_scripts import fetch_demo_data
 
     fetch_demo_data.main([str(REPO / "resources")])
     xml = bz2.decompress((REPO / "resources" / "enwiki-excerpt.xml.bz2").read_bytes())
     head, tail = xml.index(b"  <page>"), xml.rindex(b"</mediawiki>")
     big = xml[:head] + xml[head:tail] * 4 + xml[tail:]
     multi = work / "enwiki-bench-pages-articles-multistream.xml.bz2"
-    multistream.write_multistream(big, multi, pages_per_stream=100)
+    write_multistream(big, multi, pages_per_stream=100)
     single = work / "enwiki-bench-pages-articles.xml.bz2"
     single.write_bytes(bz2.compress(big, 9))
     return multi, single

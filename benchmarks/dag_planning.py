@@ -13,8 +13,6 @@ Each plan's Job stats are checked against the expected trial count. No peer: thi
 from the issue, not a comparison.
 """
 import argparse
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,16 +24,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 20
 
-
-def copy_tree(dest: Path) -> None:
-    """The working tree as git sees it (tracked + new files, nothing ignored), resources/ linked in."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                           cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        if (REPO / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, dest / rel)
-    (dest / "resources").symlink_to(REPO / "resources")
+# The workflow tests' helpers: a copy of the working tree as git sees it, and the dry run's Job stats.
+sys.path.insert(0, str(REPO / "tests"))
+from test_workflow import copy_repo, planned_jobs  # noqa: E402
 
 
 def write_config(workdir: Path, runs: int, seeds: int, stilts: bool, default_grid: bool) -> None:
@@ -57,9 +48,7 @@ def plan(workdir: Path) -> tuple:
     seconds = time.perf_counter() - start
     if proc.returncode:
         raise SystemExit(f"snakemake -n failed in {workdir}:\n{proc.stderr[-3000:]}")
-    table = (proc.stdout + proc.stderr).split("Job stats:", 1)[1]
-    jobs = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
-    return seconds, jobs
+    return seconds, planned_jobs(proc)
 
 
 def main(argv=None):
@@ -80,7 +69,7 @@ def main(argv=None):
     results = []
     with tempfile.TemporaryDirectory(prefix="dag_planning_") as tmp:
         workdir = Path(tmp)
-        copy_tree(workdir)
+        copy_repo(REPO, workdir, REPO / "resources")
         for name, runs, seeds, stilts, default_grid, expected, target in cases:
             write_config(workdir, runs, seeds, stilts, default_grid)
             times = []

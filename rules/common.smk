@@ -168,7 +168,7 @@ def submission_possible():
 
 
 def final_targets():
-    targets = ["results/report/glue_dev.md", "results/report/loss_curves.png"]
+    targets = ["results/report/glue_dev.md", "results/report/loss_curves.png", "results/report/data.md"]
     if submission_possible():
         targets += expand("results/runs/{run}/submission.zip", run=RUNS) + ["submission.zip"]
     return targets

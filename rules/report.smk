@@ -1,13 +1,18 @@
-# Tables and plots across runs: GLUE dev scores (every trial, the chosen one marked), loss curves.
+# Tables and plots across runs: GLUE dev scores (every trial, the chosen one marked), loss curves,
+# and the data report: what each corpus and shard kept and dropped, and each stage's job seconds.
 
 
 rule report:
     input:
         logs=expand("results/runs/{run}/pretrain_log.jsonl", run=RUNS),
         best=expand("results/runs/{run}/glue/{task}/best.json", run=RUNS, task=TASKS),
+        corpus_stats=expand("results/text/{corpus}/stats.json", corpus=list(config["corpora"])),
+        duplicates="results/text/duplicates.json",
+        sample_stats=all_sample_stats(),
     output:
         table="results/report/glue_dev.md",
         curves="results/report/loss_curves.png",
+        data="results/report/data.md",
     conda:
         "../envs/workflow.yaml"
     log:
@@ -15,5 +20,9 @@ rule report:
     benchmark:
         "results/benchmarks/report/report.tsv"
     shell:
+        # Benchmark files are written after their job's outputs, so they can't be inputs: the
+        # report reads what the folder holds.
         "python -m workflow_scripts.report --pretrain-logs {input.logs} --best {input.best}"
-        " --table-out {output.table} --curves-out {output.curves} > {log} 2>&1"
+        " --table-out {output.table} --curves-out {output.curves}"
+        " --data-out {output.data} --corpus-stats {input.corpus_stats} --duplicates {input.duplicates}"
+        " --sample-stats {input.sample_stats} --benchmarks results/benchmarks > {log} 2>&1"

@@ -8,6 +8,7 @@ import bz2
 from pathlib import Path
 
 import pytest
+from multistream_data import write_multistream
 
 from workflow_scripts import corpus, download, multistream
 
@@ -15,7 +16,7 @@ PAGES_PER_STREAM = 10
 
 
 def build_multistream(xml: bytes, dump: Path, pages_per_stream: int = PAGES_PER_STREAM, index: bool = True):
-    return multistream.write_multistream(xml, dump, pages_per_stream, index)
+    return write_multistream(xml, dump, pages_per_stream, index)
 
 
 @pytest.fixture(scope="module")

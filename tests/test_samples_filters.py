@@ -94,7 +94,7 @@ def test_chars_per_token_filter_drops_tables_code_and_unspellable_text(wiki_docs
     # The kept documents are the articles: every sample's tokens come from them, none from the junk.
     tokenizer, _ = samples.load_tokenizer(bert_tokenizer_dir)
     junk_ids = set(tokenizer.encode(" ".join(TABLE.split("\n")[:3]), add_special_tokens=False).ids) - set(
-        samples.tokenize(tokenizer, wiki_docs[:10]).tokens.tolist())
+        samples.tokenize_documents(tokenizer, wiki_docs[:10])[0].tokens.tolist())
     train = shards.load_shard(tmp_path / "cpt_train.h5")
     assert junk_ids and not junk_ids & set(np.unique(train["input_ids"]).tolist())
     _, _, counts, _ = build(tmp_path, part, bert_tokenizer_dir, "off", min_chars_per_token=0)

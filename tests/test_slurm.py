@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_workflow import copy_repo
 
 pytestmark = pytest.mark.slurm
 
@@ -174,13 +174,7 @@ def test_profile_takes_partitions_from_the_environment(slurm, repo_root, partiti
 def slurm_demo(slurm, tmp_path_factory, repo_root, resources):
     root, env = slurm
     workdir = tmp_path_factory.mktemp("slurm_demo")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                           cwd=repo_root, capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        if (repo_root / rel).is_file():
-            (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(repo_root / rel, workdir / rel)
-    (workdir / "resources").symlink_to(resources)
+    copy_repo(repo_root, workdir, resources)
     # 90 s of training against the test profile's first 1-minute limit (enforced at 60-90 s,
     # startup and Snakemake's own start come first), so the first job cannot finish.
     (workdir / "slurm_test.yaml").write_text(yaml.safe_dump({"runs": {"demo": {"total_training_time": BUDGET_H}}}))

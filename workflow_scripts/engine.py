@@ -60,8 +60,12 @@ def setup_distributed(want_gpu: bool = True) -> Dist:
         device = f"cuda:{local_rank}"
     else:
         device = "cpu"
-        # N ranks on one CPU node share its cores; oversubscribing threads slows everyone down.
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+        # N ranks share the cores this job was given (Snakemake's threads arrive as OMP_NUM_THREADS,
+        # SLURM's allocation as the CPU affinity); oversubscribing threads slows everyone down.
+        cores = len(os.sched_getaffinity(0))
+        if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+            cores = min(cores, int(os.environ["OMP_NUM_THREADS"]) * local_world)
+        torch.set_num_threads(max(1, cores // local_world))
     deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", verbose=False)
     return Dist(rank, world, local_rank, local_world, device)
 

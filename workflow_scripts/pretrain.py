@@ -16,8 +16,8 @@ Resume: the state folder holds one subfolder per state key: a hash of everything
 what is trained (the recipe minus bookkeeping, placement and where-to-stop keys, the shard and
 tokenizer files, the world size). A run whose key has a checkpoint resumes from it with its step,
 elapsed time (hence the LR schedule position), optimizer, RNG states and data position; any other
-key starts fresh and the stale folders are deleted. SIGTERM (what SLURM sends before its time
-limit) or SIGINT: finish the current optimizer step, checkpoint, exit with 128+signal, so Snakemake
+key starts fresh; other keys' folders are kept (a reverted edit resumes them) and named in
+the log. SIGTERM (what SLURM sends before its time limit) or SIGINT: finish the current optimizer step, checkpoint, exit with 128+signal, so Snakemake
 counts the job as failed (its outputs would be missing anyway) and its retry (or a rerun) resumes.
 A SIGKILL loses what came after the last periodic checkpoint. Checkpoints come every
 checkpoint_interval_minutes of training and at the end; only the newest is kept, and the final
@@ -238,10 +238,13 @@ def main(argv=None):
     ckpt_dir = run_dir / "checkpoints"
     if dist.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
+        # Other keys' states are kept, not deleted: reverting an edit (or restoring shards) then
+        # resumes or re-exports instead of spending the GPU-hours again. They cost disk only.
         for old in state_root.iterdir():
             if old.is_dir() and old.name != key and re.fullmatch(r"[0-9a-f]{16}", old.name):
-                print(f"removing stale state {old} (recipe, data or world size changed)", flush=True)
-                shutil.rmtree(old, ignore_errors=True)
+                size = sum(f.stat().st_size for f in old.rglob("*") if f.is_file()) / 2**30
+                print(f"keeping the state of another recipe, data or world size: {old} ({size:.2f} GiB); "
+                      "delete it to reclaim the space", flush=True)
     eng.barrier()
     log = RunLog(run_dir / "log.jsonl", dist.rank == 0)
     latest = run_dir / "latest.json"

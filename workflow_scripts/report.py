@@ -1,12 +1,17 @@
-"""The cross-run report: a GLUE dev table (every trial, the chosen one marked) and loss/LR curves.
+"""The cross-run report: a GLUE dev table (every trial, the chosen one marked), loss/LR curves, data and timings.
 
     python -m workflow_scripts.report --pretrain-logs results/runs/*/pretrain_log.jsonl \\
         --best results/runs/*/glue/*/best.json --table-out results/report/glue_dev.md \\
-        --curves-out results/report/loss_curves.png
+        --curves-out results/report/loss_curves.png \\
+        [--data-out results/report/data.md --corpus-stats results/text/*/stats.json \\
+         --duplicates results/text/duplicates.json --sample-stats results/samples/stats/shard_*.json \\
+         --benchmarks results/benchmarks]
 
-Run names come from the paths (results/runs/<run>/...). The PNG has two panels against
-elapsed wall-clock minutes (the budget ExtremeBERT trains on): training loss with validation
-loss points, and the learning rate.
+Run names come from the paths (results/runs/<run>/...), corpus names likewise (results/text/<corpus>/).
+The PNG has two panels against elapsed wall-clock minutes (the budget ExtremeBERT trains on):
+training loss with validation loss points, and the learning rate. The data report tabulates what
+each corpus read, dropped (by reason) and kept, the exact duplicates, each shard's filters and
+sample statistics, and the seconds each stage's jobs took (Snakemake's benchmark files).
 """
 import argparse
 import io
@@ -121,6 +126,133 @@ def markdown(logs: dict, bests: dict) -> str:
     return "\n".join(out)
 
 
+# ---- the data report: what each stage kept and dropped, and what each stage cost ------------
+
+CORPUS_KEYS = ("documents_read", "documents_kept", "dropped", "sentences", "characters")
+SHARD_KEYS = ("shard_index", "text", "documents.read", "documents.duplicates_dropped",
+              "documents.low_chars_per_token_dropped", "documents.empty_dropped", "documents.used",
+              "documents.train", "documents.valid", "train.samples", "train.tokens_per_sample",
+              "train.masked_fraction", "train.padding_fraction", "valid.samples")
+# Stage folders under results/benchmarks/ in pipeline order; any other folder follows, sorted.
+STAGES = ("corpus", "tokenizer", "samples", "pretrain", "finetune", "submission", "report")
+
+
+def read_benchmarks(folder: Path) -> dict:
+    """{stage: {"jobs", "seconds", "longest", "max_rss"}} from the Snakemake benchmark files under
+    folder (stage: the first folder below it). Columns s (wall seconds) and max_rss (MB); a job
+    benchmarked with repeat() has a row per repeat and counts with their mean. Snakemake writes
+    these after a job's outputs, so they are read as found: an unreadable one is skipped with a note."""
+    stages = {}
+    for path in sorted(Path(folder).rglob("*.tsv")) if Path(folder).is_dir() else []:
+        try:
+            header, *rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line]
+            seconds = [float(row[header.index("s")]) for row in rows]
+            rss = [float(v) for v in (row[header.index("max_rss")] for row in rows if "max_rss" in header)
+                   if v.replace(".", "", 1).isdigit()]
+            if not seconds:
+                raise ValueError("no rows")
+        except (ValueError, IndexError, UnicodeDecodeError) as e:
+            print(f"report: skipping {path}: not a Snakemake benchmark file ({e})", flush=True)
+            continue
+        rel = path.relative_to(folder)
+        stage = stages.setdefault(rel.parts[0] if len(rel.parts) > 1 else rel.stem,
+                                  {"jobs": 0, "seconds": 0.0, "longest": 0.0, "max_rss": None})
+        job = sum(seconds) / len(seconds)
+        stage["jobs"] += 1
+        stage["seconds"] += job
+        stage["longest"] = max(stage["longest"], job)
+        if rss:
+            stage["max_rss"] = max(stage["max_rss"] or 0.0, max(rss))
+    order = {name: i for i, name in enumerate(STAGES)}
+    return dict(sorted(stages.items(), key=lambda kv: (order.get(kv[0], len(STAGES)), kv[0])))
+
+
+def hms(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def count(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else "–"
+
+
+def data_markdown(corpora: dict, duplicates: dict | None, shards: list, timings: dict) -> str:
+    """corpora: {corpus: stats.json}; duplicates: duplicates.json or None; shards: the shards'
+    stats JSONs; timings: read_benchmarks()."""
+    out = ["# Data and stage timings", ""]
+    if corpora:
+        reasons = sorted({r for c in corpora.values() for r in c["dropped"]})
+        out += ["## Corpora", "",
+                "Documents read from each source, dropped before the text parts (by reason) and kept; "
+                "sentences and characters of the kept ones (results/text/CORPUS/stats.json).", ""]
+        rows = [[name, c.get("type", "?"), count(c["documents_read"]),
+                 *(count(c["dropped"].get(r, 0)) for r in reasons), count(c["documents_kept"]),
+                 count(c["sentences"]), count(c["characters"]), c.get("stopped_at") or "–"]
+                for name, c in corpora.items()]
+        out += table(["corpus", "type", "read", *(f"dropped: {r.replace('_', ' ')}" for r in reasons), "kept",
+                      "sentences", "characters", "stopped at"], rows,
+                     ["l", "l", "r", *["r"] * len(reasons), "r", "r", "r", "l"]) + [""]
+    if duplicates is not None:
+        out += ["## Exact duplicates", "",
+                f"{count(duplicates['duplicates'])} of {count(duplicates['documents'])} kept documents are exact "
+                "copies of an earlier one (config order, then reading order) and are skipped when samples are "
+                "built (results/text/duplicates.json).", ""]
+        rows = [[name, count(c["documents"]), count(c["duplicates"]),
+                 ", ".join(f"{k} {v:,}" for k, v in c.get("duplicate_of", {}).items()) or "–"]
+                for name, c in duplicates.get("corpora", {}).items()]
+        out += table(["corpus", "documents", "duplicates", "kept copy in"], rows, ["l", "r", "r", "l"]) + [""]
+    if shards:
+        out += ["## Samples", "",
+                "Per shard (results/samples/stats/shard_K.json): the text part's documents, those each filter "
+                "dropped, those used (train / valid); the train samples' real tokens per sample ([CLS]/[SEP] "
+                "included), the fraction of non-special tokens masked and the fraction of slots that are "
+                "padding. The total's fractions are means weighted by samples.", ""]
+        rows, total = [], {"read": 0, "dup": 0, "cpt": 0, "empty": 0, "train_docs": 0, "valid_docs": 0,
+                           "samples": 0, "valid": 0, "tokens": 0.0, "masked": 0.0, "padding": 0.0}
+        for st in sorted(shards, key=lambda st: st["shard_index"]):
+            d, t = st["documents"], st["train"]
+            rows.append([st["shard_index"], Path(st["text"]).parent.name + "/" + Path(st["text"]).name,
+                         count(d["read"]), count(d["duplicates_dropped"]), count(d["low_chars_per_token_dropped"]),
+                         count(d["empty_dropped"]), f"{d['used']:,} ({d['train']:,} / {d['valid']:,})",
+                         count(t["samples"]), fmt(t["tokens_per_sample"], 1), fmt(t["masked_fraction"], 4),
+                         fmt(t["padding_fraction"], 4), count(st["valid"]["samples"])])
+            for key, value in (("read", d["read"]), ("dup", d["duplicates_dropped"]),
+                               ("cpt", d["low_chars_per_token_dropped"]), ("empty", d["empty_dropped"]),
+                               ("train_docs", d["train"]), ("valid_docs", d["valid"]),
+                               ("samples", t["samples"]), ("valid", st["valid"]["samples"])):
+                total[key] += value
+            for key in ("tokens", "masked", "padding"):
+                total[key] += t["samples"] * t[{"tokens": "tokens_per_sample", "masked": "masked_fraction",
+                                                "padding": "padding_fraction"}[key]]
+        n = max(total["samples"], 1)
+        if len(shards) > 1:
+            rows.append(["**total**", "", count(total["read"]), count(total["dup"]), count(total["cpt"]),
+                         count(total["empty"]),
+                         f"{total['train_docs'] + total['valid_docs']:,} ({total['train_docs']:,} / "
+                         f"{total['valid_docs']:,})", count(total["samples"]), fmt(total["tokens"] / n, 1),
+                         fmt(total["masked"] / n, 4), fmt(total["padding"] / n, 4), count(total["valid"])])
+        out += table(["shard", "text part", "documents", "duplicates dropped", "chars/token dropped",
+                      "empty dropped", "used (train / valid)", "train samples", "tokens per sample",
+                      "masked fraction", "padding fraction", "valid samples"], rows,
+                     ["l", "l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r"]) + [""]
+    out += ["## Stage timings", ""]
+    if timings:
+        out += ["Wall-clock seconds of each stage's jobs, summed (jobs that ran side by side each count), from "
+                "Snakemake's benchmark files (results/benchmarks/STAGE/...) as found when the report ran: a job "
+                "that finished after the report, or ran only in an earlier round, may be missing or still "
+                "counted. Peak RSS is the largest job's.", ""]
+        rows = [[stage, t["jobs"], fmt(t["seconds"], 1), hms(t["seconds"]), fmt(t["longest"], 1),
+                 fmt(t["max_rss"], 0)] for stage, t in timings.items()]
+        seconds = sum(t["seconds"] for t in timings.values())
+        rows.append(["**total**", sum(t["jobs"] for t in timings.values()), fmt(seconds, 1), hms(seconds),
+                     fmt(max(t["longest"] for t in timings.values()), 1), ""])
+        out += table(["stage", "jobs", "seconds", "h:m:s", "longest job (s)", "peak RSS (MB)"], rows,
+                     ["l", "r", "r", "r", "r", "r"]) + [""]
+    else:
+        out += ["No benchmark files found.", ""]
+    return "\n".join(out)
+
+
 def curves_png(logs: dict) -> bytes:
     """Two panels against elapsed minutes: train loss (lines) + valid loss (points); learning rate."""
     import matplotlib
@@ -160,6 +292,11 @@ def main(argv=None):
     parser.add_argument("--best", nargs="*", type=Path, default=[], help="results/runs/<run>/glue/<task>/best.json")
     parser.add_argument("--table-out", required=True, type=Path)
     parser.add_argument("--curves-out", required=True, type=Path)
+    parser.add_argument("--corpus-stats", nargs="*", type=Path, default=[], help="results/text/<corpus>/stats.json")
+    parser.add_argument("--duplicates", type=Path, help="results/text/duplicates.json")
+    parser.add_argument("--sample-stats", nargs="*", type=Path, default=[], help="results/samples/stats/shard_<k>.json")
+    parser.add_argument("--benchmarks", type=Path, help="the folder of Snakemake benchmark files (results/benchmarks)")
+    parser.add_argument("--data-out", type=Path, help="write the data and stage-timings report here")
     args = parser.parse_args(argv)
 
     logs = {run_of_log(p): read_log(p) for p in args.pretrain_logs}
@@ -167,8 +304,16 @@ def main(argv=None):
     for path in args.best:
         best = read_best(path)
         bests.setdefault(run_of_best(path), {})[best["task"]] = best
-    glue_data.write_atomic(args.table_out, markdown(logs, bests) + "\n")
-    glue_data.write_atomic(args.curves_out, curves_png(logs))
+    if args.data_out:
+        corpora = {p.parent.name: read_record(p, CORPUS_KEYS) for p in args.corpus_stats}  # results/text/<corpus>/
+        duplicates = read_record(args.duplicates, ("documents", "duplicates", "corpora")) if args.duplicates else None
+        shards = [read_record(p, SHARD_KEYS) for p in args.sample_stats]
+        timings = read_benchmarks(args.benchmarks) if args.benchmarks else {}
+        atomic.write_text(args.data_out, data_markdown(corpora, duplicates, shards, timings) + "\n")
+        print(f"wrote {args.data_out} ({len(corpora)} corpora, {len(shards)} shards, "
+              f"{sum(t['jobs'] for t in timings.values())} benchmarked jobs)", flush=True)
+    atomic.write_text(args.table_out, markdown(logs, bests) + "\n")
+    atomic.write_bytes(args.curves_out, curves_png(logs))
     print(f"wrote {args.table_out} ({len(bests)} runs with GLUE results) and {args.curves_out} "
           f"({len(logs)} pretraining logs)", flush=True)
 

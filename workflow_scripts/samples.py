@@ -52,6 +52,9 @@ import sys
 import time
 from pathlib import Path
 
+from workflow_scripts import atomic
+from workflow_scripts.cli import json_object
+
 CHUNK_CHARS = 1 << 20     # characters of text read and tokenized at a time
 # Documents are packed and masked in pools of at least this many tokens and documents: bounds
 # memory (~100 MB peak RSS at dup_factor 10) while NSP still finds other documents to draw from.
