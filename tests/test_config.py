@@ -55,6 +55,10 @@ def test_default_grid_is_extremeberts_156_trials_per_seed():
     (lambda c: c["runs"]["demo"]["schedule"].update(by="step"), "runs.demo."),
     (lambda c: c["runs"]["demo"]["model"].update(embedding_size=64), "runs.demo.model.embedding_size"),
     (lambda c: c["samples"].update(max_seq_length=1024), "samples.max_seq_length: 1024 is longer than"),
+    # STILTs fine-tunes MNLI first: its grid must come from somewhere, though `tasks` omits MNLI.
+    (lambda c: c["finetune"].update(tasks=["RTE"], stilts=["RTE"],
+                                    grid={"RTE": {"lr": [1e-4], "batch_size": [16], "epochs": [2]}}),
+     "config key finetune.grid: no `default` entry and no entry for MNLI, which finetune.stilts (RTE)"),
 ])
 def test_bad_config_names_the_key(edit, expected):
     config = copy.deepcopy(load())

@@ -286,6 +286,44 @@ def test_truncated_archive_and_endless_block(tmp_path, monkeypatch, capsys):
     assert "without a blank line" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("compression", ["gz", "bz2", "zst"])
+def test_truncated_compressed_parquet_is_one_line(tmp_path, compression):
+    """A compressed parquet is decompressed to a temporary file before pyarrow sees it: a cut archive
+    fails there, and says so in one line."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import zstandard
+
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"text": [f"Document number {i} of many." for i in range(5000)]}), buffer)
+    compress = {"gz": gzip.compress, "bz2": bz2.compress, "zst": zstandard.ZstdCompressor().compress}[compression]
+    whole = compress(buffer.getvalue())
+    packed = tmp_path / f"t.parquet.{compression}"
+    packed.write_bytes(whole[:len(whole) // 2])
+    out = [tmp_path / "out" / "p.txt"]
+    with pytest.raises(SystemExit, match=rf"^corpus: cannot read .*t\.parquet\.{compression}: ") as err:
+        corpus.extract({"type": "text", "path": str(packed)}, out)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_parquet_text_column_must_hold_strings(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": [1, 2, 3]}), tmp_path / "ids.parquet")
+    out = [tmp_path / "out" / "p.txt"]
+    with pytest.raises(SystemExit, match=r"ids\.parquet: column `text` holds int64, not strings"):
+        corpus.extract({"type": "text", "path": str(tmp_path / "ids.parquet")}, out)
+    # strings stored dictionary-encoded (a pandas category) are strings too
+    pq.write_table(pa.table({"text": pa.array(["First document.", "Second one."]).dictionary_encode()}),
+                   tmp_path / "cat.parquet")
+    corpus.extract({"type": "text", "path": str(tmp_path / "cat.parquet")}, out)
+    assert documents(out) == [["First document."], ["Second one."]]
+
+
 def test_fewer_documents_than_parts_is_an_error(tmp_path):
     source = tmp_path / "t.txt"
     source.write_text("One document.\n\nTwo documents.\n")

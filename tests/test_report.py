@@ -1,5 +1,6 @@
 """The report: a GLUE dev table across runs (every trial, the chosen one marked) and a loss/LR curves PNG."""
 import json
+import re
 
 import pytest
 
@@ -108,3 +109,127 @@ def test_two_runs_over_all_nine_tasks(tmp_path):
     # Every trial is listed per task, one chosen per run.
     rte = "\n".join(lines).split("## RTE")[1].split("## WNLI")[0]
     assert rte.count("**chosen**") == 2 and rte.count("| adamw |") == 4 and rte.count("| lamb |") == 4
+
+
+# -- the data report: corpora, duplicates, shards, stage timings -------------------------------------
+
+BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+@pytest.fixture(scope="module")
+def data_run(wiki_dump, bert_tokenizer_dir, tmp_path_factory):
+    """The stats files of a tiny real run: 12 Wikipedia articles in 2 parts plus a text corpus holding a
+    document twice, the duplicates between them, one shard per part; and Snakemake benchmark files."""
+    from workflow_scripts import corpus, dedup, samples
+
+    root = tmp_path_factory.mktemp("data")
+    text = root / "results/text"
+    mine = root / "mine.txt"
+    mine.write_text("The same document, word for word, twice in this file.\n\n"
+                    "The same document, word for word, twice in this file.\n\nA different document here.\n")
+    sources = {"wiki": ({"type": "wikipedia", "path": str(wiki_dump), "parts": 2, "max_documents": 12}, 2),
+               "mine": ({"type": "text", "path": str(mine), "parts": 1}, 1)}
+    parts = []
+    for name, (source, n) in sources.items():
+        outs = [text / name / f"part_{i}.txt" for i in range(n)]
+        corpus.main(["--source", json.dumps(source), "--out", *map(str, outs), "--hashes",
+                     str(text / name / "doc_hashes.npz"), "--stats", str(text / name / "stats.json")])
+        parts += outs
+    dedup.main(["--hashes", str(text / "wiki/doc_hashes.npz"), str(text / "mine/doc_hashes.npz"),
+                "--out", str(text / "duplicates.json")])
+    spec = {"max_seq_length": 64, "masked_lm_prob": 0.15, "max_predictions_per_seq": 10, "dup_factor": 2,
+            "short_seq_prob": 0.1, "nsp": False, "valid_fraction": 0.2, "seed": 1}
+    stats = []
+    for k, part in enumerate(parts):
+        stats.append(root / f"results/samples/stats/shard_{k}.json")
+        samples.main(["--spec", json.dumps(spec), "--tokenizer", str(bert_tokenizer_dir), "--text", str(part),
+                      "--shard-index", str(k), "--duplicates", str(text / "duplicates.json"),
+                      "--train-out", str(root / f"results/samples/train/shard_{k}.h5"),
+                      "--valid-out", str(root / f"results/samples/valid/shard_{k}.h5"), "--stats-out", str(stats[-1])])
+    bench = root / "results/benchmarks"
+    for rel, rows in {"corpus/wiki.tsv": ["3.25\t0:00:03\t120.5"], "corpus/mine.tsv": ["0.75\t0:00:00\t80.0"],
+                      "samples/shard_0.tsv": ["2.0\t0:00:02\t300.25"], "samples/shard_1.tsv": ["4.0\t0:00:04\tNA"],
+                      "finetune/demo/RTE/lr1e-05_bs16_ep2_seed1.tsv": ["10.0\t0:00:10\t900.0", "12.0\t0:00:12\t950.0"],
+                      "finetune/demo/RTE/select.tsv": ["1.0\t0:00:01\t50.0"]}.items():
+        (bench / rel).parent.mkdir(parents=True, exist_ok=True)
+        (bench / rel).write_text(BENCHMARK_HEADER + "".join(r + "\t1\t1\t1\t0\t0\t50\t1\n" for r in rows))
+    (bench / "pretrain").mkdir()
+    (bench / "pretrain/demo.tsv").write_text("s\th:m:s\n")  # a job still running: header only
+    return root, [text / n / "stats.json" for n in sources], text / "duplicates.json", stats
+
+
+def data_report(tmp_path, corpus_stats, duplicates, sample_stats, benchmarks) -> str:
+    log = write_log(tmp_path / "runs/demo/pretrain_log.jsonl", 1, 5.0)
+    out = tmp_path / "report/data.md"
+    report.main(["--pretrain-logs", str(log), "--table-out", str(tmp_path / "report/glue_dev.md"),
+                 "--curves-out", str(tmp_path / "report/c.png"), "--data-out", str(out),
+                 "--corpus-stats", *map(str, corpus_stats), "--duplicates", str(duplicates),
+                 "--sample-stats", *map(str, sample_stats), "--benchmarks", str(benchmarks)])
+    return out.read_text()
+
+
+def section(md: str, title: str) -> list:
+    """The section's non-blank lines."""
+    return [line for line in md.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0].splitlines() if line]
+
+
+def test_data_report_tables_what_each_stage_kept_and_dropped(data_run, tmp_path, capsys):
+    root, corpus_stats, duplicates, sample_stats = data_run
+    md = data_report(tmp_path, corpus_stats, duplicates, sample_stats, root / "results/benchmarks")
+    wiki, mine = (json.loads(p.read_text()) for p in corpus_stats)
+    corpora = section(md, "Corpora")
+    header = next(line for line in corpora if line.startswith("| corpus"))
+    # one column per drop reason any corpus had (the first 75 pages: articles and redirects)
+    assert set(wiki["dropped"]) | set(mine["dropped"]) == {"redirect"} and wiki["dropped"]["redirect"] == 63
+    assert header.startswith("| corpus | type | read | dropped: redirect | kept |")
+    wiki_row = next(line for line in corpora if line.startswith("| wiki |")).split(" | ")
+    assert wiki_row[2] == f"{wiki['documents_read']:,}" and wiki["documents_kept"] == 12
+    assert f"| 12 | {wiki['sentences']:,} | {wiki['characters']:,} | max_documents=12 |" in "\n".join(corpora)
+    assert f"| mine | text | 3 | 0 | 3 | 3 | {mine['characters']} | – |" in corpora
+
+    dups = section(md, "Exact duplicates")
+    assert dups[0].startswith("1 of 15 kept documents are exact copies")
+    assert "| mine | 3 | 1 | mine 1 |" in dups and "| wiki | 12 | 0 | – |" in dups
+
+    shards = section(md, "Samples")
+    stats = [json.loads(p.read_text()) for p in sample_stats]
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in shards if line.startswith("| ") and "shard |" not in line}
+    assert set(rows) == {"| 0", "| 1", "| 2", "| **total**"}
+    assert rows["| 2"][1:6] == ["mine/part_0.txt", "3", "1", "0", "0"]  # the copy is dropped as a duplicate
+    for k, st in enumerate(stats):
+        row = rows[f"| {k}"]
+        assert row[6] == f"{st['documents']['used']} ({st['documents']['train']} / {st['documents']['valid']})"
+        assert row[7] == f"{st['train']['samples']:,}" and row[8] == f"{st['train']['tokens_per_sample']:.1f}"
+        assert row[9] == f"{st['train']['masked_fraction']:.4f}" and row[10] == f"{st['train']['padding_fraction']:.4f}"
+    total = rows["| **total**"]
+    assert total[2] == str(sum(st["documents"]["read"] for st in stats)) and total[3] == "1"
+    n = sum(st["train"]["samples"] for st in stats)
+    assert total[7] == f"{n:,}"
+    assert total[8] == f"{sum(st['train']['samples'] * st['train']['tokens_per_sample'] for st in stats) / n:.1f}"
+
+    timings = section(md, "Stage timings")
+    assert "| corpus | 2 | 4.0 | 0:00:04 | 3.2 | 120 |" in timings
+    assert "| samples | 2 | 6.0 | 0:00:06 | 4.0 | 300 |" in timings  # NA: no RSS for that job
+    assert "| finetune | 2 | 12.0 | 0:00:12 | 11.0 | 950 |" in timings  # repeat() rows: their mean
+    assert "| **total** | 6 | 22.0 | 0:00:22 | 11.0 |  |" in timings
+    assert [line.split(" | ")[0] for line in timings if line.startswith("| ") and "stage |" not in line] == \
+        ["| corpus", "| samples", "| finetune", "| **total**"]  # pipeline order
+    assert re.search(r"report: skipping .*pretrain/demo\.tsv: not a Snakemake benchmark file", capsys.readouterr().out)
+
+
+def test_data_report_skips_unreadable_benchmark_files_and_names_bad_stats(data_run, tmp_path, capsys):
+    root, corpus_stats, duplicates, sample_stats = data_run
+    bench = tmp_path / "benchmarks"
+    (bench / "tokenizer").mkdir(parents=True)
+    (bench / "tokenizer/tokenizer.tsv").write_text(BENCHMARK_HEADER + "1.5\t0:00:01\t99\t1\t1\t1\t0\t0\t50\t1\n")
+    (bench / "tokenizer/half.tsv").write_text("s\th:m:s\n0.")  # cut while written
+    md = data_report(tmp_path, corpus_stats, duplicates, sample_stats, bench)
+    assert "| tokenizer | 1 | 1.5 | 0:00:02 | 1.5 | 99 |" in section(md, "Stage timings")
+    assert "report: skipping " in capsys.readouterr().out
+    broken = tmp_path / "shard_9.json"
+    stats = json.loads(sample_stats[0].read_text())
+    del stats["train"]["masked_fraction"]
+    broken.write_text(json.dumps(stats))
+    with pytest.raises(SystemExit, match=r"shard_9\.json: missing key 'train\.masked_fraction'$"):
+        data_report(tmp_path / "again", corpus_stats, duplicates, [broken], bench)
+    assert not (tmp_path / "again/report/data.md").exists()

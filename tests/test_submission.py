@@ -1,5 +1,7 @@
 """submission.zip from nine tasks' best predictions, and the validator rejecting each kind of broken zip by name and row."""
+import os
 import shutil
+import stat
 import subprocess
 import sys
 import zipfile
@@ -67,6 +69,18 @@ def test_zip_has_the_11_files_at_its_root(predictions, smoke, tmp_path):
     assert validate_submission.main([str(path), "--glue-dir", str(smoke)]) == 0
     # Same predictions, same bytes (fixed zip timestamps): reruns don't churn the file.
     assert make(predictions, tmp_path / "again").read_bytes() == path.read_bytes()
+
+
+def test_outputs_are_readable_by_group_and_others(predictions, tmp_path):
+    """Modes as a plain write gives them (0777 / 0666 less the umask), not those of a private temp file."""
+    old = os.umask(0o022)
+    try:
+        path = make(predictions, tmp_path / "out")
+    finally:
+        os.umask(old)
+    folder = tmp_path / "out/submission"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755 and stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {0o644}
 
 
 def test_validator_cli_exit_codes(predictions, smoke, tmp_path, repo_root):

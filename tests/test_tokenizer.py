@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -85,6 +86,18 @@ def test_output_is_replaced_whole(bert_tokenizer_dir, tmp_path):
     tokenizer.main(["--spec", json.dumps({"pretrained": str(bert_tokenizer_dir)}), "--out", str(out)])
     assert {p.name for p in out.iterdir()} == FILES
     assert [p.name for p in tmp_path.iterdir()] == ["tokenizer"]  # no temporary folder left
+
+
+def test_folder_is_readable_by_group_and_others(bert_tokenizer_dir, tmp_path):
+    """On a shared cluster other users' jobs read results/tokenizer: mode 0777 / 0666 less the umask,
+    not the private 0700 a temporary folder starts with."""
+    old = os.umask(0o022)
+    try:
+        tokenizer.main(["--spec", json.dumps({"pretrained": str(bert_tokenizer_dir)}), "--out", str(tmp_path / "tok")])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "tok").stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "tok").iterdir()} == {0o644}
 
 
 def test_errors_are_one_clear_line(repo_root, tmp_path):

@@ -146,6 +146,8 @@ def read_benchmarks(folder: Path) -> dict:
     for path in sorted(Path(folder).rglob("*.tsv")) if Path(folder).is_dir() else []:
         try:
             header, *rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line]
+            if any(len(row) != len(header) for row in rows):
+                raise ValueError(f"a row without {len(header)} columns")
             seconds = [float(row[header.index("s")]) for row in rows]
             rss = [float(v) for v in (row[header.index("max_rss")] for row in rows if "max_rss" in header)
                    if v.replace(".", "", 1).isdigit()]
