@@ -11,10 +11,10 @@ No custom code and no trust_remote_code: both variants map exactly onto stock tr
   sits after the text (what tokenizers do); a [PAD] id inside the text would shift positions.
 The NSP classifier has no slot in roberta-prelayernorm and is left out there (its pooler is kept).
 """
-import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from workflow_scripts import atomic
 
 
 def _layer_map(i: int, pre_ln: bool) -> dict:
@@ -122,21 +122,9 @@ def export(state: dict, cfg, tokenizer_dir: str, out_dir: str) -> None:
 def write_folder(out_dir: str, tokenizer_dir: str, write_model) -> None:
     """A model folder written atomically: the tokenizer files and whatever write_model(tmp) puts
     there go into a temp folder beside out_dir, renamed over it at the end."""
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp", dir=out.parent))
-    tmp.chmod(0o755)   # mkdtemp makes it private; a model folder is for everyone
-    try:
+    with atomic.replacing_dir(out_dir) as tmp:
         # Tokenizer files first, so the model's config.json wins should the tokenizer folder carry one.
         for f in sorted(Path(tokenizer_dir).iterdir()):
             if f.is_file():
                 shutil.copy2(f, tmp / f.name)
         write_model(tmp)
-        for f in tmp.iterdir():
-            f.chmod(0o644)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -162,20 +162,6 @@ class RunLog:
             print(line, flush=True)
 
 
-def atomic_copy(src: Path, dst: str):
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
-def atomic_json(path: Path, data: dict):
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
-
-
 def next_multiple(elapsed: float, interval: float) -> float:
     """The next multiple of interval after elapsed (a step longer than the interval skips ahead)."""
     return (elapsed // interval + 1) * interval
@@ -202,7 +188,7 @@ def main(argv=None):
     stop = StopSignal()
     t_start = time.perf_counter()
 
-    from workflow_scripts import budget, engine, hf_export, pretrain_models, schedules, shard_data, tb_log
+    from workflow_scripts import atomic, budget, engine, hf_export, pretrain_models, schedules, shard_data, tb_log
 
     dist = engine.setup_distributed(want_gpu=recipe["implementation"]["gpus"] > 0)
     import torch
@@ -291,7 +277,7 @@ def main(argv=None):
         if dist.rank == 0:
             # The pointer is replaced only once the whole checkpoint is on disk: a kill mid-save
             # leaves the previous one in charge. Then older checkpoints go.
-            atomic_json(latest, {**position(reason, detail), "tag": tag, "log_offset": log.offset()})
+            atomic.write_json(latest, {**position(reason, detail), "tag": tag, "log_offset": log.offset()})
             for old in ckpt_dir.iterdir():
                 if old.is_dir() and old.name != tag:
                     shutil.rmtree(old, ignore_errors=True)
@@ -408,7 +394,8 @@ def main(argv=None):
     state = eng.full_state_dict()                  # collective under ZeRO-3
     if dist.rank == 0:
         built.export(state, args.tokenizer, args.model_out)
-        atomic_copy(log.path, args.log_out)
+        with atomic.replacing(args.log_out) as tmp:
+            shutil.copyfile(log.path, tmp)
         print(f"wrote {args.model_out} and {args.log_out}", flush=True)
     eng.barrier()
     torch.distributed.destroy_process_group()
