@@ -22,7 +22,6 @@ What differs per family, and our choices (M = model.max_position_embeddings, pad
 Vocabulary size, [PAD], [CLS] and [SEP] come from the tokenizer. NSP labels in the shards are
 ignored by these families (RoBERTa and DeBERTa dropped NSP; see ALBERT above).
 """
-import torch
 import torch.nn.functional as F
 from torch import nn
 
