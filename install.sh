@@ -13,9 +13,10 @@ _xbert_install() (
     echo "install.sh: creating .venv and installing the pinned stack (a few minutes, once)"
     [ -x .venv/bin/python ] || "$py" -m venv .venv
     quiet .venv/bin/python -m pip install -q --upgrade pip
-    # torch first and alone: on a CPU machine this pin resolves to the CPU wheel; deepspeed
-    # installed first would pull a multi-GB CUDA build.
-    quiet .venv/bin/python -m pip install -q torch==2.13.0
+    # torch first and alone, so deepspeed finds it instead of pulling a build of its own. PyPI's
+    # Linux wheel carries CUDA (right on a GPU machine); on a CPU-only machine set
+    # XBERT_TORCH_INDEX=https://download.pytorch.org/whl/cpu for the small CPU build.
+    quiet .venv/bin/python -m pip install -q ${XBERT_TORCH_INDEX:+--index-url "$XBERT_TORCH_INDEX"} torch==2.13.0
     quiet .venv/bin/python -m pip install -q -r envs/requirements.txt -c envs/constraints.txt
     PYTHONWARNINGS=ignore quiet .venv/bin/python -m pip install -q --no-deps -e .
     rm -f .venv/.installed-* && touch "$stamp"
