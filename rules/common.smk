@@ -58,6 +58,22 @@ def corpus_input(name, source):
     return [path]
 
 
+def earlier_corpora(name):
+    """The corpora before `name` in config order: the ones whose copies of a document win over its."""
+    names = list(config["corpora"])
+    return names[: names.index(name)]
+
+
+def earlier_hashes(wildcards):
+    """The document hashes a corpus's duplicates job checks against, in config order."""
+    return [f"results/text/{c}/doc_hashes.npz" for c in earlier_corpora(wildcards.corpus)]
+
+
+def part_duplicates(wildcards):
+    """The duplicates file of text part k's corpus: the only one its samples job reads."""
+    return f"results/text/{PART_CORPUS[int(wildcards.k)]}/duplicates.json"
+
+
 def tokenizer_input():
     """Training reads the text parts; a pretrained tokenizer in a local folder is its files."""
     spec = config["tokenizer"]

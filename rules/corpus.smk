@@ -1,6 +1,6 @@
 # Raw sources -> cleaned text parts: one sentence per line, a blank line between documents.
 # One rule per corpus, since each writes its own number of parts in a single streaming pass;
-# then one job finds the exact duplicate documents across all corpora.
+# then one job per corpus finds its exact duplicates of itself and of the corpora before it.
 
 
 rule download_corpus:
@@ -48,16 +48,25 @@ for _name, _source in config["corpora"].items():
 
 
 rule find_duplicate_documents:
+    # One job per corpus: the first copy (config order, then reading order) is kept, so a corpus's
+    # drop list depends on it and the corpora before it only; an edit to one corpus redoes its own
+    # and the later corpora's duplicates (and samples), not the earlier ones'.
     input:
-        # Config order: the first copy of a document, in this order, is the one kept.
-        expand("results/text/{corpus}/doc_hashes.npz", corpus=list(config["corpora"])),
+        hashes="results/text/{corpus}/doc_hashes.npz",
+        earlier=earlier_hashes,
     output:
-        "results/text/duplicates.json",
+        "results/text/{corpus}/duplicates.json",
+    params:
+        # Which earlier corpus holds a kept copy depends on their order, not only on the set of files.
+        order=lambda w: " ".join(earlier_corpora(w.corpus)),
+    wildcard_constraints:
+        corpus="|".join(config["corpora"]),
     conda:
         "../envs/workflow.yaml"
     log:
-        "logs/corpus/duplicates.log",
+        "logs/corpus/{corpus}.duplicates.log",
     benchmark:
-        "results/benchmarks/corpus/duplicates.tsv"
+        "results/benchmarks/corpus/{corpus}.duplicates.tsv"
     shell:
-        "python -m workflow_scripts.dedup --hashes {input} --out {output} > {log} 2>&1"
+        "python -m workflow_scripts.dedup --earlier {input.earlier} --hashes {input.hashes} --out {output}"
+        " > {log} 2>&1"

@@ -7,7 +7,7 @@ rule report:
         logs=expand("results/runs/{run}/pretrain_log.jsonl", run=RUNS),
         best=expand("results/runs/{run}/glue/{task}/best.json", run=RUNS, task=TASKS),
         corpus_stats=expand("results/text/{corpus}/stats.json", corpus=list(config["corpora"])),
-        duplicates="results/text/duplicates.json",
+        duplicates=expand("results/text/{corpus}/duplicates.json", corpus=list(config["corpora"])),
         sample_stats=all_sample_stats(),
     output:
         table="results/report/glue_dev.md",

@@ -5,7 +5,7 @@ rule make_samples:
     input:
         text=lambda w: TEXT_PARTS[int(w.k)],
         tokenizer="results/tokenizer",
-        duplicates="results/text/duplicates.json",
+        duplicates=part_duplicates,
     output:
         train="results/samples/train/shard_{k}.h5",
         valid="results/samples/valid/shard_{k}.h5",

@@ -88,53 +88,82 @@ def test_duplicates_across_and_within_corpora_keep_the_first(tmp_path):
     a = write_corpus(tmp_path, "a", ["Alpha one.", "Beta two.", "Alpha one.", "Gamma three."], parts=2)
     # b repeats a's Beta (reflowed: the same text after cleaning) and has one of its own twice.
     b = write_corpus(tmp_path, "b", ["Delta four.", "Beta\ntwo.", "Delta four.", "Epsilon five."])
-    out = tmp_path / "text" / "duplicates.json"
-    result = dedup.find_duplicates([a, b], out)
-    assert json.loads(out.read_text()) == result
-    assert result["documents"] == 8 and result["duplicates"] == 3
-    assert result["corpora"]["a"] == {"documents": 4, "duplicates": 1, "duplicate_of": {"a": 1}}
-    assert result["corpora"]["b"] == {"documents": 4, "duplicates": 2, "duplicate_of": {"a": 1, "b": 1}}
-    # a's parts: part_0 holds docs 0 and 2 (Alpha, Alpha) ... the smallest-part rule decides; check by text.
-    for key, entry in result["parts"].items():
-        docs = documents(out.parent / key)
-        assert entry["documents"] == len(docs)
-        dropped = [" ".join(docs[i]) for i in entry["drop"]]
-        assert all(t in ("Alpha one.", "Beta two.", "Delta four.") for t in dropped)
-    kept = [" ".join(d) for key, e in result["parts"].items()
-            for i, d in enumerate(documents(out.parent / key)) if i not in e["drop"]]
+    out_a, out_b = a.parent / "duplicates.json", b.parent / "duplicates.json"
+    found_a = dedup.find_duplicates([], a, out_a)
+    found_b = dedup.find_duplicates([a], b, out_b)  # b after a in config order
+    assert json.loads(out_a.read_text()) == found_a and json.loads(out_b.read_text()) == found_b
+    assert {k: v for k, v in found_a.items() if k != "parts"} == {
+        "corpus": "a", "earlier": [], "documents": 4, "duplicates": 1, "duplicate_of": {"a": 1}}
+    assert {k: v for k, v in found_b.items() if k != "parts"} == {
+        "corpus": "b", "earlier": ["a"], "documents": 4, "duplicates": 2, "duplicate_of": {"a": 1, "b": 1}}
+    # Each file names its own corpus's parts, relative to its folder; check the drops by text.
+    assert set(found_a["parts"]) == {"part_0.txt", "part_1.txt"} and set(found_b["parts"]) == {"part_0.txt"}
+    kept = []
+    for out, found in ((out_a, found_a), (out_b, found_b)):
+        for key, entry in found["parts"].items():
+            docs = documents(out.parent / key)
+            assert entry["documents"] == len(docs)
+            assert all(" ".join(docs[i]) in ("Alpha one.", "Beta two.", "Delta four.") for i in entry["drop"])
+            kept += [" ".join(d) for i, d in enumerate(docs) if i not in entry["drop"]]
     assert sorted(kept) == ["Alpha one.", "Beta two.", "Delta four.", "Epsilon five.", "Gamma three."]
-    assert result["parts"]["b/part_0.txt"]["drop"] == [1, 2]  # the kept Beta is a's, the kept Delta b's first
-    # Config order decides which copy stays: b first keeps b's Beta.
-    swapped = dedup.find_duplicates([b, a], tmp_path / "text" / "swapped.json")
-    assert swapped["corpora"]["a"]["duplicate_of"] == {"a": 1, "b": 1}
-    assert swapped["parts"]["b/part_0.txt"]["drop"] == [2]
+    assert found_b["parts"]["part_0.txt"]["drop"] == [1, 2]  # the kept Beta is a's, the kept Delta b's first
+    # Config order decides which copy stays: b first keeps b's Beta, and b alone drops only its own repeat.
+    assert dedup.find_duplicates([], b, tmp_path / "b_first.json")["duplicate_of"] == {"b": 1}
+    swapped = dedup.find_duplicates([b], a, tmp_path / "a_second.json")
+    assert swapped["duplicate_of"] == {"a": 1, "b": 1} and swapped["duplicates"] == 2
+
+
+def test_a_corpus_drop_list_ignores_later_corpora(tmp_path):
+    """What makes one file per corpus possible: adding or editing a later corpus leaves it unchanged."""
+    a = write_corpus(tmp_path, "a", ["One.", "Two.", "One."])
+    b = write_corpus(tmp_path, "b", ["Two.", "Three."])
+    alone = dedup.find_duplicates([], a, tmp_path / "text" / "alone.json")
+    assert alone["parts"] == {"a/part_0.txt": {"documents": 3, "drop": [2]}}
+    c = write_corpus(tmp_path, "c", ["Three.", "One.", "Four."])
+    found_c = dedup.find_duplicates([a, b], c, tmp_path / "text" / "c.json")
+    assert found_c["duplicate_of"] == {"a": 1, "b": 1} and found_c["parts"]["c/part_0.txt"]["drop"] == [0, 1]
+    # The order of the earlier corpora names the kept copy, but never changes what is dropped.
+    reordered = dedup.find_duplicates([b, a], c, tmp_path / "text" / "c2.json")
+    assert reordered["parts"] == found_c["parts"] and reordered["earlier"] == ["b", "a"]
 
 
 def test_part_drops_finds_its_entry_from_any_working_directory(tmp_path, monkeypatch):
     a = write_corpus(tmp_path, "a", ["One.", "One.", "Two."])
-    out = tmp_path / "text" / "duplicates.json"
-    dedup.find_duplicates([a], out)
+    out = tmp_path / "text" / "a" / "duplicates.json"
+    dedup.find_duplicates([], a, out)
     assert dedup.part_drops(out, tmp_path / "text" / "a" / "part_0.txt") == (3, {1})
     monkeypatch.chdir(tmp_path)
-    assert dedup.part_drops("text/duplicates.json", "text/a/part_0.txt") == (3, {1})
-    with pytest.raises(SystemExit, match=r"has no entry for a/part_9\.txt"):
+    assert dedup.part_drops("text/a/duplicates.json", "text/a/part_0.txt") == (3, {1})
+    with pytest.raises(SystemExit, match=r"has no entry for part_9\.txt"):
         dedup.part_drops(out, tmp_path / "text" / "a" / "part_9.txt")
+    write_corpus(tmp_path, "b", ["Three."])
+    with pytest.raises(SystemExit, match=r"has no entry for \.\./b/part_0\.txt \(written for another corpus"):
+        dedup.part_drops(out, tmp_path / "text" / "b" / "part_0.txt")
 
 
 def test_dedup_cli_logs_counts_and_rejects_bad_files(repo_root, tmp_path):
     a = write_corpus(tmp_path, "a", ["One.", "Two."])
     b = write_corpus(tmp_path, "b", ["Two.", "Three."])
-    out = tmp_path / "text" / "duplicates.json"
-    run = subprocess.run([sys.executable, "-m", "workflow_scripts.dedup", "--hashes", str(a), str(b),
+    out = tmp_path / "text" / "b" / "duplicates.json"
+    run = subprocess.run([sys.executable, "-m", "workflow_scripts.dedup", "--earlier", str(a), "--hashes", str(b),
                           "--out", str(out)], cwd=repo_root, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert "b: 2 documents, 1 exact duplicates (the kept copy in: 1 of a)" in run.stdout
-    assert "4 documents, 1 duplicates to skip" in run.stdout
+    assert "b: 2 documents, 1 exact duplicates (the kept copy in: 1 of a), checked against 1 earlier" in run.stdout
+    assert json.loads(out.read_text())["parts"] == {"part_0.txt": {"documents": 2, "drop": [0]}}
+    # The first corpus in config order: no --earlier files (the rule passes the flag with none).
+    run = subprocess.run([sys.executable, "-m", "workflow_scripts.dedup", "--earlier", "--hashes", str(a),
+                          "--out", str(tmp_path / "a.json")], cwd=repo_root, capture_output=True, text=True)
+    assert run.returncode == 0 and "a: 2 documents, 0 exact duplicates, checked against 0 earlier" in run.stdout
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    run = subprocess.run([sys.executable, "-m", "workflow_scripts.dedup", "--hashes", str(tmp_path / "bad.npz"),
-                          "--out", str(tmp_path / "d.json")], cwd=repo_root, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "workflow_scripts.dedup", "--earlier", str(tmp_path / "bad.npz"),
+                          "--hashes", str(b), "--out", str(tmp_path / "d.json")],
+                         cwd=repo_root, capture_output=True, text=True)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "bad.npz is not a document-hash file" in run.stderr and not (tmp_path / "d.json").exists()
+    run = subprocess.run([sys.executable, "-m", "workflow_scripts.dedup", "--earlier", str(b),
+                          "--hashes", str(b), "--out", str(tmp_path / "d.json")],
+                         cwd=repo_root, capture_output=True, text=True)
+    assert run.returncode == 1 and "two hash files in one folder" in run.stderr
 
 
 def test_corpus_cli_writes_hashes_and_stats(repo_root, tmp_path):

@@ -135,15 +135,16 @@ def data_run(wiki_dump, bert_tokenizer_dir, tmp_path_factory):
         corpus.main(["--source", json.dumps(source), "--out", *map(str, outs), "--hashes",
                      str(text / name / "doc_hashes.npz"), "--stats", str(text / name / "stats.json")])
         parts += outs
-    dedup.main(["--hashes", str(text / "wiki/doc_hashes.npz"), str(text / "mine/doc_hashes.npz"),
-                "--out", str(text / "duplicates.json")])
+    dedup.main(["--hashes", str(text / "wiki/doc_hashes.npz"), "--out", str(text / "wiki/duplicates.json")])
+    dedup.main(["--earlier", str(text / "wiki/doc_hashes.npz"), "--hashes", str(text / "mine/doc_hashes.npz"),
+                "--out", str(text / "mine/duplicates.json")])
     spec = {"max_seq_length": 64, "masked_lm_prob": 0.15, "max_predictions_per_seq": 10, "dup_factor": 2,
             "short_seq_prob": 0.1, "nsp": False, "valid_fraction": 0.2, "seed": 1}
     stats = []
     for k, part in enumerate(parts):
         stats.append(root / f"results/samples/stats/shard_{k}.json")
         samples.main(["--spec", json.dumps(spec), "--tokenizer", str(bert_tokenizer_dir), "--text", str(part),
-                      "--shard-index", str(k), "--duplicates", str(text / "duplicates.json"),
+                      "--shard-index", str(k), "--duplicates", str(part.parent / "duplicates.json"),
                       "--train-out", str(root / f"results/samples/train/shard_{k}.h5"),
                       "--valid-out", str(root / f"results/samples/valid/shard_{k}.h5"), "--stats-out", str(stats[-1])])
     bench = root / "results/benchmarks"
@@ -155,7 +156,7 @@ def data_run(wiki_dump, bert_tokenizer_dir, tmp_path_factory):
         (bench / rel).write_text(BENCHMARK_HEADER + "".join(r + "\t1\t1\t1\t0\t0\t50\t1\n" for r in rows))
     (bench / "pretrain").mkdir()
     (bench / "pretrain/demo.tsv").write_text("s\th:m:s\n")  # a job still running: header only
-    return root, [text / n / "stats.json" for n in sources], text / "duplicates.json", stats
+    return root, [text / n / "stats.json" for n in sources], [text / n / "duplicates.json" for n in sources], stats
 
 
 def data_report(tmp_path, corpus_stats, duplicates, sample_stats, benchmarks) -> str:
@@ -163,7 +164,7 @@ def data_report(tmp_path, corpus_stats, duplicates, sample_stats, benchmarks) ->
     out = tmp_path / "report/data.md"
     report.main(["--pretrain-logs", str(log), "--table-out", str(tmp_path / "report/glue_dev.md"),
                  "--curves-out", str(tmp_path / "report/c.png"), "--data-out", str(out),
-                 "--corpus-stats", *map(str, corpus_stats), "--duplicates", str(duplicates),
+                 "--corpus-stats", *map(str, corpus_stats), "--duplicates", *map(str, duplicates),
                  "--sample-stats", *map(str, sample_stats), "--benchmarks", str(benchmarks)])
     return out.read_text()
 
@@ -233,3 +234,8 @@ def test_data_report_skips_unreadable_benchmark_files_and_names_bad_stats(data_r
     with pytest.raises(SystemExit, match=r"shard_9\.json: missing key 'train\.masked_fraction'$"):
         data_report(tmp_path / "again", corpus_stats, duplicates, [broken], bench)
     assert not (tmp_path / "again/report/data.md").exists()
+    # The single all-corpora file of older versions is named, not half-read.
+    old = tmp_path / "duplicates.json"
+    old.write_text(json.dumps({"documents": 15, "duplicates": 1, "corpora": {}, "parts": {}}))
+    with pytest.raises(SystemExit, match=r"duplicates\.json: missing key 'corpus'$"):
+        data_report(tmp_path / "old", corpus_stats, [old], sample_stats, bench)

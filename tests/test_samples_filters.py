@@ -47,12 +47,13 @@ def test_duplicates_are_skipped_and_counted(wiki_docs, bert_tokenizer_dir, tmp_p
     docs = wiki_docs[:12]
     part, hashes = write_part(tmp_path, "a", docs + [docs[3], docs[7]])  # two repeats at the end
     other, other_hashes = write_part(tmp_path, "b", [docs[5], ["An article of b's own, long enough."]])
-    dup_json = tmp_path / "text" / "duplicates.json"
-    dedup.find_duplicates([hashes, other_hashes], dup_json)
-    _, _, counts, stats = build(tmp_path, part, bert_tokenizer_dir, "a", duplicates=dup_json)
+    dup_a, dup_b = tmp_path / "text/a/duplicates.json", tmp_path / "text/b/duplicates.json"
+    dedup.find_duplicates([], hashes, dup_a)
+    dedup.find_duplicates([hashes], other_hashes, dup_b)  # b after a in config order
+    _, _, counts, stats = build(tmp_path, part, bert_tokenizer_dir, "a", duplicates=dup_a)
     assert counts["documents_read"] == 14 and counts["duplicates_dropped"] == 2 and counts["documents"] == 12
     assert stats["documents"]["duplicates_dropped"] == 2 and stats["documents"]["used"] == 12
-    _, _, counts, stats = build(tmp_path, other, bert_tokenizer_dir, "b", duplicates=dup_json, valid_fraction=0)
+    _, _, counts, stats = build(tmp_path, other, bert_tokenizer_dir, "b", duplicates=dup_b, valid_fraction=0)
     assert counts["duplicates_dropped"] == 1 and counts["documents"] == 1  # b's copy of a's article goes
     # Without the file, the same part keeps its repeats: the filter is what removed them.
     _, _, counts, _ = build(tmp_path, part, bert_tokenizer_dir, "plain")
@@ -62,8 +63,8 @@ def test_duplicates_are_skipped_and_counted(wiki_docs, bert_tokenizer_dir, tmp_p
 def test_duplicates_never_move_other_documents_across_the_split(wiki_docs, bert_tokenizer_dir, tmp_path):
     docs = wiki_docs[:20]
     part, hashes = write_part(tmp_path, "a", docs[:10] + [docs[2]] + docs[10:])
-    dup_json = tmp_path / "text" / "duplicates.json"
-    dedup.find_duplicates([hashes], dup_json)
+    dup_json = tmp_path / "text" / "a" / "duplicates.json"
+    dedup.find_duplicates([], hashes, dup_json)
     _, valid_with, counts_with, _ = build(tmp_path, part, bert_tokenizer_dir, "with", duplicates=dup_json,
                                           valid_fraction=0.3)
     _, valid_without, counts_without, _ = build(tmp_path, part, bert_tokenizer_dir, "without", valid_fraction=0.3)
@@ -74,8 +75,8 @@ def test_duplicates_never_move_other_documents_across_the_split(wiki_docs, bert_
 
 def test_a_stale_duplicates_file_is_one_clear_error(wiki_docs, bert_tokenizer_dir, tmp_path):
     part, hashes = write_part(tmp_path, "a", wiki_docs[:5])
-    dup_json = tmp_path / "text" / "duplicates.json"
-    dedup.find_duplicates([hashes], dup_json)
+    dup_json = tmp_path / "text" / "a" / "duplicates.json"
+    dedup.find_duplicates([], hashes, dup_json)
     part.write_text(part.read_text() + "A document added after the duplicates were found.\n\n")
     with pytest.raises(SystemExit, match=r"part_0\.txt holds 6 documents, the duplicates file .* expects 5"):
         build(tmp_path, part, bert_tokenizer_dir, duplicates=dup_json)
@@ -172,8 +173,8 @@ def test_stats_json_holds_counts_and_sample_statistics(weighted):
 
 def test_cli_takes_weight_duplicates_and_stats(wiki_docs, bert_tokenizer_dir, tmp_path):
     part, hashes = write_part(tmp_path, "a", wiki_docs[:4] + [wiki_docs[0]])
-    dup_json = tmp_path / "text" / "duplicates.json"
-    dedup.find_duplicates([hashes], dup_json)
+    dup_json = tmp_path / "text" / "a" / "duplicates.json"
+    dedup.find_duplicates([], hashes, dup_json)
     stats = tmp_path / "stats" / "shard_0.json"
     samples.main(["--spec", json.dumps(SPEC), "--tokenizer", str(bert_tokenizer_dir), "--text", str(part),
                   "--shard-index", "0", "--train-out", str(tmp_path / "t.h5"), "--valid-out", str(tmp_path / "v.h5"),

@@ -7,6 +7,7 @@ jsonl. Config order (wiki, folder, rows) keeps the dump's and the folder's copie
 """
 import gzip
 import json
+import re
 
 import h5py
 import pytest
@@ -74,15 +75,17 @@ def test_url_source_downloaded_once_and_capped(mixed, wiki_dump):
 
 def test_planted_duplicates_are_removed_across_sources(mixed):
     workdir, _ = mixed
-    found = json.loads((workdir / "results/text/duplicates.json").read_text())
-    assert found["documents"] == WIKI_CAP + 20 + 12 and found["duplicates"] == 2
-    assert found["corpora"]["rows"]["duplicate_of"] == {"wiki": 1, "folder": 1}
-    assert found["corpora"]["wiki"]["duplicates"] == found["corpora"]["folder"]["duplicates"] == 0
-    assert found["parts"]["rows/part_0.txt"]["drop"] == [10, 11]
+    found = {name: json.loads((workdir / f"results/text/{name}/duplicates.json").read_text())
+             for name in ("wiki", "folder", "rows")}
+    assert [found[n]["documents"] for n in found] == [WIKI_CAP, 20, 12]
+    assert [found[n]["earlier"] for n in found] == [[], ["wiki"], ["wiki", "folder"]]  # config order
+    assert found["rows"]["duplicate_of"] == {"wiki": 1, "folder": 1} and found["rows"]["duplicates"] == 2
+    assert found["wiki"]["duplicates"] == found["folder"]["duplicates"] == 0
+    assert found["rows"]["parts"]["part_0.txt"]["drop"] == [10, 11]
     rows = shard_stats(workdir, 3)  # shards: wiki 0-1, folder 2, rows 3
     assert rows["documents"]["read"] == 12 and rows["documents"]["duplicates_dropped"] == 2
     assert "2 skipped as duplicates" in (workdir / "logs/samples/shard_3.log").read_text()
-    assert "rows: 12 documents, 2 exact duplicates" in (workdir / "logs/corpus/duplicates.log").read_text()
+    assert "rows: 12 documents, 2 exact duplicates" in (workdir / "logs/corpus/rows.duplicates.log").read_text()
 
 
 def test_weights_change_the_sample_counts_as_designed(mixed, bert_tokenizer_dir, tmp_path):
@@ -99,7 +102,7 @@ def test_weights_change_the_sample_counts_as_designed(mixed, bert_tokenizer_dir,
     spec = json.loads(log.split("samples: spec ", 1)[1].splitlines()[0])
     counts = samples.build_shards(spec, workdir / "results/tokenizer", workdir / "results/text/folder/part_0.txt", 2,
                                   tmp_path / "t.h5", tmp_path / "v.h5", weight=1.0,
-                                  duplicates=workdir / "results/text/duplicates.json")
+                                  duplicates=workdir / "results/text/folder/duplicates.json")
     assert folder["train"]["samples"] == 2 * counts["train_samples"] > 0
     assert folder["valid"]["samples"] == counts["valid_samples"]  # valid: once, whatever the weight
 
@@ -135,4 +138,34 @@ def test_a_weight_edit_reruns_only_that_corpus_samples(mixed, tmp_path):
     finally:
         (workdir / "config" / "config.yaml").write_text(original)
     assert jobs == {"make_samples": 1, "samples": 1}, jobs
+    assert planned_jobs(snakemake(workdir, "-n", "--cores", "2", "samples")) == {}
+
+
+def edited_plan(workdir, config, corpus, **changes):
+    """(rule -> job count, {wildcard name: planned values}) of a dry run of `samples` after editing
+    one corpus's settings; the config is restored after."""
+    edited = json.loads(json.dumps(config))
+    edited["corpora"][corpus].update(changes)
+    original = (workdir / "config" / "config.yaml").read_text()
+    try:
+        (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+        proc = snakemake(workdir, "-n", "--cores", "2", "samples")
+    finally:
+        (workdir / "config" / "config.yaml").write_text(original)
+    planned = {}
+    for name, value in re.findall(r"^\s+wildcards: (\w+)=(\S+)$", proc.stdout + proc.stderr, re.M):
+        planned.setdefault(name, set()).add(value)
+    return planned_jobs(proc), planned
+
+
+def test_a_corpus_edit_redoes_only_its_own_and_later_corpora_duplicates_and_samples(mixed):
+    workdir, config = mixed
+    # The last corpus (rows, shard 3): its text, its duplicates, its one shard; wiki's and folder's stay.
+    jobs, planned = edited_plan(workdir, config, "rows", max_documents=11)
+    assert jobs == {"extract_text_rows": 1, "find_duplicate_documents": 1, "make_samples": 1, "samples": 1}, jobs
+    assert planned == {"corpus": {"rows"}, "k": {"3"}}
+    # The first corpus: every later corpus's drop list may change with it, so all shards are redone.
+    jobs, planned = edited_plan(workdir, config, "wiki", max_documents=WIKI_CAP - 1)
+    assert jobs == {"extract_text_wiki": 1, "find_duplicate_documents": 3, "make_samples": 4, "samples": 1}, jobs
+    assert planned == {"corpus": {"wiki", "folder", "rows"}, "k": {"0", "1", "2", "3"}}
     assert planned_jobs(snakemake(workdir, "-n", "--cores", "2", "samples")) == {}

@@ -1,18 +1,21 @@
-"""Exact duplicate documents across and within corpora: which (part, document) the sample builder skips.
+"""Exact duplicate documents of one corpus, against itself and the corpora before it: which (part, document) the sample builder skips.
 
-    python -m workflow_scripts.dedup --hashes results/text/wiki/doc_hashes.npz ... --out results/text/duplicates.json
+    python -m workflow_scripts.dedup --earlier results/text/wiki/doc_hashes.npz ... \\
+        --hashes results/text/mine/doc_hashes.npz --out results/text/mine/duplicates.json
 
-Each --hashes file is one corpus's (workflow_scripts.corpus --hashes): per kept document, in the
-order read, the 64-bit hash of its cleaned text and its part. The corpus is named by the file's
-folder; the files come in config order. A document is a duplicate when an earlier one has the
-same hash, "earlier" meaning an earlier corpus in config order, or earlier in the same corpus's
-reading order; the first occurrence is kept. At 6M documents the hashes are 48 MB and one
-np.unique sorts them in a second or two.
+Each hash file is one corpus's (workflow_scripts.corpus --hashes): per kept document, in the
+order read, the 64-bit hash of its cleaned text and its part. A corpus is named by its file's
+folder. --earlier lists the corpora before this one in config order, in that order. A document
+is a duplicate when an earlier one has the same hash, "earlier" meaning an earlier corpus in
+config order, or earlier in this corpus's reading order; the first occurrence is kept. So a
+corpus's drop list depends on it and the corpora before it only, and one file per corpus lets an
+edit to corpus j redo the duplicates (and samples) of corpora j, j+1, ... and no others. At 6M
+documents the hashes are 48 MB and one np.unique sorts them in a second or two.
 
-The JSON written (atomically):
-    {"documents": N, "duplicates": D,
-     "corpora": {"wiki": {"documents": n, "duplicates": d, "duplicate_of": {"wiki": d}}, ...},
-     "parts": {"wiki/part_0.txt": {"documents": n, "drop": [3, 17]}, ...}}
+The JSON written (atomically), for the corpus of --hashes:
+    {"corpus": "mine", "earlier": ["wiki"], "documents": n, "duplicates": d,
+     "duplicate_of": {"wiki": 1, "mine": 2},
+     "parts": {"part_0.txt": {"documents": n, "drop": [3, 17]}, ...}}
 `parts` keys are the part files relative to the JSON's folder; `drop` lists document numbers
 (0-based, in file order: the i-th blank-line-separated block) to skip; `duplicate_of` counts,
 per corpus, where the kept copy lives.
@@ -51,36 +54,33 @@ def index_within_part(parts, num_parts: int):
     return within, counts
 
 
-def find_duplicates(hash_files: list[Path], out: Path) -> dict:
-    """Write the duplicates JSON for the corpora's hash files (in config order); returns it."""
+def find_duplicates(earlier: list[Path], hash_file: Path, out: Path) -> dict:
+    """Write the duplicates JSON of the corpus of `hash_file`, given the corpora before it (hash
+    files in config order); returns it."""
     import numpy as np
 
-    out = Path(out)
-    loaded = [load_hashes(Path(p)) for p in hash_files]
-    names = [Path(p).parent.name for p in hash_files]
+    out, files = Path(out), [*map(Path, earlier), Path(hash_file)]
+    names = [p.parent.name for p in files]
     if len(set(names)) != len(names):
-        raise SystemExit(f"dedup: two hash files in one folder: {', '.join(map(str, hash_files))}")
-    all_hashes = np.concatenate([h for h, _, _ in loaded]) if loaded else np.zeros(0, np.uint64)
-    corpus_of = np.repeat(np.arange(len(loaded)), [len(h) for h, _, _ in loaded])
+        raise SystemExit(f"dedup: two hash files in one folder: {', '.join(map(str, files))}")
+    # Earlier corpora: only their hashes matter (8 bytes a document).
+    earlier_hashes = [load_hashes(p)[0] for p in files[:-1]]
+    hashes, parts, part_names = load_hashes(files[-1])
+    all_hashes = np.concatenate([*earlier_hashes, hashes])
+    corpus_of = np.repeat(np.arange(len(files)), [*map(len, earlier_hashes), len(hashes)])
     # np.unique's return_index is the FIRST occurrence in the concatenation: config order, then reading order.
     _, first, inverse = np.unique(all_hashes, return_index=True, return_inverse=True)
-    keeper = first[inverse.reshape(-1)]  # for each document, the position of the copy that is kept
-    is_dup = keeper != np.arange(len(all_hashes))
-    result = {"documents": int(len(all_hashes)), "duplicates": int(is_dup.sum()), "corpora": {}, "parts": {}}
-    offset = 0
-    for c, ((hashes, parts, part_names), hash_file, name) in enumerate(zip(loaded, hash_files, names)):
-        n = len(hashes)
-        dup = is_dup[offset:offset + n]
-        kept_in = corpus_of[keeper[offset:offset + n][dup]]
-        within, counts = index_within_part(parts, len(part_names))
-        result["corpora"][name] = {
-            "documents": n, "duplicates": int(dup.sum()),
-            "duplicate_of": {names[k]: int(v) for k, v in enumerate(np.bincount(kept_in, minlength=len(names))) if v}}
-        for p, part_name in enumerate(part_names):
-            key = Path(os.path.relpath(Path(hash_file).parent / part_name, out.parent)).as_posix()
-            drop = np.sort(within[dup & (parts == p)])
-            result["parts"][key] = {"documents": int(counts[p]), "drop": drop.tolist()}
-        offset += n
+    offset = len(all_hashes) - len(hashes)
+    keeper = first[inverse.reshape(-1)[offset:]]  # for each of this corpus's documents, where its kept copy is
+    dup = keeper != np.arange(offset, len(all_hashes))
+    kept_in = np.bincount(corpus_of[keeper[dup]], minlength=len(files))
+    within, counts = index_within_part(parts, len(part_names))
+    result = {"corpus": names[-1], "earlier": names[:-1], "documents": int(len(hashes)),
+              "duplicates": int(dup.sum()),
+              "duplicate_of": {names[k]: int(v) for k, v in enumerate(kept_in) if v}, "parts": {}}
+    for p, part_name in enumerate(part_names):
+        key = Path(os.path.relpath(files[-1].parent / part_name, out.parent)).as_posix()
+        result["parts"][key] = {"documents": int(counts[p]), "drop": np.sort(within[dup & (parts == p)]).tolist()}
     from workflow_scripts.atomic import write_json
 
     write_json(out, result)
@@ -100,24 +100,24 @@ def part_drops(duplicates: Path, part: Path) -> tuple[int, set]:
     entry = data.get("parts", {}).get(key)
     if entry is None:
         raise SystemExit(f"samples: duplicates file {duplicates} has no entry for {key} "
-                         "(written for other corpora? rerun find_duplicate_documents)")
+                         "(written for another corpus? rerun its find_duplicate_documents job)")
     return entry["documents"], set(entry["drop"])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hashes", nargs="+", required=True, type=Path,
-                        help="each corpus's doc_hashes.npz, in config order (the first copy is kept)")
-    parser.add_argument("--out", required=True, type=Path, help="the duplicates JSON to write")
+    parser.add_argument("--earlier", nargs="*", default=[], type=Path,
+                        help="the doc_hashes.npz of the corpora before this one, in config order (the first copy is kept)")
+    parser.add_argument("--hashes", required=True, type=Path, help="this corpus's doc_hashes.npz")
+    parser.add_argument("--out", required=True, type=Path, help="the corpus's duplicates JSON to write")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    result = find_duplicates(args.hashes, args.out)
-    for name, c in result["corpora"].items():
-        where = ", ".join(f"{v} of {k}" for k, v in c["duplicate_of"].items())
-        print(f"dedup: {name}: {c['documents']} documents, {c['duplicates']} exact duplicates"
-              + (f" (the kept copy in: {where})" if where else ""), flush=True)
-    print(f"dedup: {result['documents']} documents, {result['duplicates']} duplicates to skip, "
-          f"in {time.perf_counter() - started:.1f} s -> {args.out}", flush=True)
+    result = find_duplicates(args.earlier, args.hashes, args.out)
+    where = ", ".join(f"{v} of {k}" for k, v in result["duplicate_of"].items())
+    print(f"dedup: {result['corpus']}: {result['documents']} documents, {result['duplicates']} exact duplicates"
+          + (f" (the kept copy in: {where})" if where else "")
+          + f", checked against {len(args.earlier)} earlier corpora, in {time.perf_counter() - started:.1f} s"
+          f" -> {args.out}", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
         --best results/runs/*/glue/*/best.json --table-out results/report/glue_dev.md \\
         --curves-out results/report/loss_curves.png \\
         [--data-out results/report/data.md --corpus-stats results/text/*/stats.json \\
-         --duplicates results/text/duplicates.json --sample-stats results/samples/stats/shard_*.json \\
+         --duplicates results/text/*/duplicates.json --sample-stats results/samples/stats/shard_*.json \\
          --benchmarks results/benchmarks]
 
 Run names come from the paths (results/runs/<run>/...), corpus names likewise (results/text/<corpus>/).
@@ -178,8 +178,19 @@ def count(value) -> str:
     return f"{value:,}" if isinstance(value, int) else "–"
 
 
+def merge_duplicates(paths: list) -> dict:
+    """The corpora's duplicates files (workflow_scripts.dedup, one per corpus) as one summary:
+    {"documents": N, "duplicates": D, "corpora": {corpus: {"documents", "duplicates", "duplicate_of"}}}."""
+    corpora = {}
+    for path in paths:
+        record = read_record(path, ("corpus", "documents", "duplicates", "duplicate_of"))
+        corpora[record["corpus"]] = record
+    return {"documents": sum(c["documents"] for c in corpora.values()),
+            "duplicates": sum(c["duplicates"] for c in corpora.values()), "corpora": corpora}
+
+
 def data_markdown(corpora: dict, duplicates: dict | None, shards: list, timings: dict) -> str:
-    """corpora: {corpus: stats.json}; duplicates: duplicates.json or None; shards: the shards'
+    """corpora: {corpus: stats.json}; duplicates: merge_duplicates() or None; shards: the shards'
     stats JSONs; timings: read_benchmarks()."""
     out = ["# Data and stage timings", ""]
     if corpora:
@@ -198,7 +209,7 @@ def data_markdown(corpora: dict, duplicates: dict | None, shards: list, timings:
         out += ["## Exact duplicates", "",
                 f"{count(duplicates['duplicates'])} of {count(duplicates['documents'])} kept documents are exact "
                 "copies of an earlier one (config order, then reading order) and are skipped when samples are "
-                "built (results/text/duplicates.json).", ""]
+                "built (results/text/CORPUS/duplicates.json).", ""]
         rows = [[name, count(c["documents"]), count(c["duplicates"]),
                  ", ".join(f"{k} {v:,}" for k, v in c.get("duplicate_of", {}).items()) or "–"]
                 for name, c in duplicates.get("corpora", {}).items()]
@@ -295,7 +306,8 @@ def main(argv=None):
     parser.add_argument("--table-out", required=True, type=Path)
     parser.add_argument("--curves-out", required=True, type=Path)
     parser.add_argument("--corpus-stats", nargs="*", type=Path, default=[], help="results/text/<corpus>/stats.json")
-    parser.add_argument("--duplicates", type=Path, help="results/text/duplicates.json")
+    parser.add_argument("--duplicates", nargs="*", type=Path, default=None,
+                        help="each corpus's results/text/<corpus>/duplicates.json")
     parser.add_argument("--sample-stats", nargs="*", type=Path, default=[], help="results/samples/stats/shard_<k>.json")
     parser.add_argument("--benchmarks", type=Path, help="the folder of Snakemake benchmark files (results/benchmarks)")
     parser.add_argument("--data-out", type=Path, help="write the data and stage-timings report here")
@@ -308,7 +320,7 @@ def main(argv=None):
         bests.setdefault(run_of_best(path), {})[best["task"]] = best
     if args.data_out:
         corpora = {p.parent.name: read_record(p, CORPUS_KEYS) for p in args.corpus_stats}  # results/text/<corpus>/
-        duplicates = read_record(args.duplicates, ("documents", "duplicates", "corpora")) if args.duplicates else None
+        duplicates = merge_duplicates(args.duplicates) if args.duplicates else None
         shards = [read_record(p, SHARD_KEYS) for p in args.sample_stats]
         timings = read_benchmarks(args.benchmarks) if args.benchmarks else {}
         atomic.write_text(args.data_out, data_markdown(corpora, duplicates, shards, timings) + "\n")
