@@ -205,6 +205,19 @@ def _in_pool(pool, function, items, batch: int):
         pending = job
 
 
+def _stop_pool(pool) -> None:
+    """Pool.terminate() can wait forever on its task thread after a worker error with tasks still
+    queued (seen once in CI). Kill the workers first, then let terminate() finish in a daemon
+    thread for a bounded time: the results are in hand or an error is on its way up."""
+    import threading
+
+    for worker in pool._pool:
+        worker.kill()
+    stopper = threading.Thread(target=pool.terminate, daemon=True)
+    stopper.start()
+    stopper.join(timeout=10)
+
+
 def document_hash(text: str) -> int:
     """64-bit hash of a document's text: blake2b, in C, the same on every machine and run.
     At 6M documents the chance that two different ones collide is ~1e-6."""
@@ -287,7 +300,7 @@ def extract(source: dict, outputs: list[Path], progress_every: int = 10000, work
         raise
     finally:
         if pool is not None:
-            pool.terminate()
+            _stop_pool(pool)
     writer.commit()
     elapsed = time.monotonic() - start
     if hashes_out is not None:
