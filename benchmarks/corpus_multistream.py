@@ -6,7 +6,7 @@ No figure is named there; ours: with 2 workers on 2 cores, >= 1.5x the one-proce
 Input: the real Wikipedia excerpt (resources/enwiki-excerpt.xml.bz2) repeated 4x (24 MB of XML,
 824 pages), written in Wikipedia's pages-articles-multistream layout (a stream per 100 pages,
 an -index.txt.bz2 beside it) and, for the second peer, as one ordinary bz2 stream. Each run is
-`python -m workflow_scripts.corpus` end to end (imports included), wall time, best of --repeats:
+`python -m workflow_scripts.data.corpus` end to end (imports included), wall time, best of --repeats:
 - serial: --workers 1 on the multistream file (bz2 read in this process, as before);
 - single-stream --workers N: the ordinary file; an external bzip2 process decompresses while N
   processes clean (what the workflow did before multistream support);
@@ -60,7 +60,7 @@ def run(dump: Path, workers: int, out: Path) -> tuple[float, float, list[bytes]]
     parts = [out / f"part_{i}.txt" for i in range(4)]
     source = json.dumps({"type": "wikipedia", "path": str(dump), "parts": 4})
     t0, c0 = time.perf_counter(), children_cpu()
-    proc = subprocess.run([sys.executable, "-m", "workflow_scripts.corpus", "--source", source,
+    proc = subprocess.run([sys.executable, "-m", "workflow_scripts.data.corpus", "--source", source,
                            "--workers", str(workers), "--out", *map(str, parts)], cwd=REPO, capture_output=True,
                           text=True, env={**os.environ, "RAYON_NUM_THREADS": "1"})
     wall, cpu = time.perf_counter() - t0, children_cpu() - c0
@@ -98,12 +98,12 @@ def main(argv=None):
         print(f"{name:32s} best {wall:6.2f} s wall ({serial / wall:.2f}x serial), {cpu[name]:6.2f} s CPU")
     multi_name = f"multistream --workers {args.workers}"
     print(f"RESULT multistream_speedup_vs_one_process {serial / best[multi_name]:.2f} target 1.5 "
-          f"peer workflow_scripts.corpus-workers-1")
+          f"peer workflow_scripts.data.corpus-workers-1")
     print(f"RESULT multistream_cpu_overhead {cpu[multi_name] / cpu['serial']:.2f} target 1.1 "
-          f"peer workflow_scripts.corpus-workers-1")
+          f"peer workflow_scripts.data.corpus-workers-1")
     single_name = f"single-stream --workers {args.workers}"
     print(f"RESULT multistream_speedup_vs_single_stream_workers {best[single_name] / best[multi_name]:.2f} "
-          f"target 1 peer workflow_scripts.corpus-single-stream-bz2-workers-{args.workers}")
+          f"target 1 peer workflow_scripts.data.corpus-single-stream-bz2-workers-{args.workers}")
 
 
 if __name__ == "__main__":

@@ -41,17 +41,18 @@ def real_batches(n_rows: int):
     sys.path.insert(0, str(REPO / "tests"))
     from pretrain_data import build_shards
 
-    from workflow_scripts import fetch_demo_data, shard_data
+    from workflow_scripts import fetch_demo_data
+    from workflow_scripts.pretrain import batches
 
     fetch_demo_data.main([str(REPO / "resources")])
     out = Path(tempfile.mkdtemp(prefix="throughput_"))
     shards = build_shards(REPO / "resources/enwiki-excerpt.xml.bz2", REPO / "resources/bert-base-uncased", out,
                           train_shards=1, rows_per_shard=n_rows, valid_rows=8, seq_len=128, max_pred=20, nsp=True)
-    return shard_data.TrainStream([str(shards["train"][0])], 0, 1, 1, 1, seed=0), out
+    return batches.TrainStream([str(shards["train"][0])], 0, 1, 1, 1, seed=0), out
 
 
 def ours(layers, hidden, heads, inter):
-    from workflow_scripts.bert_model import BertConfig, BertForPretraining
+    from workflow_scripts.pretrain.models.bert import BertConfig, BertForPretraining
 
     return BertForPretraining(BertConfig(vocab_size=30522, hidden_size=hidden, num_layers=layers, num_heads=heads,
                                          intermediate_size=inter, layer_norm="post", nsp=True,

@@ -3,7 +3,7 @@
 Claim (issue 4): "same number of optimizer steps within one checkpoint interval, budget honoured".
 
 Two experiments, each on real shards (the Wikipedia excerpt, bert-base-uncased, seq 64) with a
-tiny BERT through the real entry point (`python -m workflow_scripts.pretrain`, DeepSpeed, CPU):
+tiny BERT through the real entry point (`python -m workflow_scripts.pretrain.train`, DeepSpeed, CPU):
 
 A. Time budget (the paper's mode): total_training_time --budget seconds, a checkpoint every
    --interval seconds of training. The killed run gets SIGKILL (no handler, no checkpoint on the
@@ -53,7 +53,7 @@ def shards(work: Path) -> dict:
 
 
 def command(data: dict, out: Path, recipe: dict) -> list:
-    return [sys.executable, "-m", "workflow_scripts.pretrain", "--recipe", json.dumps(recipe),
+    return [sys.executable, "-m", "workflow_scripts.pretrain.train", "--recipe", json.dumps(recipe),
             "--train", *map(str, data["train"]), "--valid", *map(str, data["valid"]),
             "--tokenizer", str(REPO / "resources/bert-base-uncased"), "--state-dir", str(out / "state"),
             "--model-out", str(out / "model"), "--log-out", str(out / "log.jsonl")]

@@ -7,7 +7,7 @@ Claims (the issue's words):
 - "Peak RSS with 4x the input vs 1x: target ratio <= 1.3".
 
 Both sides read the same real Wikipedia text (resources/enwiki-excerpt.xml.bz2 through
-workflow_scripts.corpus), use the bert-base-uncased tokenizer, seq 128, masked_lm_prob 0.15
+workflow_scripts.data.corpus), use the bert-base-uncased tokenizer, seq 128, masked_lm_prob 0.15
 and dup_factor 10 (the HF side runs the collator over every block once per duplicate, as a
 user would), one process each with RAYON_NUM_THREADS=1 and OMP_NUM_THREADS=1. Each is timed
 end to end as a subprocess (imports included) and charged its CPU time (user + sys), so the
@@ -39,7 +39,8 @@ SPEC = {"max_seq_length": 128, "masked_lm_prob": 0.15, "max_predictions_per_seq"
 def make_text(work: Path) -> tuple[Path, Path]:
     """The 1x text part (the whole dump excerpt, cleaned by our corpus stage) and a 4x one (4 copies)."""
     sys.path.insert(0, str(REPO))
-    from workflow_scripts import corpus, fetch_demo_data
+    from workflow_scripts import fetch_demo_data
+    from workflow_scripts.data import corpus
 
     fetch_demo_data.main([str(REPO / "resources")])
     one = work / "wiki_1x.txt"
@@ -79,7 +80,7 @@ def run_ours(text: Path, work: Path, dup: int) -> dict:
     import h5py
 
     train, valid = work / "ours_train.h5", work / "ours_valid.h5"
-    r = timed([sys.executable, "-m", "workflow_scripts.samples", "--spec", json.dumps({**SPEC, "dup_factor": dup}),
+    r = timed([sys.executable, "-m", "workflow_scripts.data.samples", "--spec", json.dumps({**SPEC, "dup_factor": dup}),
                "--tokenizer", str(REPO / "resources" / "bert-base-uncased"), "--text", str(text),
                "--shard-index", "0", "--train-out", str(train), "--valid-out", str(valid)], REPO)
     with h5py.File(train) as f, h5py.File(valid) as g:

@@ -5,7 +5,9 @@ import os
 import shlex
 from pathlib import Path
 
-from workflow_scripts import config_checks, download, glue_data, grid, textfiles
+from workflow_scripts import config_checks
+from workflow_scripts.data.sources import download, textfiles
+from workflow_scripts.glue import grid, tasks
 
 config_checks.validate(config, Path(workflow.basedir) / "config" / "schema.yaml")
 
@@ -159,7 +161,7 @@ def glue_files(wildcards):
     """The task's files in a GLUE folder (a missing one stops the plan); none from the hub (datasets caches it)."""
     if config["glue"]["source"] != "dir":
         return []
-    return [os.path.join(config["glue"]["path"], f) for f in glue_data.split_files(glue_data.TASKS[wildcards.task])]
+    return [os.path.join(config["glue"]["path"], f) for f in tasks.split_files(tasks.TASKS[wildcards.task])]
 
 
 def glue_arg():

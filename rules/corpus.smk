@@ -19,7 +19,7 @@ rule download_corpus:
     benchmark:
         "results/benchmarks/corpus/download_{corpus}_{filename}.tsv"
     shell:
-        "python -m workflow_scripts.download --url {params.url:q} --out {output} > {log} 2>&1"
+        "python -m workflow_scripts.data.sources.download --url {params.url:q} --out {output} > {log} 2>&1"
 
 
 for _name, _source in config["corpora"].items():
@@ -43,7 +43,7 @@ for _name, _source in config["corpora"].items():
         benchmark:
             f"results/benchmarks/corpus/{_name}.tsv"
         shell:
-            "python -m workflow_scripts.corpus --source {params.source} --workers {threads} --out {output.parts}"
+            "python -m workflow_scripts.data.corpus --source {params.source} --workers {threads} --out {output.parts}"
             " --hashes {output.hashes} --stats {output.stats} > {log} 2>&1"
 
 
@@ -68,5 +68,5 @@ rule find_duplicate_documents:
     benchmark:
         "results/benchmarks/corpus/{corpus}.duplicates.tsv"
     shell:
-        "python -m workflow_scripts.dedup --earlier {input.earlier} --hashes {input.hashes} --out {output}"
+        "python -m workflow_scripts.data.dedup --earlier {input.earlier} --hashes {input.hashes} --out {output}"
         " > {log} 2>&1"

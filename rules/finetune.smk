@@ -26,7 +26,7 @@ rule finetune_trial:
     benchmark:
         "results/benchmarks/finetune/{run}/{task}/{trial}.tsv"
     shell:
-        "python -m workflow_scripts.gpu_slots {resources.gpu} -- python -m workflow_scripts.finetune --task {wildcards.task} --glue {params.glue}"
+        "python -m workflow_scripts.gpu_slots {resources.gpu} -- python -m workflow_scripts.glue.finetune --task {wildcards.task} --glue {params.glue}"
         " --model {input.model} --hparams {params.hparams} --settings {params.settings}"
         " --metrics-out {output.metrics} --predictions-out {output.predictions} {params.cache} {params.keep_model}"
         " > {log} 2>&1"
@@ -48,7 +48,7 @@ rule select_trial:
     benchmark:
         "results/benchmarks/finetune/{run}/{task}/select.tsv"
     shell:
-        "python -m workflow_scripts.select_trial --task {wildcards.task} --metrics {input.metrics}"
+        "python -m workflow_scripts.glue.select_trial --task {wildcards.task} --metrics {input.metrics}"
         " --best-out {output.best} --predictions-out {output.predictions} {params.keep_model} > {log} 2>&1"
 
 

@@ -14,7 +14,7 @@ rule make_submission:
     benchmark:
         "results/benchmarks/submission/{run}.tsv"
     shell:
-        "python -m workflow_scripts.submission --predictions {input}"
+        "python -m workflow_scripts.glue.submission --predictions {input}"
         " --out-dir {output.folder} --zip {output.zip} > {log} 2>&1"
 
 

@@ -3,14 +3,17 @@ import json
 
 import pytest
 
-from workflow_scripts import cli, corpus, report, tokenizer
+from workflow_scripts import cli
+from workflow_scripts.data import corpus, tokenizer
+from workflow_scripts.report import make_report
+from workflow_scripts.errors import BadInput
 
 
 def test_json_object_argument():
     assert cli.json_object('{"a": [1]}', "--spec") == {"a": [1]}
-    with pytest.raises(SystemExit, match=r"^tokenizer: --spec: not valid JSON \(Expecting"):
+    with pytest.raises(BadInput, match=r"^tokenizer: --spec: not valid JSON \(Expecting"):
         cli.json_object("{pretrained: x}", "--spec", "tokenizer")
-    with pytest.raises(SystemExit, match=r"^--glue: expected a JSON object, got list$"):
+    with pytest.raises(BadInput, match=r"^--glue: expected a JSON object, got list$"):
         cli.json_object("[1, 2]", "--glue")
 
 
@@ -24,19 +27,19 @@ def test_scripts_name_their_bad_json_argument(tmp_path):
 
 def test_read_record_names_the_file_and_the_key(tmp_path):
     path = tmp_path / "stats.json"
-    with pytest.raises(SystemExit, match=r"stats\.json: file not found$"):
+    with pytest.raises(BadInput, match=r"stats\.json: file not found$"):
         cli.read_record(path, ())
     path.write_text('{"train": {"samples": 3}')
-    with pytest.raises(SystemExit, match=r"stats\.json: not valid JSON"):
+    with pytest.raises(BadInput, match=r"stats\.json: not valid JSON"):
         cli.read_record(path, ())
     path.write_text("[]")
-    with pytest.raises(SystemExit, match=r"stats\.json: expected a JSON object, got list$"):
+    with pytest.raises(BadInput, match=r"stats\.json: expected a JSON object, got list$"):
         cli.read_record(path, ())
     path.write_text(json.dumps({"train": {"samples": 3}, "valid": 5}))
     assert cli.read_record(path, ("train", "train.samples"))["train"]["samples"] == 3
-    with pytest.raises(SystemExit, match=r"stats\.json: missing key 'train\.tokens_per_sample'$"):
+    with pytest.raises(BadInput, match=r"stats\.json: missing key 'train\.tokens_per_sample'$"):
         cli.read_record(path, ("train.samples", "train.tokens_per_sample"))
-    with pytest.raises(SystemExit, match=r"stats\.json: missing key 'valid\.samples'$"):
+    with pytest.raises(BadInput, match=r"stats\.json: missing key 'valid\.samples'$"):
         cli.read_record(path, ("valid.samples",))
 
 
@@ -45,5 +48,5 @@ def test_report_reads_best_json_through_it(tmp_path):
     best.parent.mkdir(parents=True)
     best.write_text(json.dumps({"task": "RTE", "chosen": "lr1e-05_bs16_ep2_seed1", "score": 60.0}))
     with pytest.raises(SystemExit, match=r"best\.json: missing key 'trials'$"):
-        report.main(["--best", str(best), "--table-out", str(tmp_path / "t.md"), "--curves-out", str(tmp_path / "c.png")])
+        make_report.main(["--best", str(best), "--table-out", str(tmp_path / "t.md"), "--curves-out", str(tmp_path / "c.png")])
     assert not (tmp_path / "t.md").exists()

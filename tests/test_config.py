@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflow_scripts import config_checks, grid
+from workflow_scripts import config_checks
+from workflow_scripts.glue import grid
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "config" / "schema.yaml"

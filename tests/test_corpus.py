@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from workflow_scripts import corpus
+from workflow_scripts.data import corpus
+from workflow_scripts.errors import BadInput
 
 
 def documents(paths):
@@ -160,7 +161,7 @@ def test_truncated_dump_is_one_clear_error(wiki_dump, tmp_path):
     cut = tmp_path / "cut.xml"
     cut.write_bytes(bz2.decompress(wiki_dump.read_bytes())[:200_000])
     out = [tmp_path / "p.txt"]
-    with pytest.raises(SystemExit, match=r"cannot read wikipedia dump .*cut\.xml"):
+    with pytest.raises(BadInput, match=r"cannot read wikipedia dump .*cut\.xml"):
         corpus.extract({"type": "wikipedia", "path": str(cut)}, out)
     assert list(tmp_path.iterdir()) == [cut]  # no part, no temporary file left
 
@@ -230,7 +231,7 @@ def test_empty_input_is_an_error(tmp_path, content, message):
     source = tmp_path / "empty.txt"
     source.write_text(content)
     out = [tmp_path / "out" / "p.txt"]
-    with pytest.raises(SystemExit, match=message):
+    with pytest.raises(BadInput, match=message):
         corpus.extract({"type": "text", "path": str(source)}, out)
     assert not list((tmp_path / "out").iterdir())  # nothing half-written left behind
 
@@ -238,25 +239,25 @@ def test_empty_input_is_an_error(tmp_path, content, message):
 def test_bad_inputs_name_the_file_and_row(tmp_path):
     out = [tmp_path / "p.txt"]
     missing = tmp_path / "nope"
-    with pytest.raises(SystemExit, match=r"text source .*nope does not exist"):
+    with pytest.raises(BadInput, match=r"text source .*nope does not exist"):
         corpus.extract({"type": "text", "path": str(missing)}, out)
     (tmp_path / "emptydir").mkdir()
-    with pytest.raises(SystemExit, match=r"no \.txt, \.jsonl or \.parquet files .*emptydir"):
+    with pytest.raises(BadInput, match=r"no \.txt, \.jsonl or \.parquet files .*emptydir"):
         corpus.extract({"type": "text", "path": str(tmp_path / "emptydir")}, out)
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"text": "Fine row."}\n{"content": "wrong key"}\n')
-    with pytest.raises(SystemExit, match=r"rows\.jsonl line 2 has no `text` field .*it has: content"):
+    with pytest.raises(BadInput, match=r"rows\.jsonl line 2 has no `text` field .*it has: content"):
         corpus.extract({"type": "text", "path": str(rows)}, out)
     rows.write_text('{"text": "Fine row."}\n{not json\n')
-    with pytest.raises(SystemExit, match=r"rows\.jsonl line 2 is not valid JSON"):
+    with pytest.raises(BadInput, match=r"rows\.jsonl line 2 is not valid JSON"):
         corpus.extract({"type": "text", "path": str(rows)}, out)
     import pyarrow as pa
     import pyarrow.parquet as pq
     pq.write_table(pa.table({"content": ["x"]}), tmp_path / "t.parquet")
-    with pytest.raises(SystemExit, match=r"t\.parquet has no column `text` .*it has: content"):
+    with pytest.raises(BadInput, match=r"t\.parquet has no column `text` .*it has: content"):
         corpus.extract({"type": "text", "path": str(tmp_path / "t.parquet")}, out)
     (tmp_path / "notes.md").write_text("x")
-    with pytest.raises(SystemExit, match=r"notes\.md is not a \.txt, \.jsonl or \.parquet file"):
+    with pytest.raises(BadInput, match=r"notes\.md is not a \.txt, \.jsonl or \.parquet file"):
         corpus.extract({"type": "text", "path": str(tmp_path / "notes.md")}, out)
     assert not out[0].exists()
 
@@ -266,16 +267,16 @@ def test_truncated_archive_and_endless_block(tmp_path, monkeypatch, capsys):
     whole = gzip.compress("".join(f"Document {i}.\n\n" for i in range(5000)).encode())
     packed.write_bytes(whole[:len(whole) // 2])
     out = [tmp_path / "p.txt"]
-    with pytest.raises(SystemExit, match=r"cannot read .*t\.txt\.gz"):
+    with pytest.raises(BadInput, match=r"cannot read .*t\.txt\.gz"):
         corpus.extract({"type": "text", "path": str(packed)}, out)
     import zstandard
 
     whole = zstandard.ZstdCompressor().compress("".join(f'{{"text": "Row {i}."}}\n' for i in range(5000)).encode())
     (tmp_path / "t.jsonl.zst").write_bytes(whole[:len(whole) // 2])
-    with pytest.raises(SystemExit, match=r"cannot read .*t\.jsonl\.zst: .*truncated"):
+    with pytest.raises(BadInput, match=r"cannot read .*t\.jsonl\.zst: .*truncated"):
         corpus.extract({"type": "text", "path": str(tmp_path / "t.jsonl.zst")}, out)
     # a file of sentences with no blank line at all is cut into bounded documents, with a warning
-    from workflow_scripts import textfiles
+    from workflow_scripts.data.sources import textfiles
 
     monkeypatch.setattr(textfiles, "MAX_DOCUMENT_CHARS", 100)
     lines = tmp_path / "lines.txt"
@@ -303,7 +304,7 @@ def test_truncated_compressed_parquet_is_one_line(tmp_path, compression):
     packed = tmp_path / f"t.parquet.{compression}"
     packed.write_bytes(whole[:len(whole) // 2])
     out = [tmp_path / "out" / "p.txt"]
-    with pytest.raises(SystemExit, match=rf"^corpus: cannot read .*t\.parquet\.{compression}: ") as err:
+    with pytest.raises(BadInput, match=rf"^corpus: cannot read .*t\.parquet\.{compression}: ") as err:
         corpus.extract({"type": "text", "path": str(packed)}, out)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
@@ -315,7 +316,7 @@ def test_parquet_text_column_must_hold_strings(tmp_path):
 
     pq.write_table(pa.table({"text": [1, 2, 3]}), tmp_path / "ids.parquet")
     out = [tmp_path / "out" / "p.txt"]
-    with pytest.raises(SystemExit, match=r"ids\.parquet: column `text` holds int64, not strings"):
+    with pytest.raises(BadInput, match=r"ids\.parquet: column `text` holds int64, not strings"):
         corpus.extract({"type": "text", "path": str(tmp_path / "ids.parquet")}, out)
     # strings stored dictionary-encoded (a pandas category) are strings too
     pq.write_table(pa.table({"text": pa.array(["First document.", "Second one."]).dictionary_encode()}),
@@ -328,7 +329,7 @@ def test_fewer_documents_than_parts_is_an_error(tmp_path):
     source = tmp_path / "t.txt"
     source.write_text("One document.\n\nTwo documents.\n")
     out = [tmp_path / f"p{i}.txt" for i in range(3)]
-    with pytest.raises(SystemExit, match=r"gave 2 documents, fewer than parts=3"):
+    with pytest.raises(BadInput, match=r"gave 2 documents, fewer than parts=3"):
         corpus.extract({"type": "text", "path": str(source), "parts": 3}, out)
     assert not any(p.exists() for p in out)
 
@@ -365,19 +366,19 @@ def test_huggingface_local_dataset_folder_and_saved_dataset(hf_files, tmp_path):
                          ).save_to_disk(str(saved))
     corpus.extract({"type": "huggingface", "name": str(saved), "split": "train", "text_column": "body"}, out)
     assert documents(out) == [["Saved one."], ["Saved two."]]
-    with pytest.raises(SystemExit, match=r"split 'test': no such split \(it has: train\)"):
+    with pytest.raises(BadInput, match=r"split 'test': no such split \(it has: train\)"):
         corpus.extract({"type": "huggingface", "name": str(saved), "split": "test", "text_column": "body"}, out)
 
 
 def test_huggingface_missing_column(hf_files, tmp_path):
     out = [tmp_path / "p.txt"]
-    with pytest.raises(SystemExit, match=r"has no column `body` \(text_column; it has: text, label\)"):
+    with pytest.raises(BadInput, match=r"has no column `body` \(text_column; it has: text, label\)"):
         corpus.extract({"type": "huggingface", "name": str(hf_files), "text_column": "body"}, out)
 
 
 def test_huggingface_hub_unreachable_is_one_clear_line(repo_root, tmp_path):
     spec = json.dumps({"type": "huggingface", "name": "bookcorpus", "split": "train", "text_column": "text"})
-    run = subprocess.run([sys.executable, "-m", "workflow_scripts.corpus", "--source", spec,
+    run = subprocess.run([sys.executable, "-m", "workflow_scripts.data.corpus", "--source", spec,
                           "--out", str(tmp_path / "p.txt")], cwd=repo_root, capture_output=True, text=True,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert run.returncode == 1
@@ -393,7 +394,7 @@ def test_cli_as_the_rule_calls_it(repo_root, tmp_path):
     source = tmp_path / "t.txt"
     source.write_text("First document. It has two sentences.\n\nSecond document.\n")
     spec = json.dumps({"type": "text", "path": str(source), "parts": 2, "min_chars": None})
-    run = subprocess.run([sys.executable, "-m", "workflow_scripts.corpus", "--source", spec,
+    run = subprocess.run([sys.executable, "-m", "workflow_scripts.data.corpus", "--source", spec,
                           "--out", str(tmp_path / "part_0.txt"), str(tmp_path / "part_1.txt")],
                          cwd=repo_root, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
@@ -401,7 +402,7 @@ def test_cli_as_the_rule_calls_it(repo_root, tmp_path):
     assert (tmp_path / "part_1.txt").read_text() == "Second document.\n\n"
     assert "2 kept" in run.stdout
     source.write_text("")
-    run = subprocess.run([sys.executable, "-m", "workflow_scripts.corpus", "--source", spec,
+    run = subprocess.run([sys.executable, "-m", "workflow_scripts.data.corpus", "--source", spec,
                           "--out", str(tmp_path / "part_0.txt"), str(tmp_path / "part_1.txt")],
                          cwd=repo_root, capture_output=True, text=True)
     assert run.returncode == 1

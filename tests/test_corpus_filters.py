@@ -6,7 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from workflow_scripts import corpus, dedup
+from workflow_scripts.data import corpus, dedup
+from workflow_scripts.errors import BadInput
 
 
 def documents(path):
@@ -134,10 +135,10 @@ def test_part_drops_finds_its_entry_from_any_working_directory(tmp_path, monkeyp
     assert dedup.part_drops(out, tmp_path / "text" / "a" / "part_0.txt") == (3, {1})
     monkeypatch.chdir(tmp_path)
     assert dedup.part_drops("text/a/duplicates.json", "text/a/part_0.txt") == (3, {1})
-    with pytest.raises(SystemExit, match=r"has no entry for part_9\.txt"):
+    with pytest.raises(BadInput, match=r"has no entry for part_9\.txt"):
         dedup.part_drops(out, tmp_path / "text" / "a" / "part_9.txt")
     write_corpus(tmp_path, "b", ["Three."])
-    with pytest.raises(SystemExit, match=r"has no entry for \.\./b/part_0\.txt \(written for another corpus"):
+    with pytest.raises(BadInput, match=r"has no entry for \.\./b/part_0\.txt \(written for another corpus"):
         dedup.part_drops(out, tmp_path / "text" / "b" / "part_0.txt")
 
 
@@ -145,22 +146,22 @@ def test_dedup_cli_logs_counts_and_rejects_bad_files(repo_root, tmp_path):
     a = write_corpus(tmp_path, "a", ["One.", "Two."])
     b = write_corpus(tmp_path, "b", ["Two.", "Three."])
     out = tmp_path / "text" / "b" / "duplicates.json"
-    run = subprocess.run([sys.executable, "-m", "workflow_scripts.dedup", "--earlier", str(a), "--hashes", str(b),
+    run = subprocess.run([sys.executable, "-m", "workflow_scripts.data.dedup", "--earlier", str(a), "--hashes", str(b),
                           "--out", str(out)], cwd=repo_root, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "b: 2 documents, 1 exact duplicates (the kept copy in: 1 of a), checked against 1 earlier" in run.stdout
     assert json.loads(out.read_text())["parts"] == {"part_0.txt": {"documents": 2, "drop": [0]}}
     # The first corpus in config order: no --earlier files (the rule passes the flag with none).
-    run = subprocess.run([sys.executable, "-m", "workflow_scripts.dedup", "--earlier", "--hashes", str(a),
+    run = subprocess.run([sys.executable, "-m", "workflow_scripts.data.dedup", "--earlier", "--hashes", str(a),
                           "--out", str(tmp_path / "a.json")], cwd=repo_root, capture_output=True, text=True)
     assert run.returncode == 0 and "a: 2 documents, 0 exact duplicates, checked against 0 earlier" in run.stdout
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    run = subprocess.run([sys.executable, "-m", "workflow_scripts.dedup", "--earlier", str(tmp_path / "bad.npz"),
+    run = subprocess.run([sys.executable, "-m", "workflow_scripts.data.dedup", "--earlier", str(tmp_path / "bad.npz"),
                           "--hashes", str(b), "--out", str(tmp_path / "d.json")],
                          cwd=repo_root, capture_output=True, text=True)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "bad.npz is not a document-hash file" in run.stderr and not (tmp_path / "d.json").exists()
-    run = subprocess.run([sys.executable, "-m", "workflow_scripts.dedup", "--earlier", str(b),
+    run = subprocess.run([sys.executable, "-m", "workflow_scripts.data.dedup", "--earlier", str(b),
                           "--hashes", str(b), "--out", str(tmp_path / "d.json")],
                          cwd=repo_root, capture_output=True, text=True)
     assert run.returncode == 1 and "two hash files in one folder" in run.stderr
@@ -170,7 +171,7 @@ def test_corpus_cli_writes_hashes_and_stats(repo_root, tmp_path):
     source = tmp_path / "t.jsonl"
     source.write_text("".join(json.dumps({"text": f"Document number {i}."}) + "\n" for i in range(5)))
     spec = json.dumps({"type": "text", "path": str(source), "parts": 2, "max_documents": 3, "weight": 2.0})
-    run = subprocess.run([sys.executable, "-m", "workflow_scripts.corpus", "--source", spec, "--out",
+    run = subprocess.run([sys.executable, "-m", "workflow_scripts.data.corpus", "--source", spec, "--out",
                           str(tmp_path / "part_0.txt"), str(tmp_path / "part_1.txt"), "--hashes",
                           str(tmp_path / "h.npz"), "--stats", str(tmp_path / "s.json")],
                          cwd=repo_root, capture_output=True, text=True)

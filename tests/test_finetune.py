@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflow_scripts import finetune, glue_data
+from workflow_scripts.glue import finetune, tasks
 
 HPARAMS = {"lr": 1e-4, "batch_size": 16, "epochs": 2, "seed": 1}
 
@@ -64,7 +64,7 @@ def check_record(record, task, metric_names):
 def test_single_sentence_trial_cli_and_seeding(tiny_model, glue, settings, tmp_path, repo_root):
     """The rule's command line, then the same trial in-process: same seed, same predictions and scores."""
     cli = tmp_path / "cli"
-    subprocess.run([sys.executable, "-m", "workflow_scripts.finetune", "--task", "SST-2", "--glue", json.dumps(glue),
+    subprocess.run([sys.executable, "-m", "workflow_scripts.glue.finetune", "--task", "SST-2", "--glue", json.dumps(glue),
                     "--model", str(tiny_model), "--hparams", json.dumps(HPARAMS), "--settings", json.dumps(settings),
                     "--metrics-out", str(cli / "dev_metrics.json"), "--predictions-out", str(cli / "test_predictions.tsv")],
                    check=True, cwd=repo_root, capture_output=True)
@@ -150,7 +150,7 @@ def test_bad_inputs_fail_in_one_line(tiny_model, glue, settings, tmp_path):
     with pytest.raises(SystemExit, match="finetune.max_seq_length=256 exceeds the 128 positions of the model"):
         run("CoLA", glue, tiny_model, {**settings, "max_seq_length": 256}, tmp_path)
     assert not (tmp_path / "dev_metrics.json").exists()
-    assert glue_data.TASKS["CoLA"].labels == ("0", "1")
+    assert tasks.TASKS["CoLA"].labels == ("0", "1")
 
 
 def test_stilts_mnli_model_kept_then_rte_and_stsb_start_from_it(tiny_model, glue, settings, tmp_path, capsys):
@@ -179,7 +179,7 @@ def test_stilts_mnli_model_kept_then_rte_and_stsb_start_from_it(tiny_model, glue
 
     # The encoder carries over exactly; the head is new (RTE: 2 outputs, not MNLI's 3).
     source = load_file(kept / "model.safetensors")
-    _, model, from_task = finetune.load_model(kept, glue_data.TASKS["RTE"])
+    _, model, from_task = finetune.load_model(kept, tasks.TASKS["RTE"])
     assert from_task == "MNLI"
     state = model.state_dict()
     encoder = [k for k in source if not k.startswith("classifier.")]
@@ -205,7 +205,7 @@ def test_stilts_replaces_the_whole_roberta_style_head(tmp_path, bert_tokenizer_d
     source.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     torch.manual_seed(1)
-    _, model, from_task = finetune.load_model(tmp_path, glue_data.TASKS["STS-B"])
+    _, model, from_task = finetune.load_model(tmp_path, tasks.TASKS["STS-B"])
     assert from_task == "MNLI" and model.config.finetuning_task == "STS-B" and model.num_labels == 1
     assert not torch.equal(model.classifier.dense.weight, source.classifier.dense.weight)
     assert model.classifier.dense.bias.abs().sum() == 0

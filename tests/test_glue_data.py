@@ -3,7 +3,8 @@ import shutil
 
 import pytest
 
-from workflow_scripts import glue_data
+from workflow_scripts.glue import readers, tasks
+from workflow_scripts.errors import BadInput
 
 SMOKE = "demo/glue_smoke"
 
@@ -30,11 +31,11 @@ def all_splits(task):
     return (task.train_split(), *task.dev, *task.test)
 
 
-@pytest.mark.parametrize("name", list(glue_data.TASKS))
+@pytest.mark.parametrize("name", list(tasks.TASKS))
 def test_every_split_of_every_task_reads(name, smoke):
-    task = glue_data.TASKS[name]
+    task = tasks.TASKS[name]
     for split in all_splits(task):
-        examples = glue_data.read_split(task, split, smoke)
+        examples = readers.read_split(task, split, smoke)
         assert 32 <= len(examples) <= 96, (split.path, len(examples))
         assert all(e.text_a for e in examples)
         assert all((e.text_b is None) == (task.text_b is None) for e in examples)
@@ -72,13 +73,13 @@ def test_smoke_set_is_reproducible(repo_root, hub_copy):
         assert (repo_root / SMOKE / rel).read_bytes() == (hub_copy / "dir" / rel).read_bytes(), rel
 
 
-@pytest.mark.parametrize("name", list(glue_data.TASKS))
+@pytest.mark.parametrize("name", list(tasks.TASKS))
 def test_hub_layout_yields_the_same_examples(name, smoke, hub_copy):
-    task = glue_data.TASKS[name]
+    task = tasks.TASKS[name]
     hub = {"source": "huggingface", "name": str(hub_copy / "hub")}
     for split in all_splits(task):
-        from_dir = glue_data.read_split(task, split, smoke)
-        from_hub = glue_data.read_split(task, split, hub)
+        from_dir = readers.read_split(task, split, smoke)
+        from_hub = readers.read_split(task, split, hub)
         assert len(from_dir) == len(from_hub)
         for a, b in zip(from_dir, from_hub):
             assert (a.text_a, a.text_b, a.index) == (b.text_a, b.text_b, b.index)
@@ -93,33 +94,33 @@ def test_missing_column_names_file_and_column(repo_root, tmp_path):
     path = tmp_path / "glue/RTE/dev.tsv"
     lines = path.read_text().splitlines()
     path.write_text("\n".join(line.rsplit("\t", 1)[0] for line in lines) + "\n")  # drop `label`
-    task = glue_data.TASKS["RTE"]
-    with pytest.raises(SystemExit) as err:
-        glue_data.read_split(task, task.dev[0], {"source": "dir", "path": str(tmp_path / "glue")})
+    task = tasks.TASKS["RTE"]
+    with pytest.raises(BadInput) as err:
+        readers.read_split(task, task.dev[0], {"source": "dir", "path": str(tmp_path / "glue")})
     assert str(path) in str(err.value) and "'label'" in str(err.value)
 
 
 def test_missing_file_and_bad_label_and_short_row(repo_root, tmp_path):
     shutil.copytree(repo_root / SMOKE, tmp_path / "glue")
     glue = {"source": "dir", "path": str(tmp_path / "glue")}
-    mnli = glue_data.TASKS["MNLI"]
+    mnli = tasks.TASKS["MNLI"]
     (tmp_path / "glue/diagnostic/diagnostic.tsv").unlink()
-    with pytest.raises(SystemExit, match=r"diagnostic\.tsv: file not found"):
-        glue_data.read_split(mnli, mnli.test[2], glue)
+    with pytest.raises(BadInput, match=r"diagnostic\.tsv: file not found"):
+        readers.read_split(mnli, mnli.test[2], glue)
 
     path = tmp_path / "glue/SST-2/dev.tsv"
     lines = path.read_text().splitlines()
     lines[3] = lines[3].rsplit("\t", 1)[0] + "\tpositive"
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(SystemExit, match=r"SST-2/dev\.tsv, line 4: label 'positive' is not one of 0, 1"):
-        glue_data.read_split(glue_data.TASKS["SST-2"], glue_data.TASKS["SST-2"].dev[0], glue)
+    with pytest.raises(BadInput, match=r"SST-2/dev\.tsv, line 4: label 'positive' is not one of 0, 1"):
+        readers.read_split(tasks.TASKS["SST-2"], tasks.TASKS["SST-2"].dev[0], glue)
 
     path = tmp_path / "glue/QQP/test.tsv"
     lines = path.read_text().splitlines()
     lines[5] = lines[5].rsplit("\t", 1)[0]
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(SystemExit, match=r"QQP/test\.tsv, line 6: 2 fields, expected 3"):
-        glue_data.read_split(glue_data.TASKS["QQP"], glue_data.TASKS["QQP"].test[0], glue)
+    with pytest.raises(BadInput, match=r"QQP/test\.tsv, line 6: 2 fields, expected 3"):
+        readers.read_split(tasks.TASKS["QQP"], tasks.TASKS["QQP"].test[0], glue)
 
 
 def test_short_train_rows_are_skipped(repo_root, tmp_path, capsys):
@@ -129,8 +130,8 @@ def test_short_train_rows_are_skipped(repo_root, tmp_path, capsys):
     lines = path.read_text().splitlines()
     lines[2] = "\t".join(lines[2].split("\t")[:4])
     path.write_text("\n".join(lines) + "\n")
-    task = glue_data.TASKS["QQP"]
-    examples = glue_data.read_split(task, task.train_split(), {"source": "dir", "path": str(tmp_path / "glue")})
+    task = tasks.TASKS["QQP"]
+    examples = readers.read_split(task, task.train_split(), {"source": "dir", "path": str(tmp_path / "glue")})
     assert len(examples) == 95
     assert "skipped 1 rows" in capsys.readouterr().out
 
@@ -141,6 +142,6 @@ def test_hub_missing_column_is_named(hub_copy, tmp_path):
     shutil.copytree(hub_copy / "hub", tmp_path / "hub")
     path = tmp_path / "hub/qnli/validation-00000-of-00001.parquet"
     pq.write_table(pq.read_table(path).drop_columns(["sentence"]), path)
-    task = glue_data.TASKS["QNLI"]
-    with pytest.raises(SystemExit, match=r"qnli/validation\): no column 'sentence'"):
-        glue_data.read_split(task, task.dev[0], {"source": "huggingface", "name": str(tmp_path / "hub")})
+    task = tasks.TASKS["QNLI"]
+    with pytest.raises(BadInput, match=r"qnli/validation\): no column 'sentence'"):
+        readers.read_split(task, task.dev[0], {"source": "huggingface", "name": str(tmp_path / "hub")})

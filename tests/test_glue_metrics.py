@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from workflow_scripts import glue_data
-from workflow_scripts.glue_metrics import accuracy, f1, matthews_corr, pearson, rank, spearman, task_metrics
+from workflow_scripts.glue import tasks
+from workflow_scripts.glue.metrics import accuracy, f1, matthews_corr, pearson, rank, spearman, task_metrics
 
 LABELS = [1, 0, 1, 1, 0]
 PREDS = [1, 1, 0, 1, 0]  # tp 2 (rows 0, 3), fp 1 (row 1), fn 1 (row 2), tn 1 (row 4)
@@ -40,18 +40,18 @@ def test_pearson_and_spearman_with_ties():
 
 
 def test_task_scores_average_metrics_x100():
-    mrpc = glue_data.TASKS["MRPC"]
+    mrpc = tasks.TASKS["MRPC"]
     metrics, score = task_metrics(mrpc, {"dev": (LABELS, PREDS)})
     assert metrics == pytest.approx({"f1": 100 * 4 / 6, "accuracy": 60.0})
     assert score == pytest.approx((100 * 4 / 6 + 60) / 2)
 
-    mnli = glue_data.TASKS["MNLI"]
+    mnli = tasks.TASKS["MNLI"]
     metrics, score = task_metrics(mnli, {"dev_matched": ([0, 1, 2, 2], [0, 1, 2, 0]),
                                          "dev_mismatched": ([0, 1], [1, 1])})
     assert metrics == pytest.approx({"accuracy_matched": 75.0, "accuracy_mismatched": 50.0})
     assert score == pytest.approx(62.5)
 
-    stsb = glue_data.TASKS["STS-B"]
+    stsb = tasks.TASKS["STS-B"]
     metrics, score = task_metrics(stsb, {"dev": ([1, 2, 3, 4, 5], [2, 4, 5, 4, 5])})
     assert set(metrics) == {"pearson", "spearman"}
     assert score == pytest.approx(50 * (6 / math.sqrt(60) + 7 / math.sqrt(90)))

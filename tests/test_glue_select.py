@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from workflow_scripts import grid, select_trial
+from workflow_scripts.glue import grid, select_trial
 
 
 def make_trial(root, task, lr, bs, ep, seed, score):

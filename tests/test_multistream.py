@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from multistream_data import write_multistream
 
-from workflow_scripts import corpus, download, multistream
+from workflow_scripts.data import corpus
+from workflow_scripts.data.sources import download, multistream
+from workflow_scripts.errors import BadInput
 
 PAGES_PER_STREAM = 10
 
@@ -97,17 +99,17 @@ def test_broken_multistream_is_one_clear_error(xml, tmp_path, monkeypatch):
     dump.write_bytes(bytes(data))
     out = tmp_path / "out"
     out.mkdir()
-    with pytest.raises(SystemExit, match=r"cannot read wikipedia dump .*multistream\.xml\.bz2.*bytes \d+-\d+"):
+    with pytest.raises(BadInput, match=r"cannot read wikipedia dump .*multistream\.xml\.bz2.*bytes \d+-\d+"):
         extract(dump, out, workers=2)
     assert not list(out.iterdir())  # no part, no temporary file
     # An index that does not belong to the dump is caught at the first wrong offset.
     build_multistream(xml, dump)
     index = multistream.index_for(dump)
     index.write_bytes(bz2.compress(b"100000:1:A\n300000:2:B\n"))
-    with pytest.raises(SystemExit, match=r"no bz2 stream starts at byte 100000 \(index does not match the dump\?\)"):
+    with pytest.raises(BadInput, match=r"no bz2 stream starts at byte 100000 \(index does not match the dump\?\)"):
         extract(dump, out, workers=2)
     index.write_bytes(bz2.compress(b"garbage line\n"))
-    with pytest.raises(SystemExit, match=r"index\.txt\.bz2 line 1 does not start with a byte offset"):
+    with pytest.raises(BadInput, match=r"index\.txt\.bz2 line 1 does not start with a byte offset"):
         extract(dump, out, workers=2)
 
 

@@ -11,7 +11,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from workflow_scripts import corpus
+from workflow_scripts.data import corpus
 
 RU_NAMESPACES = {-2: "Медиа", 0: "", 1: "Обсуждение", 6: "Файл", 10: "Шаблон", 14: "Категория"}
 # zhwiki's siteinfo names File and Category in English; articles also use the aliases 文件, 分类.

@@ -2,10 +2,9 @@
 import json
 import math
 
-import pytest
 
-from workflow_scripts import pretrain
-from workflow_scripts.budget import Budget
+from workflow_scripts.pretrain import train
+from workflow_scripts.pretrain.stopping import Budget
 
 
 def plan(**over):
@@ -82,7 +81,7 @@ def test_an_ended_run_resumes_only_when_its_end_no_longer_holds():
 
 
 def test_built_from_a_resolved_recipe():
-    r = pretrain.resolve_recipe(json.dumps({
+    r = train.resolve_recipe(json.dumps({
         "model": {}, "total_training_time": 2.0, "early_exit_time_marker": 0.5, "validation_interval_minutes": 10,
         "validation_interval_minutes_end": 2, "validation_end_proportion": 0.25, "max_steps": 9,
         "schedule": {"by": "step"}, "early_stopping": {"max_valid_loss": 3.0, "after_minutes": 60}}))

@@ -4,11 +4,12 @@ import os
 
 import pytest
 
-from workflow_scripts import engine, pretrain
+from workflow_scripts.pretrain import engine, train
+from workflow_scripts.errors import BadInput
 
 
 def full_recipe(**over):
-    r = pretrain.resolve_recipe(json.dumps({"model": {"hidden_size": 64, "num_layers": 2, "num_heads": 2},
+    r = train.resolve_recipe(json.dumps({"model": {"hidden_size": 64, "num_layers": 2, "num_heads": 2},
                                             "total_training_time": 0.5, "batch_size": 64,
                                             "implementation": {"micro_batch_size": 8}}))
     for key, value in over.items():
@@ -27,17 +28,17 @@ def test_resolve_recipe_fills_schema_defaults_and_rejects_typos():
     assert r["model"]["layer_norm"] == "pre" and r["model"]["intermediate_size"] == 3072
     assert r["early_exit_time_marker"] is None and r["early_stopping"] == {
         "max_valid_loss": None, "after_minutes": 720, "nonfinite_loss": True, "loss_scale_stuck_steps": 100}
-    with pytest.raises(SystemExit, match="recipe key optimizer: Additional properties.*'lr_max'"):
-        pretrain.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1, "optimizer": {"lr_max": 1}}))
-    with pytest.raises(SystemExit, match="recipe key model.layer_norm: 'middle' is not one of"):
-        pretrain.resolve_recipe(json.dumps({"total_training_time": 1, "model": {"layer_norm": "middle"}}))
-    with pytest.raises(SystemExit, match="--recipe is not valid JSON"):
-        pretrain.resolve_recipe("{model: 1}")
+    with pytest.raises(BadInput, match="recipe key optimizer: Additional properties.*'lr_max'"):
+        train.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1, "optimizer": {"lr_max": 1}}))
+    with pytest.raises(BadInput, match="recipe key model.layer_norm: 'middle' is not one of"):
+        train.resolve_recipe(json.dumps({"total_training_time": 1, "model": {"layer_norm": "middle"}}))
+    with pytest.raises(BadInput, match="--recipe is not valid JSON"):
+        train.resolve_recipe("{model: 1}")
     # A user's schedule by import path passes the schema; a bare unknown name does not.
-    pretrain.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1,
+    train.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1,
                                         "schedule": {"name": "mypkg.lr:cosine"}}))
-    with pytest.raises(SystemExit, match="recipe key schedule.name"):
-        pretrain.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1, "schedule": {"name": "cosin"}}))
+    with pytest.raises(BadInput, match="recipe key schedule.name"):
+        train.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1, "schedule": {"name": "cosin"}}))
 
 
 @pytest.mark.parametrize("recipe, message", [
@@ -56,8 +57,8 @@ def test_resolve_recipe_fills_schema_defaults_and_rejects_typos():
     ({"model": {}, "optimizer": {"name": "lamb"}}, "recipe key optimizer.name"),
 ])
 def test_cross_key_problems_stop_in_one_line(recipe, message):
-    with pytest.raises(SystemExit) as stop:
-        pretrain.resolve_recipe(json.dumps({"total_training_time": 1, **recipe}))
+    with pytest.raises(BadInput) as stop:
+        train.resolve_recipe(json.dumps({"total_training_time": 1, **recipe}))
     assert str(stop.value).startswith(message) and "\n" not in str(stop.value)
 
 
@@ -72,7 +73,7 @@ def test_deepspeed_config_is_derived_from_the_recipe():
     assert engine.ds_config(full_recipe(implementation={"precision": "bf16"}), 1)["bf16"] == {"enabled": True}
     assert "fp16" not in engine.ds_config(full_recipe(), 1) and engine.ds_config(full_recipe(), 1)[
         "gradient_accumulation_steps"] == 8
-    with pytest.raises(SystemExit, match=r"batch_size=64 is not a multiple of .*size \(8\) x processes \(3\)"):
+    with pytest.raises(BadInput, match=r"batch_size=64 is not a multiple of .*size \(8\) x processes \(3\)"):
         engine.ds_config(full_recipe(), world=3)
 
 
@@ -80,36 +81,36 @@ def test_state_key_tracks_what_changes_training_only(tmp_path):
     shard = tmp_path / "s.h5"
     shard.write_bytes(b"x" * 10)
     files = [shard]
-    base = pretrain.state_key(full_recipe(), files, 1)
-    assert base == pretrain.state_key(full_recipe(), files, 1)
+    base = train.state_key(full_recipe(), files, 1)
+    assert base == train.state_key(full_recipe(), files, 1)
     # Bookkeeping and placement that leave the trajectory alone keep the state.
     for same in (dict(validation_interval_minutes=5), dict(log_interval_steps=1), dict(checkpoint_interval_minutes=1),
                  dict(validation_max_samples=10), dict(implementation={"micro_batch_size": 4}),
                  dict(implementation={"tensorboard": True}), dict(implementation={"compile": True}),
                  dict(early_exit_time_marker=0.1), dict(early_stopping={"max_valid_loss": 2.0}),
                  dict(validation_interval_minutes_end=1.0, validation_end_proportion=0.3)):
-        assert pretrain.state_key(full_recipe(**same), files, 1) == base, same
+        assert train.state_key(full_recipe(**same), files, 1) == base, same
     # What is trained, on what, by how many processes: a fresh start.
     for other in (dict(optimizer={"lr": 2e-3}), dict(total_training_time=1.0), dict(seed=1), dict(max_steps=5),
                   dict(model={"layer_norm": "post"}), dict(implementation={"precision": "bf16"}),
                   dict(model={"type": "roberta"}), dict(schedule={"name": "cosine"}),
                   dict(optimizer={"kwargs": {"amsgrad": True}})):
-        assert pretrain.state_key(full_recipe(**other), files, 1) != base, other
-    assert pretrain.state_key(full_recipe(), files, 2) != base
+        assert train.state_key(full_recipe(**other), files, 1) != base, other
+    assert train.state_key(full_recipe(), files, 2) != base
     shard.write_bytes(b"y" * 11)                                   # a rebuilt shard
-    assert pretrain.state_key(full_recipe(), files, 1) != base
+    assert train.state_key(full_recipe(), files, 1) != base
 
 
 def test_next_multiple_skips_intervals_a_long_step_jumped_over():
-    assert pretrain.next_multiple(59.0, 30.0) == 60.0
-    assert pretrain.next_multiple(60.0, 30.0) == 90.0
-    assert pretrain.next_multiple(95.0, 30.0) == 120.0
+    assert train.next_multiple(59.0, 30.0) == 60.0
+    assert train.next_multiple(60.0, 30.0) == 90.0
+    assert train.next_multiple(95.0, 30.0) == 120.0
 
 
 def test_clock_counts_only_running_time():
     import time
 
-    clock = pretrain.Clock(10.0)
+    clock = train.Clock(10.0)
     clock.start()
     time.sleep(0.05)
     clock.pause()
@@ -120,8 +121,8 @@ def test_clock_counts_only_running_time():
 
 def test_fp16_on_cpu_is_refused_in_one_line():
     code = ("from workflow_scripts import engine; d = engine.setup_distributed(); import torch; "
-            "from workflow_scripts.bert_model import BertConfig, BertForPretraining, param_groups; "
-            "from workflow_scripts.pretrain import resolve_recipe; "
+            "from workflow_scripts.pretrain.models.bert import BertConfig, BertForPretraining, param_groups; "
+            "from workflow_scripts.pretrain.train import resolve_recipe; "
             "r = resolve_recipe('{\"model\": {}, \"total_training_time\": 1, \"batch_size\": 32, "
             "\"implementation\": {\"precision\": \"fp16\"}}'); "
             "m = BertForPretraining(BertConfig(vocab_size=10, hidden_size=8, num_layers=1, num_heads=2)); "

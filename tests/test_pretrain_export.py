@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from workflow_scripts import hf_export
-from workflow_scripts.bert_model import BertConfig, BertForPretraining
+from workflow_scripts.pretrain.models import hf_export
+from workflow_scripts.pretrain.models.bert import BertConfig, BertForPretraining
 
 
 def trained_looking(layer_norm, nsp, vocab_size):

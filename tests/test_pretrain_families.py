@@ -8,7 +8,7 @@ import torch
 
 from pretrain_data import pretrain_shards  # noqa: F401  (fixture)
 from test_pretrain_run import REPO, command, events, recipe
-from workflow_scripts import hf_families, pretrain_models
+from workflow_scripts.pretrain.models import factory, hf_families
 
 FAMILIES = ["roberta", "albert", "deberta-v2"]
 V, B, L, P = 30522, 3, 16, 4
@@ -22,7 +22,7 @@ def spec(family, **over):
 
 def tiny(family, **over):
     torch.manual_seed(0)
-    model = pretrain_models.build(spec(family, **over), {}, SPECIAL, nsp=False).model.eval()
+    model = factory.build(spec(family, **over), {}, SPECIAL, nsp=False).model.eval()
     with torch.no_grad():                    # move every weight off its init (LayerNorms, biases too)
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.02)
@@ -124,7 +124,7 @@ def test_each_family_pretrains_through_deepspeed_and_fine_tune_loads(family, pre
 
 
 def test_hf_families_ignore_nsp_labels_and_say_so():
-    built = pretrain_models.build(spec("roberta"), {}, SPECIAL, nsp=True)
+    built = factory.build(spec("roberta"), {}, SPECIAL, nsp=True)
     assert any("next-sentence labels are ignored" in n for n in built.notes)
     b = batch()
     loss, _, n = built.model(**b, next_sentence_labels=torch.tensor([0, 1, 0]))
@@ -138,9 +138,9 @@ def test_compiled_bert_layers_match_eager():
     small = {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32, "dropout": 0.0,
              "attention_dropout": 0.0}
     torch.manual_seed(0)
-    eager = pretrain_models.build(spec("bert", **small), {}, SPECIAL, nsp=False)
+    eager = factory.build(spec("bert", **small), {}, SPECIAL, nsp=False)
     torch.manual_seed(0)
-    compiled = pretrain_models.build(spec("bert", **small), {"compile": True}, SPECIAL, nsp=False)
+    compiled = factory.build(spec("bert", **small), {"compile": True}, SPECIAL, nsp=False)
     assert any("compiled" in n for n in compiled.notes)
     assert compiled.model.state_dict().keys() == eager.model.state_dict().keys()
     b = batch()

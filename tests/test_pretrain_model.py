@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from workflow_scripts.bert_model import BertConfig, BertForPretraining, param_groups
+from workflow_scripts.pretrain.models.bert import BertConfig, BertForPretraining, param_groups
 
 V, B, L, P = 500, 3, 16, 4
 

@@ -10,7 +10,8 @@ import torch
 
 from pretrain_data import pretrain_shards  # noqa: F401  (fixture)
 from test_pretrain_run import REPO, command, events, recipe
-from workflow_scripts import optimizers
+from workflow_scripts.errors import BadInput
+from workflow_scripts.pretrain import optimizers
 
 # A user's module, written to a temp folder and found through PYTHONPATH / sys.path only.
 USER_MODULE = '''
@@ -82,13 +83,13 @@ def test_a_users_class_by_import_path(user_module, tmp_path):
 
 
 def test_bad_optimizers_fail_in_one_line(user_module):
-    with pytest.raises(SystemExit, match="optimizer.name='my_opts:NOT_AN_OPTIMIZER' is not a torch.optim.Optimizer"):
+    with pytest.raises(BadInput, match="optimizer.name='my_opts:NOT_AN_OPTIMIZER' is not a torch.optim.Optimizer"):
         optimizers.make(groups(), spec(name="my_opts:NOT_AN_OPTIMIZER"), "cpu")
-    with pytest.raises(SystemExit, match="cannot import module nowhere_pkg"):
+    with pytest.raises(BadInput, match="cannot import module nowhere_pkg"):
         optimizers.make(groups(), spec(name="nowhere_pkg.opt:Opt"), "cpu")
-    with pytest.raises(SystemExit, match=r"optimizer.kwargs \{'betas2': 1\}: AdamW does not accept them"):
+    with pytest.raises(BadInput, match=r"optimizer.kwargs \{'betas2': 1\}: AdamW does not accept them"):
         optimizers.make(groups(), spec(kwargs={"betas2": 1}), "cpu")
-    with pytest.raises(SystemExit, match="optimizer.name: 'lamb' is not one of adamw, adam, sgd"):
+    with pytest.raises(BadInput, match="optimizer.name: 'lamb' is not one of adamw, adam, sgd"):
         optimizers.make(groups(), spec(name="lamb"), "cpu")
 
 

@@ -24,7 +24,7 @@ def recipe(seconds, **over):
 
 
 def command(shards, tokenizer, out: Path, rec: dict, launcher=(sys.executable,)):
-    return [*launcher, "-m", "workflow_scripts.pretrain", "--recipe", json.dumps(rec),
+    return [*launcher, "-m", "workflow_scripts.pretrain.train", "--recipe", json.dumps(rec),
             "--train", *map(str, shards["train"]), "--valid", *map(str, shards["valid"]),
             "--tokenizer", str(tokenizer), "--state-dir", str(out / "state"),
             "--model-out", str(out / "model"), "--log-out", str(out / "log.jsonl")]
@@ -231,9 +231,9 @@ def torch_equal(x, y) -> bool:
 
 ENGINE_ROUND_TRIP = """
 import sys, tempfile, torch
-from workflow_scripts import engine, shard_data
+from workflow_scripts.pretrain import batches, engine
 dist = engine.setup_distributed()
-from workflow_scripts.bert_model import BertConfig, BertForPretraining, param_groups
+from workflow_scripts.pretrain.models.bert import BertConfig, BertForPretraining, param_groups
 recipe = {"batch_size": 8, "implementation": {"micro_batch_size": 4, "precision": "fp32", "zero_stage": 0},
           "optimizer": {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.98], "eps": 1e-6, "weight_decay": 0.01,
                         "gradient_clipping": 1.0}}
@@ -242,7 +242,7 @@ def make(seed):
     m = BertForPretraining(BertConfig(vocab_size=30522, hidden_size=32, num_layers=1, num_heads=2,
                                       intermediate_size=64, dropout=0.3))
     return engine.Engine(m, param_groups(m, 0.01), recipe, dist)
-batches = list(shard_data.TrainStream([sys.argv[1]], 0, 1, 4, 2, 0).epoch(0))[:8]
+batches = list(batches.TrainStream([sys.argv[1]], 0, 1, 4, 2, 0).epoch(0))[:8]
 a = make(0)
 for b in batches[:4]:
     a.train_micro_batch(b)

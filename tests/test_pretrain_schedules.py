@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflow_scripts import schedules
-from workflow_scripts.schedules import CURVES, Progress, Schedule
+from workflow_scripts.pretrain import schedules
+from workflow_scripts.pretrain.schedules import CURVES, Progress, Schedule
+from workflow_scripts.errors import BadInput
 
 SCHEMA = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 
@@ -98,7 +99,7 @@ def test_step_clock_runs_on_optimizer_steps():
     assert s.lr(elapsed_s=9999.0, step=5) == pytest.approx(1.0)          # time is ignored
     assert s.lr(elapsed_s=0.0, step=55) == pytest.approx(1.0)            # u = 0.5 of the decay phase
     assert s.lr(elapsed_s=0.0, step=100) == 0.0
-    with pytest.raises(SystemExit, match="schedule.by: 'step' needs max_steps"):
+    with pytest.raises(BadInput, match="schedule.by: 'step' needs max_steps"):
         Schedule(spec, 1.0, budget_s=10.0, max_steps=None)
 
 
@@ -119,7 +120,7 @@ def test_user_schedule_by_import_path_with_kwargs():
     assert at("test_pretrain_schedules:half_life", 0.05) == pytest.approx(0.5)
     assert at("test_pretrain_schedules:half_life", 0.55) == pytest.approx(0.5 ** (0.5 / 0.5))
     assert at("test_pretrain_schedules:half_life", 0.55, half=0.25) == pytest.approx(0.25)
-    with pytest.raises(SystemExit, match="returned -1.0"):
+    with pytest.raises(BadInput, match="returned -1.0"):
         Schedule({"name": "test_pretrain_schedules:negative"}, 1.0, 10.0).lr(1.0, 0)
 
 
@@ -128,19 +129,19 @@ def negative(progress):
 
 
 def test_unknown_or_broken_schedules_fail_in_one_line():
-    with pytest.raises(SystemExit, match="schedule.name: 'cosin' is not one of linear, constant, exp, cosine"):
+    with pytest.raises(BadInput, match="schedule.name: 'cosin' is not one of linear, constant, exp, cosine"):
         Schedule({"name": "cosin"}, 1.0, 10.0)
-    with pytest.raises(SystemExit, match="module workflow_scripts.schedules has no attribute nope"):
-        Schedule({"name": "workflow_scripts.schedules:nope"}, 1.0, 10.0)
-    with pytest.raises(SystemExit, match="cannot import module no_such_pkg"):
+    with pytest.raises(BadInput, match="module workflow_scripts.pretrain.schedules has no attribute nope"):
+        Schedule({"name": "workflow_scripts.pretrain.schedules:nope"}, 1.0, 10.0)
+    with pytest.raises(BadInput, match="cannot import module no_such_pkg"):
         Schedule({"name": "no_such_pkg.mod:fn"}, 1.0, 10.0)
-    with pytest.raises(SystemExit, match=r"'power2' not a parameter of the poly curve \(allowed: power\)"):
+    with pytest.raises(BadInput, match=r"'power2' not a parameter of the poly curve \(allowed: power\)"):
         Schedule({"name": "poly", "kwargs": {"power2": 1}}, 1.0, 10.0)
-    with pytest.raises(SystemExit, match=r"schedule.kwargs.t_mul=0.5 must be >= 1 \(schedule cosine\)"):
+    with pytest.raises(BadInput, match=r"schedule.kwargs.t_mul=0.5 must be >= 1 \(schedule cosine\)"):
         Schedule({"name": "cosine", "kwargs": {"t_mul": 0.5}}, 1.0, 10.0)
-    with pytest.raises(SystemExit, match="cr_k=1 must be an integer >= 2"):
+    with pytest.raises(BadInput, match="cr_k=1 must be an integer >= 2"):
         Schedule({"name": "elastic_step", "kwargs": {"cr_k": 1}}, 1.0, 10.0)
-    with pytest.raises(SystemExit, match="linear curve .allowed: none"):
+    with pytest.raises(BadInput, match="linear curve .allowed: none"):
         Schedule({"name": "linear", "kwargs": {"power": 1}}, 1.0, 10.0)
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from pretrain_data import pretrain_shards  # noqa: F401  (fixture)
-from workflow_scripts import shard_data
+from workflow_scripts.pretrain import batches
+from workflow_scripts.errors import BadInput
 
 
 def rows_of(batches):
@@ -21,7 +22,7 @@ def subset(src, dst, n, drop=None):
 
 
 def test_batches_carry_the_model_arguments(pretrain_shards):
-    stream = shard_data.TrainStream([str(p) for p in pretrain_shards["train"]], 0, 1, 8, 2, seed=1)
+    stream = batches.TrainStream([str(p) for p in pretrain_shards["train"]], 0, 1, 8, 2, seed=1)
     b = next(stream.epoch(0))
     assert set(b) == {"input_ids", "attention_mask", "token_type_ids", "masked_lm_positions", "masked_lm_ids"}
     assert b["input_ids"].shape == (8, 64) and b["masked_lm_positions"].shape == (8, 10)
@@ -30,18 +31,18 @@ def test_batches_carry_the_model_arguments(pretrain_shards):
 
 def test_one_epoch_reads_each_row_once_and_epochs_reshuffle(pretrain_shards):
     paths = [str(p) for p in pretrain_shards["train"]]
-    stream = shard_data.TrainStream(paths, 0, 1, 16, 1, seed=3)
+    stream = batches.TrainStream(paths, 0, 1, 16, 1, seed=3)
     e0, e1 = rows_of(stream.epoch(0)), rows_of(stream.epoch(1))
     assert len(e0) == len(set(e0)) == 512
     assert set(e0) == set(e1) and e0 != e1
-    again = shard_data.TrainStream(paths, 0, 1, 16, 1, seed=3)
+    again = batches.TrainStream(paths, 0, 1, 16, 1, seed=3)
     assert rows_of(again.epoch(1)) == e1                     # seeded: the same order on a rerun
-    assert rows_of(shard_data.TrainStream(paths, 0, 1, 16, 1, seed=4).epoch(1)) != e1
+    assert rows_of(batches.TrainStream(paths, 0, 1, 16, 1, seed=4).epoch(1)) != e1
 
 
 def test_resuming_mid_epoch_continues_with_the_same_batches(pretrain_shards):
     paths = [str(p) for p in pretrain_shards["train"]]
-    stream = shard_data.TrainStream(paths, 0, 1, 24, 1, seed=0)   # 24 does not divide 256: batches span shards
+    stream = batches.TrainStream(paths, 0, 1, 24, 1, seed=0)   # 24 does not divide 256: batches span shards
     full = rows_of(stream.epoch(2))
     for start in (1, 10, 15):
         assert rows_of(stream.epoch(2, start)) == full[start * 24:]
@@ -52,7 +53,7 @@ def test_shards_split_across_ranks_with_equal_step_counts(pretrain_shards, tmp_p
     small = subset(train[1], tmp_path / "small.h5", 100)
     paths = [train[0], small, subset(train[0], tmp_path / "third.h5", 200)]
     # shard i -> rank i % 2: rank 0 holds 256 + 200 rows, rank 1 only 100.
-    ranks = [shard_data.TrainStream(paths, r, 2, 8, 2, seed=0) for r in range(2)]
+    ranks = [batches.TrainStream(paths, r, 2, 8, 2, seed=0) for r in range(2)]
     assert [s.share for s in ranks] == [456, 100]
     assert ranks[0].micro_per_epoch == ranks[1].micro_per_epoch == 100 // 16 * 2
     seen = [set(rows_of(s.epoch(0))) for s in ranks]
@@ -61,7 +62,7 @@ def test_shards_split_across_ranks_with_equal_step_counts(pretrain_shards, tmp_p
 
 def test_fewer_shards_than_ranks_split_rows(pretrain_shards):
     one = [str(pretrain_shards["train"][0])]
-    ranks = [shard_data.TrainStream(one, r, 3, 4, 1, seed=0) for r in range(3)]
+    ranks = [batches.TrainStream(one, r, 3, 4, 1, seed=0) for r in range(3)]
     parts = [set(rows_of(s.epoch(0))) for s in ranks]
     assert all(len(p) == 85 // 4 * 4 for p in parts)         # 256 rows -> 86, 85, 85 per rank
     assert not (parts[0] & parts[1]) and not (parts[1] & parts[2])
@@ -69,33 +70,33 @@ def test_fewer_shards_than_ranks_split_rows(pretrain_shards):
 
 def test_validation_set_is_capped_fixed_and_split(pretrain_shards):
     paths = [str(p) for p in pretrain_shards["valid"]]
-    v = shard_data.ValidSet(paths, 0, 1, 16, max_samples=40, seq_len=64)
+    v = batches.ValidSet(paths, 0, 1, 16, max_samples=40, seq_len=64)
     assert v.samples == 40 and [len(b["input_ids"]) for b in v.batches] == [16, 16, 8]
-    halves = [shard_data.ValidSet(paths, r, 2, 16, max_samples=1000, seq_len=64) for r in range(2)]
+    halves = [batches.ValidSet(paths, r, 2, 16, max_samples=1000, seq_len=64) for r in range(2)]
     assert [h.samples for h in halves] == [32, 32]
-    with pytest.raises(SystemExit, match="sequence length 64 differs from the train shards' 128"):
-        shard_data.ValidSet(paths, 0, 1, 16, max_samples=10, seq_len=128)
+    with pytest.raises(BadInput, match="sequence length 64 differs from the train shards' 128"):
+        batches.ValidSet(paths, 0, 1, 16, max_samples=10, seq_len=128)
 
 
 def test_bad_shards_stop_with_one_line_naming_file_and_dataset(pretrain_shards, tmp_path):
     good = str(pretrain_shards["train"][0])
     missing = subset(good, tmp_path / "nomask.h5", 50, drop="masked_lm_ids")
-    with pytest.raises(SystemExit, match=r"nomask.h5: missing dataset\(s\) masked_lm_ids"):
-        shard_data.TrainStream([missing], 0, 1, 8, 1, seed=0)
+    with pytest.raises(BadInput, match=r"nomask.h5: missing dataset\(s\) masked_lm_ids"):
+        batches.TrainStream([missing], 0, 1, 8, 1, seed=0)
     truncated = tmp_path / "trunc.h5"
     subset(good, truncated, 50)
     with h5py.File(truncated, "a") as f:
         data = f["segment_ids"][:40]
         del f["segment_ids"]
         f.create_dataset("segment_ids", data=data)
-    with pytest.raises(SystemExit, match=r"trunc.h5: dataset segment_ids has 40 rows, input_ids has 50"):
-        shard_data.TrainStream([str(truncated)], 0, 1, 8, 1, seed=0)
+    with pytest.raises(BadInput, match=r"trunc.h5: dataset segment_ids has 40 rows, input_ids has 50"):
+        batches.TrainStream([str(truncated)], 0, 1, 8, 1, seed=0)
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"not hdf5 at all")
-    with pytest.raises(SystemExit, match="junk.h5: not a readable HDF5 file"):
-        shard_data.TrainStream([str(junk)], 0, 1, 8, 1, seed=0)
-    with pytest.raises(SystemExit, match="fewer than one optimizer step"):
-        shard_data.TrainStream([subset(good, tmp_path / "tiny.h5", 10)], 0, 1, 8, 2, seed=0)
+    with pytest.raises(BadInput, match="junk.h5: not a readable HDF5 file"):
+        batches.TrainStream([str(junk)], 0, 1, 8, 1, seed=0)
+    with pytest.raises(BadInput, match="fewer than one optimizer step"):
+        batches.TrainStream([subset(good, tmp_path / "tiny.h5", 10)], 0, 1, 8, 2, seed=0)
 
 
 def test_nsp_labels_are_passed_when_present(wiki_dump, bert_tokenizer_dir, tmp_path):
@@ -103,7 +104,7 @@ def test_nsp_labels_are_passed_when_present(wiki_dump, bert_tokenizer_dir, tmp_p
 
     shards = build_shards(wiki_dump, bert_tokenizer_dir, tmp_path, train_shards=1, rows_per_shard=32,
                           valid_rows=8, nsp=True)
-    stream = shard_data.TrainStream([str(shards["train"][0])], 0, 1, 8, 1, seed=0)
+    stream = batches.TrainStream([str(shards["train"][0])], 0, 1, 8, 1, seed=0)
     assert stream.layout["nsp"]
     b = next(stream.epoch(0))
     assert b["next_sentence_labels"].shape == (8,)
@@ -113,8 +114,8 @@ def test_nsp_labels_are_passed_when_present(wiki_dump, bert_tokenizer_dir, tmp_p
 def test_empty_valid_shard_and_missing_file(pretrain_shards, tmp_path):
     # samples.py writes a 0-row valid shard for a one-document text part.
     empty = subset(str(pretrain_shards["valid"][0]), tmp_path / "empty.h5", 0)
-    v = shard_data.ValidSet([empty, str(pretrain_shards["valid"][0])], 0, 1, 16, max_samples=20, seq_len=64)
+    v = batches.ValidSet([empty, str(pretrain_shards["valid"][0])], 0, 1, 16, max_samples=20, seq_len=64)
     assert v.samples == 20 and [len(b["input_ids"]) for b in v.batches] == [16, 4]
-    assert shard_data.ValidSet([empty], 0, 1, 16, max_samples=20, seq_len=64).batches == []
-    with pytest.raises(SystemExit, match="shard .*nowhere.h5: no such file"):
-        shard_data.TrainStream([str(tmp_path / "nowhere.h5")], 0, 1, 8, 1, seed=0)
+    assert batches.ValidSet([empty], 0, 1, 16, max_samples=20, seq_len=64).batches == []
+    with pytest.raises(BadInput, match="shard .*nowhere.h5: no such file"):
+        batches.TrainStream([str(tmp_path / "nowhere.h5")], 0, 1, 8, 1, seed=0)

@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from workflow_scripts import grid, report, select_trial
+from workflow_scripts.glue import grid, select_trial
+from workflow_scripts.report import make_report
 
 
 def write_log(path, minutes, start_loss):
@@ -45,7 +46,7 @@ def test_report_writes_table_and_png(tmp_path):
              write_best(tmp_path, "lamb", "SST-2", {(1e-4, 1): 90.0}),
              write_best(tmp_path, "lamb", "RTE", {(1e-4, 1): 60.0})]
     table, png = tmp_path / "report/glue_dev.md", tmp_path / "report/loss_curves.png"
-    report.main(["--pretrain-logs", *map(str, logs), "--best", *map(str, bests),
+    make_report.main(["--pretrain-logs", *map(str, logs), "--best", *map(str, bests),
                  "--table-out", str(table), "--curves-out", str(png)])
     md = table.read_text()
     lines = md.splitlines()
@@ -72,7 +73,7 @@ def test_bad_log_line_is_named(tmp_path):
     log.write_text(log.read_text() + '{"event": "train", "step": 99, "elapsed\n')
     n = len(log.read_text().splitlines())
     with pytest.raises(SystemExit, match=rf"pretrain_log.jsonl, line {n}: not JSON"):
-        report.main(["--pretrain-logs", str(log), "--table-out", str(tmp_path / "t.md"),
+        make_report.main(["--pretrain-logs", str(log), "--table-out", str(tmp_path / "t.md"),
                      "--curves-out", str(tmp_path / "c.png")])
     assert not (tmp_path / "t.md").exists()
 
@@ -93,7 +94,7 @@ def test_two_runs_over_all_nine_tasks(tmp_path):
     logs = [write_log(tmp_path / "runs/adamw/pretrain_log.jsonl", 2, 10.0),
             write_log(tmp_path / "runs/lamb/pretrain_log.jsonl", 2, 9.0)]
     table = tmp_path / "glue_dev.md"
-    report.main(["--pretrain-logs", *map(str, logs), "--best", *map(str, bests), "--table-out", str(table),
+    make_report.main(["--pretrain-logs", *map(str, logs), "--best", *map(str, bests), "--table-out", str(table),
                  "--curves-out", str(tmp_path / "curves.png")])
     lines = table.read_text().splitlines()
     assert "| run | CoLA | SST-2 | MRPC | STS-B | QQP | MNLI | QNLI | RTE | WNLI | GLUE avg |" in lines
@@ -120,7 +121,7 @@ BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\
 def data_run(wiki_dump, bert_tokenizer_dir, tmp_path_factory):
     """The stats files of a tiny real run: 12 Wikipedia articles in 2 parts plus a text corpus holding a
     document twice, the duplicates between them, one shard per part; and Snakemake benchmark files."""
-    from workflow_scripts import corpus, dedup, samples
+    from workflow_scripts.data import corpus, dedup, samples
 
     root = tmp_path_factory.mktemp("data")
     text = root / "results/text"
@@ -162,7 +163,7 @@ def data_run(wiki_dump, bert_tokenizer_dir, tmp_path_factory):
 def data_report(tmp_path, corpus_stats, duplicates, sample_stats, benchmarks) -> str:
     log = write_log(tmp_path / "runs/demo/pretrain_log.jsonl", 1, 5.0)
     out = tmp_path / "report/data.md"
-    report.main(["--pretrain-logs", str(log), "--table-out", str(tmp_path / "report/glue_dev.md"),
+    make_report.main(["--pretrain-logs", str(log), "--table-out", str(tmp_path / "report/glue_dev.md"),
                  "--curves-out", str(tmp_path / "report/c.png"), "--data-out", str(out),
                  "--corpus-stats", *map(str, corpus_stats), "--duplicates", *map(str, duplicates),
                  "--sample-stats", *map(str, sample_stats), "--benchmarks", str(benchmarks)])

@@ -6,7 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from workflow_scripts import samples, shards
+from workflow_scripts.data import samples, shard_format
+from workflow_scripts.errors import BadInput
 
 SPEC = {"max_seq_length": 128, "masked_lm_prob": 0.15, "max_predictions_per_seq": 20, "dup_factor": 1,
         "short_seq_prob": 0.1, "nsp": False, "whole_word_masking": False, "valid_fraction": 0.05, "seed": 42}
@@ -16,7 +17,7 @@ CLS, SEP, MASK, PAD = 101, 102, 103, 0
 @pytest.fixture(scope="module")
 def text_part(wiki_dump, tmp_path_factory):
     """The excerpt cleaned by our corpus stage: one sentence per line, blank line between documents."""
-    from workflow_scripts import corpus
+    from workflow_scripts.data import corpus
 
     out = tmp_path_factory.mktemp("text") / "part_0.txt"
     corpus.main(["--source", json.dumps({"type": "wikipedia", "path": str(wiki_dump), "parts": 1}), "--out", str(out)])
@@ -53,7 +54,7 @@ def shard(request, text_part, bert_tokenizer_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shard")
     train, valid, counts = build(tmp, text_part, bert_tokenizer_dir, nsp=request.param)
     spec = {**SPEC, "nsp": request.param}
-    return spec, shards.load_shard(train, nsp=request.param), shards.load_shard(valid), counts
+    return spec, shard_format.load_shard(train, nsp=request.param), shard_format.load_shard(valid), counts
 
 
 def originals(rows):
@@ -90,12 +91,12 @@ def test_attrs_record_the_recipe(small_part, bert_tokenizer_dir, tmp_path):
     import hashlib
 
     train, valid, counts = build(tmp_path, small_part, bert_tokenizer_dir, nsp=True, dup_factor=2, shard_index=7)
-    attrs = shards.shard_summary(train)["attrs"]
+    attrs = shard_format.shard_summary(train)["attrs"]
     assert attrs["tokenizer_sha1"] == hashlib.sha1((bert_tokenizer_dir / "tokenizer.json").read_bytes()).hexdigest()
     assert (attrs["max_seq_length"], attrs["masked_lm_prob"], attrs["dup_factor"], attrs["seed"]) == (128, 0.15, 2, 42)
     assert (attrs["shard_index"], attrs["nsp"], attrs["split"]) == (7, True, "train")
     assert attrs["num_samples"] == counts["train_samples"] and attrs["num_documents"] == counts["train_documents"]
-    valid_attrs = shards.shard_summary(valid)["attrs"]
+    valid_attrs = shard_format.shard_summary(valid)["attrs"]
     assert (valid_attrs["split"], valid_attrs["dup_factor"]) == ("valid", 1)  # valid documents are masked once
 
 
@@ -238,7 +239,7 @@ def test_valid_split_per_document(text_part, bert_tokenizer_dir, tmp_path):
     assert other["valid_documents"] == counts["valid_documents"]
     # A tiny fraction still holds out one document, so the valid shard is never empty.
     _, valid, counts = build(tmp_path, text_part, bert_tokenizer_dir, "tiny", valid_fraction=1e-9)
-    assert counts["valid_documents"] == 1 and shards.shard_summary(valid)["num_samples"] > 0
+    assert counts["valid_documents"] == 1 and shard_format.shard_summary(valid)["num_samples"] > 0
 
 
 def test_single_document_part_has_an_empty_valid_shard(small_part, bert_tokenizer_dir, tmp_path):
@@ -246,9 +247,9 @@ def test_single_document_part_has_an_empty_valid_shard(small_part, bert_tokenize
     one_doc.write_text("".join(small_part.open().readlines()[:200]).replace("\n\n", "\n"))
     train, valid, counts = build(tmp_path, one_doc, bert_tokenizer_dir, valid_fraction=0.5)
     assert counts["documents"] == 1 and counts["train_samples"] > 0
-    summary = shards.shard_summary(valid, nsp=False)
+    summary = shard_format.shard_summary(valid, nsp=False)
     assert summary["num_samples"] == 0 and summary["max_seq_length"] == 128
-    assert shards.load_shard(valid)["input_ids"].shape == (0, 128)
+    assert shard_format.load_shard(valid)["input_ids"].shape == (0, 128)
 
 
 def test_small_chunks_give_the_same_documents(small_part, bert_tokenizer_dir, tmp_path):
@@ -258,12 +259,12 @@ def test_small_chunks_give_the_same_documents(small_part, bert_tokenizer_dir, tm
     for key in ("documents", "sentences", "tokens", "valid_documents"):
         assert chunked[key] == whole[key]
     assert 0.8 < chunked["train_samples"] / whole["train_samples"] < 1.2
-    assert shards.load_shard(train)["next_sentence_labels"].mean() > 0.45
+    assert shard_format.load_shard(train)["next_sentence_labels"].mean() > 0.45
 
 
 def test_whole_word_masking_masks_complete_words(text_part, bert_tokenizer_dir, tmp_path):
     train, _, _ = build(tmp_path, text_part, bert_tokenizer_dir, "wwm", whole_word_masking=True)
-    rows = shards.load_shard(train)
+    rows = shard_format.load_shard(train)
     tokenizer, _ = samples.load_tokenizer(bert_tokenizer_dir)
     continuation = samples.Vocab(tokenizer, bert_tokenizer_dir).continuation
     ids, pos = originals(rows), rows["masked_lm_positions"]
@@ -312,7 +313,7 @@ def test_truncation_matches_reference_loop():
 def test_extreme_settings_keep_the_invariants(spec, small_part, bert_tokenizer_dir, tmp_path):
     train, _, _ = build(tmp_path, small_part, bert_tokenizer_dir, **spec)
     length, p = spec["max_seq_length"], spec["max_predictions_per_seq"]
-    rows = shards.load_shard(train, max_seq_length=length, max_predictions=p, nsp=spec.get("nsp", False))
+    rows = shard_format.load_shard(train, max_seq_length=length, max_predictions=p, nsp=spec.get("nsp", False))
     ids, pos = originals(rows), rows["masked_lm_positions"]
     real = rows["input_mask"].sum(axis=1)
     n = (pos > 0).sum(axis=1)
@@ -328,7 +329,7 @@ def test_extreme_settings_keep_the_invariants(spec, small_part, bert_tokenizer_d
 
 
 def test_missing_tokenizer_is_one_clear_error(small_part, tmp_path):
-    with pytest.raises(SystemExit, match=f"tokenizer folder {tmp_path} has neither tokenizer.json nor vocab.txt"):
+    with pytest.raises(BadInput, match=f"tokenizer folder {tmp_path} has neither tokenizer.json nor vocab.txt"):
         build(tmp_path, small_part, tmp_path)
 
 
@@ -336,10 +337,10 @@ def test_empty_text_is_one_clear_error(bert_tokenizer_dir, tmp_path):
     for content in ("", "\n\n   \n\t\n"):
         empty = tmp_path / "part_0.txt"
         empty.write_text(content)
-        with pytest.raises(SystemExit, match=f"{empty}.*no text"):
+        with pytest.raises(BadInput, match=f"{empty}.*no text"):
             build(tmp_path, empty, bert_tokenizer_dir)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["part_0.txt"]  # no shard, no temp file left
-    with pytest.raises(SystemExit, match="missing.txt does not exist"):
+    with pytest.raises(BadInput, match="missing.txt does not exist"):
         build(tmp_path, tmp_path / "missing.txt", bert_tokenizer_dir)
 
 
@@ -349,7 +350,7 @@ def test_cli_contract(small_part, bert_tokenizer_dir, tmp_path, capsys):
                   "--shard-index", "3", "--train-out", str(train), "--valid-out", str(valid)])
     log = capsys.readouterr().out
     assert "documents" in log and "tokens/s" in log and "masked 0.1" in log and "padding" in log
-    assert shards.shard_summary(train)["attrs"]["shard_index"] == 3 and valid.exists()
+    assert shard_format.shard_summary(train)["attrs"]["shard_index"] == 3 and valid.exists()
     spec = dict(SPEC)
     del spec["seed"]
     with pytest.raises(SystemExit, match="lacks seed"):
@@ -362,29 +363,29 @@ def test_validator_rejects_truncated_and_malformed_shards(small_part, bert_token
     good = train.read_bytes()
     bad = tmp_path / "bad.h5"
     bad.write_bytes(good[: len(good) // 2])
-    with pytest.raises(shards.ShardError, match=f"{bad}.*truncated"):
-        shards.open_shard(bad)
+    with pytest.raises(shard_format.ShardError, match=f"{bad}.*truncated"):
+        shard_format.open_shard(bad)
     bad.write_bytes(good)
     with h5py.File(bad, "a") as f:
         del f["masked_lm_ids"]
-    with pytest.raises(shards.ShardError, match=f"{bad}: missing dataset.*masked_lm_ids"):
-        shards.load_shard(bad)
+    with pytest.raises(shard_format.ShardError, match=f"{bad}: missing dataset.*masked_lm_ids"):
+        shard_format.load_shard(bad)
     bad.write_bytes(good)
     with h5py.File(bad, "a") as f:
         data = f["segment_ids"][:]
         del f["segment_ids"]
         f["segment_ids"] = data.astype(np.int64)
-    with pytest.raises(shards.ShardError, match="segment_ids has dtype int64, expected int8"):
-        shards.open_shard(bad)
+    with pytest.raises(shard_format.ShardError, match="segment_ids has dtype int64, expected int8"):
+        shard_format.open_shard(bad)
     bad.write_bytes(good)
     with h5py.File(bad, "a") as f:
         f["next_sentence_labels"].resize((5,))
-    with pytest.raises(shards.ShardError, match="next_sentence_labels has 5 rows"):
-        shards.open_shard(bad)
-    with pytest.raises(shards.ShardError, match="NSP expected False"):
-        shards.open_shard(train, nsp=False)
-    with pytest.raises(shards.ShardError, match="expected max_seq_length 512"):
-        shards.open_shard(train, max_seq_length=512)
-    with pytest.raises(shards.ShardError, match="no such file"):
-        shards.open_shard(tmp_path / "nope.h5")
+    with pytest.raises(shard_format.ShardError, match="next_sentence_labels has 5 rows"):
+        shard_format.open_shard(bad)
+    with pytest.raises(shard_format.ShardError, match="NSP expected False"):
+        shard_format.open_shard(train, nsp=False)
+    with pytest.raises(shard_format.ShardError, match="expected max_seq_length 512"):
+        shard_format.open_shard(train, max_seq_length=512)
+    with pytest.raises(shard_format.ShardError, match="no such file"):
+        shard_format.open_shard(tmp_path / "nope.h5")
     assert os.path.getsize(train) == len(good)  # the checks never touch the shard they read

@@ -6,7 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from workflow_scripts import corpus, dedup, samples, shards
+from workflow_scripts.data import corpus, dedup, samples, shard_format
+from workflow_scripts.errors import BadInput
 
 SPEC = {"max_seq_length": 128, "masked_lm_prob": 0.15, "max_predictions_per_seq": 20, "dup_factor": 1,
         "short_seq_prob": 0.0, "nsp": False, "whole_word_masking": False, "valid_fraction": 0.2, "seed": 42,
@@ -78,7 +79,7 @@ def test_a_stale_duplicates_file_is_one_clear_error(wiki_docs, bert_tokenizer_di
     dup_json = tmp_path / "text" / "a" / "duplicates.json"
     dedup.find_duplicates([], hashes, dup_json)
     part.write_text(part.read_text() + "A document added after the duplicates were found.\n\n")
-    with pytest.raises(SystemExit, match=r"part_0\.txt holds 6 documents, the duplicates file .* expects 5"):
+    with pytest.raises(BadInput, match=r"part_0\.txt holds 6 documents, the duplicates file .* expects 5"):
         build(tmp_path, part, bert_tokenizer_dir, duplicates=dup_json)
     assert not list(tmp_path.glob("s_*.h5"))
 
@@ -96,7 +97,7 @@ def test_chars_per_token_filter_drops_tables_code_and_unspellable_text(wiki_docs
     tokenizer, _ = samples.load_tokenizer(bert_tokenizer_dir)
     junk_ids = set(tokenizer.encode(" ".join(TABLE.split("\n")[:3]), add_special_tokens=False).ids) - set(
         samples.tokenize_documents(tokenizer, wiki_docs[:10])[0].tokens.tolist())
-    train = shards.load_shard(tmp_path / "cpt_train.h5")
+    train = shard_format.load_shard(tmp_path / "cpt_train.h5")
     assert junk_ids and not junk_ids & set(np.unique(train["input_ids"]).tolist())
     _, _, counts, _ = build(tmp_path, part, bert_tokenizer_dir, "off", min_chars_per_token=0)
     assert counts["low_chars_per_token_dropped"] == 0 and counts["documents"] == 13
@@ -109,7 +110,7 @@ def test_chars_per_token_filter_warns_and_explains_an_emptied_part(bert_tokenize
     build(tmp_path, part, bert_tokenizer_dir, valid_fraction=0)
     assert "WARNING: min_chars_per_token=3 dropped 3 of 4 documents" in capsys.readouterr().out
     part.write_text((RUSSIAN + "\n\n") * 2, encoding="utf-8")
-    with pytest.raises(SystemExit, match=r"holds no text left after the filters: of 2 documents, 0 are duplicates "
+    with pytest.raises(BadInput, match=r"holds no text left after the filters: of 2 documents, 0 are duplicates "
                                          r".*2 are below samples\.min_chars_per_token=3 \(0 switches that filter off"):
         build(tmp_path, part, bert_tokenizer_dir, "empty")
 
@@ -158,7 +159,7 @@ def test_stats_json_holds_counts_and_sample_statistics(weighted):
     assert stats["documents"] == {"read": 30, "duplicates_dropped": 0, "low_chars_per_token_dropped": 0,
                                   "empty_dropped": 0, "used": 30, "train": counts["train_documents"],
                                   "valid": counts["valid_documents"], "weighted_out": 0}
-    rows = shards.load_shard(train_file)
+    rows = shard_format.load_shard(train_file)
     real = rows["input_mask"].sum(axis=1)
     train = stats["train"]
     assert train["samples"] == len(real) == counts["train_samples"]

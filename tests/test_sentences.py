@@ -1,7 +1,7 @@
 """The rule-based sentence splitter: abbreviations, initials, numbers, quotes, non-Latin scripts."""
 import pytest
 
-from workflow_scripts.sentences import split_sentences
+from workflow_scripts.data.sentences import split_sentences
 
 
 @pytest.mark.parametrize("text, expected", [

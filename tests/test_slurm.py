@@ -216,7 +216,7 @@ def test_submission_zip_is_complete(slurm_demo):
         assert set(zf.namelist()) == SUBMISSION_FILES
         for name in zf.namelist():
             assert zf.read(name).decode().splitlines()[0] == "index\tprediction"
-    check = subprocess.run([sys.executable, "-m", "workflow_scripts.validate_submission", str(slurm_demo["dir"] / "submission.zip")],
+    check = subprocess.run([sys.executable, "-m", "workflow_scripts.glue.validate_submission", str(slurm_demo["dir"] / "submission.zip")],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
 

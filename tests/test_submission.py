@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from workflow_scripts import glue_data, submission, validate_submission
+from workflow_scripts.glue import readers, submission, tasks, validate_submission
 
 NAMES = ["CoLA.tsv", "SST-2.tsv", "MRPC.tsv", "STS-B.tsv", "QQP.tsv", "MNLI-m.tsv", "MNLI-mm.tsv", "QNLI.tsv",
          "RTE.tsv", "WNLI.tsv", "AX.tsv"]
@@ -23,10 +23,10 @@ def smoke(repo_root):
 def predictions(smoke, tmp_path):
     """results/runs/<run>/glue/<task>/best_predictions.tsv for all nine tasks, over the smoke test files."""
     paths = []
-    for name, task in glue_data.TASKS.items():
+    for name, task in tasks.TASKS.items():
         rows = ["split\tindex\tprediction"]
         for split in task.test:
-            for k, ex in enumerate(glue_data.read_dir_split(task, split, smoke)):
+            for k, ex in enumerate(readers.read_dir_split(task, split, smoke)):
                 value = f"{k % 6 * 0.9:.3f}" if task.is_regression else task.labels[k % task.num_labels]
                 rows.append(f"{split.name}\t{ex.index}\t{value}")
         path = tmp_path / "glue" / name / "best_predictions.tsv"
@@ -85,11 +85,11 @@ def test_outputs_are_readable_by_group_and_others(predictions, tmp_path):
 
 def test_validator_cli_exit_codes(predictions, smoke, tmp_path, repo_root):
     path = make(predictions, tmp_path)
-    ok = subprocess.run([sys.executable, "-m", "workflow_scripts.validate_submission", str(path), "--glue-dir", str(smoke)],
+    ok = subprocess.run([sys.executable, "-m", "workflow_scripts.glue.validate_submission", str(path), "--glue-dir", str(smoke)],
                         capture_output=True, text=True, cwd=repo_root)
     assert ok.returncode == 0 and "ok" in ok.stdout
     bad = rezip(path, tmp_path / "bad.zip", lambda n, t: None if n == "QQP.tsv" else (n, t))
-    failed = subprocess.run([sys.executable, "-m", "workflow_scripts.validate_submission", str(bad)],
+    failed = subprocess.run([sys.executable, "-m", "workflow_scripts.glue.validate_submission", str(bad)],
                             capture_output=True, text=True, cwd=repo_root)
     assert failed.returncode == 1 and "missing QQP.tsv" in failed.stdout
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from workflow_scripts import corpus, tokenizer
+from workflow_scripts.data import corpus, tokenizer
 
 SENTENCES = ["Anarchism is a political philosophy that advocates self-governed societies.",
              "Pierre-Joseph Proudhon (1809–1865) wrote What is Property?", "Ἀχιλλεύς and 東京 too."]
@@ -111,7 +111,7 @@ def test_errors_are_one_clear_line(repo_root, tmp_path):
                         "--out", str(tmp_path / "t")])
     assert not (tmp_path / "t").exists()
     # as the rule runs it; the hub is unreachable here, so a name that is not a folder fails fast offline
-    run = subprocess.run([sys.executable, "-m", "workflow_scripts.tokenizer", "--spec",
+    run = subprocess.run([sys.executable, "-m", "workflow_scripts.data.tokenizer", "--spec",
                           json.dumps({"pretrained": str(tmp_path / "no-such-tokenizer")}), "--texts",
                           "--out", str(tmp_path / "t")], cwd=repo_root, capture_output=True, text=True,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})

@@ -1,5 +1,5 @@
 """Wikitext cleaning, one markup family per test, on snippets in real Wikipedia markup."""
-from workflow_scripts.wikitext import WikitextCleaner
+from workflow_scripts.data.sources.wikitext import WikitextCleaner
 
 clean = WikitextCleaner().paragraphs
 

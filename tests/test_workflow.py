@@ -72,7 +72,7 @@ def test_demo_ends_with_a_valid_submission(demo):
     with zipfile.ZipFile(demo / "submission.zip") as zf:
         n_cola = len((smoke / "CoLA" / "test.tsv").read_text().splitlines()) - 1
         assert len(zf.read("CoLA.tsv").decode().splitlines()) - 1 == n_cola
-    check = subprocess.run([sys.executable, "-m", "workflow_scripts.validate_submission", str(demo / "submission.zip")],
+    check = subprocess.run([sys.executable, "-m", "workflow_scripts.glue.validate_submission", str(demo / "submission.zip")],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
 

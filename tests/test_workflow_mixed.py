@@ -14,7 +14,7 @@ import pytest
 import yaml
 from test_workflow import copy_repo, planned_jobs, snakemake
 
-from workflow_scripts import corpus, samples
+from workflow_scripts.data import corpus, samples
 
 pytestmark = pytest.mark.workflow
 

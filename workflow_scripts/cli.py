@@ -1,6 +1,23 @@
 """What the stage scripts' command lines share: JSON arguments and JSON input records, each failing in one line."""
+import functools
 import json
 from pathlib import Path
+
+from workflow_scripts.errors import BadInput
+
+
+def one_line_errors(main):
+    """Wrap a script's main(): a BadInput becomes its message alone on stderr and exit status 1
+    (SystemExit), never a traceback. Everything else is a bug and keeps its traceback."""
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except BadInput as e:
+            raise SystemExit(str(e)) from None
+
+    return wrapped
 
 
 def json_object(text: str, flag: str, prog: str = "") -> dict:
@@ -12,9 +29,9 @@ def json_object(text: str, flag: str, prog: str = "") -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise SystemExit(f"{where}: not valid JSON ({e})") from None
+        raise BadInput(f"{where}: not valid JSON ({e})") from None
     if not isinstance(value, dict):
-        raise SystemExit(f"{where}: expected a JSON object, got {type(value).__name__}")
+        raise BadInput(f"{where}: expected a JSON object, got {type(value).__name__}")
     return value
 
 
@@ -24,17 +41,17 @@ def read_record(path, required: tuple) -> dict:
     the object under its first part."""
     path = Path(path)
     if not path.is_file():
-        raise SystemExit(f"{path}: file not found")
+        raise BadInput(f"{path}: file not found")
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SystemExit(f"{path}: not valid JSON ({e})") from None
+        raise BadInput(f"{path}: not valid JSON ({e})") from None
     if not isinstance(record, dict):
-        raise SystemExit(f"{path}: expected a JSON object, got {type(record).__name__}")
+        raise BadInput(f"{path}: expected a JSON object, got {type(record).__name__}")
     for key in required:
         inner = record
         for part in key.split("."):
             if not isinstance(inner, dict) or part not in inner:
-                raise SystemExit(f"{path}: missing key {key!r}")
+                raise BadInput(f"{path}: missing key {key!r}")
             inner = inner[part]
     return record

@@ -5,9 +5,10 @@ the workflow is parsed, before any job is planned.
 """
 import copy
 from pathlib import Path
+from workflow_scripts.errors import BadInput
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInput):
     pass
 
 
@@ -58,7 +59,7 @@ def validate(config: dict, schema_path) -> None:
 
 
 def check(config: dict) -> None:
-    from workflow_scripts import recipe_checks  # light: no torch, no user modules
+    from workflow_scripts.pretrain import recipe_checks  # light: no torch, no user modules
 
     for run, recipe in config["runs"].items():
         problem = recipe_checks.problem(recipe)

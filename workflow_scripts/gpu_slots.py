@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from workflow_scripts.errors import BadInput
+from workflow_scripts.cli import one_line_errors
 
 
 def visible_gpus() -> list[str]:
@@ -85,6 +87,7 @@ def acquire(gpus: list[str], n: int, locks: Path, poll_s: float = 2.0) -> dict[s
         time.sleep(poll_s * random.uniform(0.5, 1.5))
 
 
+@one_line_errors
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("gpus", type=int, help="GPUs the command needs (the rule's gpu resource)")
@@ -92,9 +95,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
-        raise SystemExit("gpu_slots: no command given (usage: python -m workflow_scripts.gpu_slots N -- COMMAND ...)")
+        raise BadInput("gpu_slots: no command given (usage: python -m workflow_scripts.gpu_slots N -- COMMAND ...)")
     if args.gpus < 0:
-        raise SystemExit(f"gpu_slots: GPU count must be >= 0, got {args.gpus}")
+        raise BadInput(f"gpu_slots: GPU count must be >= 0, got {args.gpus}")
     if "SLURM_JOB_ID" in os.environ:
         pass  # SLURM already gave the job its GPUs (and a multi-node launch asks srun for them)
     elif args.gpus == 0:
@@ -104,7 +107,7 @@ def main(argv=None):
         gpus = visible_gpus()
         if gpus:
             if args.gpus > len(gpus):
-                raise SystemExit(f"gpu_slots: the job needs {args.gpus} GPUs, this machine offers {len(gpus)} ({','.join(gpus)})")
+                raise BadInput(f"gpu_slots: the job needs {args.gpus} GPUs, this machine offers {len(gpus)} ({','.join(gpus)})")
             held = acquire(gpus, args.gpus, lock_dir())
             for fd in held.values():
                 os.set_inheritable(fd, True)  # the exec'd command keeps holding the locks
@@ -113,7 +116,7 @@ def main(argv=None):
     try:
         os.execvp(command[0], command)
     except OSError as e:
-        raise SystemExit(f"gpu_slots: cannot run {command[0]!r}: {e.strerror}")
+        raise BadInput(f"gpu_slots: cannot run {command[0]!r}: {e.strerror}")
 
 
 if __name__ == "__main__":

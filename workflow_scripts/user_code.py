@@ -7,6 +7,7 @@ folder; `python -m` puts the working directory on sys.path), or a folder on PYTH
 """
 import importlib
 import re
+from workflow_scripts.errors import BadInput
 
 # "package.module:attribute" (dotted module path, one attribute name).
 PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$")
@@ -19,13 +20,13 @@ def is_import_path(name: str) -> bool:
 def load(name: str, key: str):
     """The object `name` points to; `key` is the config key, for the error message."""
     if not is_import_path(name):
-        raise SystemExit(f"{key}={name!r} is not of the form 'package.module:name'")
+        raise BadInput(f"{key}={name!r} is not of the form 'package.module:name'")
     module, _, attr = name.partition(":")
     try:
         obj = getattr(importlib.import_module(module), attr)
     except ImportError as e:
-        raise SystemExit(f"{key}={name!r}: cannot import module {module} ({e}); is it on the job's "
+        raise BadInput(f"{key}={name!r}: cannot import module {module} ({e}); is it on the job's "
                          "PYTHONPATH or in the workflow folder?") from None
     except AttributeError:
-        raise SystemExit(f"{key}={name!r}: module {module} has no attribute {attr}") from None
+        raise BadInput(f"{key}={name!r}: module {module} has no attribute {attr}") from None
     return obj

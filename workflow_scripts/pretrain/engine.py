@@ -9,7 +9,8 @@ import os
 import socket
 from dataclasses import dataclass
 
-from workflow_scripts import optimizers
+from workflow_scripts.pretrain import optimizers
+from workflow_scripts.errors import BadInput
 
 
 @dataclass
@@ -73,7 +74,7 @@ def setup_distributed(want_gpu: bool = True) -> Dist:
 def accumulation_steps(batch_size: int, micro_batch_size: int, world: int) -> int:
     per_pass = micro_batch_size * world
     if batch_size % per_pass:
-        raise SystemExit(f"batch_size={batch_size} is not a multiple of implementation.micro_batch_size "
+        raise BadInput(f"batch_size={batch_size} is not a multiple of implementation.micro_batch_size "
                          f"({micro_batch_size}) x processes ({world}) = {per_pass}")
     return batch_size // per_pass
 
@@ -113,9 +114,9 @@ class Engine:
         precision = recipe["implementation"]["precision"]
         acc = get_accelerator()
         if precision == "fp16" and not dist.device.startswith("cuda"):
-            raise SystemExit("implementation.precision=fp16 needs a GPU (this machine has none): use fp32 or bf16")
+            raise BadInput("implementation.precision=fp16 needs a GPU (this machine has none): use fp32 or bf16")
         if precision == "bf16" and not acc.is_bf16_supported():
-            raise SystemExit("implementation.precision=bf16 is not supported on this device: use fp32 or fp16")
+            raise BadInput("implementation.precision=bf16 is not supported on this device: use fp32 or fp16")
         self.config = ds_config(recipe, dist.world)
         optimizer = optimizers.make(param_groups, recipe["optimizer"], dist.device)
         self.ds, self.optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=self.config)
@@ -217,7 +218,7 @@ class Engine:
         path, client_state = self.ds.load_checkpoint(folder, tag=tag, load_optimizer_states=True,
                                                      load_lr_scheduler_states=False)
         if path is None:
-            raise SystemExit(f"checkpoint {os.path.join(folder, tag)} could not be loaded")
+            raise BadInput(f"checkpoint {os.path.join(folder, tag)} could not be loaded")
         self._no_raise_at_min_scale()
         rng_file = os.path.join(folder, tag, f"rng_rank{self.dist.rank}.pt")
         if os.path.exists(rng_file):

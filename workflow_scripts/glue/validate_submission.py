@@ -15,7 +15,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-from workflow_scripts import glue_data
+from workflow_scripts.glue import readers, tasks
+from workflow_scripts.errors import BadInput
+from workflow_scripts.cli import one_line_errors
 
 OFFICIAL_ROWS = {"AX.tsv": 1104, "CoLA.tsv": 1063, "MNLI-m.tsv": 9796, "MNLI-mm.tsv": 9847, "MRPC.tsv": 1725,
                  "QNLI.tsv": 5740, "QQP.tsv": 390965, "RTE.tsv": 3000, "SST-2.tsv": 1821, "STS-B.tsv": 1379,
@@ -26,7 +28,7 @@ MAX_ROW_PROBLEMS = 10  # per file: a wholly wrong QQP.tsv would otherwise print 
 
 def check_rows(name: str, text: str) -> tuple:
     """(problems, number of rows) for one submission file's text."""
-    task = glue_data.TASKS[glue_data.SUBMISSION_FILES[name][0]]
+    task = tasks.TASKS[tasks.SUBMISSION_FILES[name][0]]
     lines = text.splitlines()
     if not lines:
         return [f"{name}: empty file (expected the header {HEADER!r} and one row per test example)"], 0
@@ -62,12 +64,12 @@ def check_rows(name: str, text: str) -> tuple:
 def expected_counts(glue_dir: Path) -> tuple:
     """({file name: test rows in glue_dir}, problems reading them)."""
     counts, problems = {}, []
-    for name, (task_name, split_name) in glue_data.SUBMISSION_FILES.items():
-        task = glue_data.TASKS[task_name]
+    for name, (task_name, split_name) in tasks.SUBMISSION_FILES.items():
+        task = tasks.TASKS[task_name]
         split = next(s for s in task.test if s.name == split_name)
         try:
-            counts[name] = len(glue_data.read_dir_split(task, split, glue_dir))
-        except SystemExit as e:
+            counts[name] = len(readers.read_dir_split(task, split, glue_dir))
+        except BadInput as e:
             problems.append(f"--glue-dir: {e}")
     return counts, problems
 
@@ -88,19 +90,19 @@ def validate(zip_path, glue_dir=None, official=None) -> tuple:
             base = name.rstrip("/").rsplit("/", 1)[-1]
             if info.is_dir():
                 problems.append(f"{zip_path}: holds a folder {name!r}; the server wants the 11 files at the zip root")
-            elif "/" in name and base in glue_data.SUBMISSION_FILES:
+            elif "/" in name and base in tasks.SUBMISSION_FILES:
                 problems.append(f"{zip_path}: {name} is inside folder {name.rsplit('/', 1)[0]!r}; "
                                 f"the server wants {base} at the zip root (zip the files, not their folder)")
-            elif name not in glue_data.SUBMISSION_FILES:
+            elif name not in tasks.SUBMISSION_FILES:
                 problems.append(f"{zip_path}: unexpected file {name!r} (the server wants exactly "
-                                f"{', '.join(glue_data.SUBMISSION_FILES)})")
+                                f"{', '.join(tasks.SUBMISSION_FILES)})")
             else:
                 try:
                     texts[name] = zf.read(name).decode("utf-8")
                 except UnicodeDecodeError as e:
                     problems.append(f"{name}: not UTF-8 text ({e})")
                     texts[name] = None
-    missing = [n for n in glue_data.SUBMISSION_FILES if n not in texts]
+    missing = [n for n in tasks.SUBMISSION_FILES if n not in texts]
     if missing:
         problems.append(f"{zip_path}: missing {', '.join(missing)} at the zip root")
     rows = {}
@@ -126,6 +128,7 @@ def validate(zip_path, glue_dir=None, official=None) -> tuple:
     return problems, notes
 
 
+@one_line_errors
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("zip", type=Path, help="the submission.zip to check")

@@ -21,6 +21,7 @@ import collections
 import io
 import re
 from pathlib import Path
+from workflow_scripts.errors import BadInput
 
 GROUP_BYTES = 4 << 20      # compressed bytes per decompression task (~16 MB of XML) at most ...
 MIN_TASKS_PER_WORKER = 8   # ... but a small dump is still cut into this many tasks per worker
@@ -82,10 +83,10 @@ def index_stream_starts(index: Path):
             try:
                 offset = int(head)
             except ValueError:
-                raise SystemExit(f"corpus: {index} line {number} does not start with a byte offset: "
+                raise BadInput(f"corpus: {index} line {number} does not start with a byte offset: "
                                  f"{line[:60]!r}") from None
             if offset < last:
-                raise SystemExit(f"corpus: {index} line {number}: offset {offset} goes backwards")
+                raise BadInput(f"corpus: {index} line {number}: offset {offset} goes backwards")
             if offset > last:
                 yield offset
                 last = offset

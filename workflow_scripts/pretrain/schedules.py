@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass
 
 from workflow_scripts import user_code
+from workflow_scripts.errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ class Schedule:
     def __init__(self, spec: dict, peak_lr: float, budget_s: float, max_steps: int | None = None):
         problem = check(spec, max_steps)
         if problem:
-            raise SystemExit(problem)
+            raise BadInput(problem)
         self.spec, self.peak_lr, self.budget_s, self.max_steps = spec, peak_lr, budget_s, max_steps
         self.name = spec.get("name", "linear")
         self.by = spec.get("by", "time")
@@ -163,7 +164,7 @@ class Schedule:
         else:
             fn = user_code.load(self.name, "schedule.name")
             if not callable(fn):
-                raise SystemExit(f"schedule.name={self.name!r} is not a function")
+                raise BadInput(f"schedule.name={self.name!r} is not a function")
             self.after_warmup = lambda p: fn(p, **self.kwargs)
 
     def fraction(self, elapsed_s: float, step: int) -> float:
@@ -181,7 +182,7 @@ class Schedule:
             m = float(self.after_warmup(Progress(fraction=f, decay=min(max(u, 0.0), 1.0), step=step,
                                                  elapsed_s=elapsed_s)))
         if not m >= 0:   # also catches NaN
-            raise SystemExit(f"schedule {self.name!r} returned {m} at progress {f:.4f}")
+            raise BadInput(f"schedule {self.name!r} returned {m} at progress {f:.4f}")
         return m
 
     def lr(self, elapsed_s: float, step: int) -> float:

@@ -1,6 +1,6 @@
 """One corpus source -> N text parts: one sentence per line, a blank line after each document.
 
-    python -m workflow_scripts.corpus --source '<json corpus entry>' --out part_0.txt ... part_{N-1}.txt
+    python -m workflow_scripts.data.corpus --source '<json corpus entry>' --out part_0.txt ... part_{N-1}.txt
         [--hashes doc_hashes.npz] [--stats stats.json] [--workers N]
 
 The source is one entry of config `corpora:` (schema $defs.corpus). Documents are streamed from
@@ -16,7 +16,7 @@ kept. The rest of the source is never read.
 
 --hashes writes, per kept document in the order read, a 64-bit hash of its text as written
 (sentences joined by newlines: NFC, whitespace collapsed) and its part: arrays `hash` (uint64),
-`part` (uint32) and `part_names` (the part file names), for workflow_scripts.dedup.
+`part` (uint32) and `part_names` (the part file names), for workflow_scripts.data.dedup.
 --stats writes what was read, kept and dropped (and why) as JSON (see `stats_record`).
 """
 import argparse
@@ -32,8 +32,9 @@ from collections import Counter
 from pathlib import Path
 
 from workflow_scripts import atomic
-from workflow_scripts.cli import json_object
-from workflow_scripts.sentences import split_sentences
+from workflow_scripts.cli import json_object, one_line_errors
+from workflow_scripts.data.sentences import split_sentences
+from workflow_scripts.errors import BadInput
 
 # Default minimum document size (characters after cleaning) when the source leaves it null:
 # Wikipedia stubs and leftovers of list pages carry little text; the user's own documents are
@@ -73,7 +74,7 @@ class WikiSentences:
     """An article's wikitext -> its sentences; a picklable callable, so worker processes can run it."""
 
     def __init__(self, namespaces: dict):
-        from workflow_scripts.wikitext import WikitextCleaner
+        from workflow_scripts.data.sources.wikitext import WikitextCleaner
 
         self.cleaner = WikitextCleaner(namespaces)
 
@@ -106,23 +107,23 @@ def open_source(source: dict, stats: Counter, workers: int = 1, pool=None):
     """
     kind = source["type"]
     if kind == "wikipedia":
-        from workflow_scripts.wikidump import WikiDump
+        from workflow_scripts.data.sources.wikidump import WikiDump
 
         # With worker processes, decompression gets a process too (bz2 is ~half the work): the
         # pool's, stream groups in parallel, for a multistream dump; else an external bzip2.
         dump = WikiDump(source["path"], external_bz2=workers > 1, pool=pool, workers=workers)
         return _wiki_articles(dump, stats), WikiSentences(dump.read_namespaces())
     if kind == "text":
-        from workflow_scripts import textfiles
+        from workflow_scripts.data.sources import textfiles
 
         texts = textfiles.iter_documents(source["path"], source.get("text_column", "text"))
     elif kind == "huggingface":
-        from workflow_scripts import hfdataset
+        from workflow_scripts.data.sources import hfdataset
 
         texts = hfdataset.iter_documents(source["name"], source.get("config"), source.get("split", "train"),
                                          source.get("text_column", "text"), source.get("path"))
     else:
-        raise SystemExit(f"corpus: unknown source type {kind!r} (allowed: wikipedia, text, huggingface)")
+        raise BadInput(f"corpus: unknown source type {kind!r} (allowed: wikipedia, text, huggingface)")
     return _counted(texts, stats), text_sentences
 
 
@@ -137,7 +138,7 @@ def _allow_open_files(n: int) -> None:
         wanted = n if hard == resource.RLIM_INFINITY else min(n, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
         if wanted < n:
-            raise SystemExit(f"corpus: {n - 64} parts need {n} open files, the limit is {hard}; lower `parts`")
+            raise BadInput(f"corpus: {n - 64} parts need {n} open files, the limit is {hard}; lower `parts`")
 
 
 class PartWriter:
@@ -289,10 +290,10 @@ def extract(source: dict, outputs: list[Path], progress_every: int = 10000, work
                 stats["read ahead when the cap was reached"] = stats["read"] - accounted
                 break
         if stats["kept"] == 0:
-            raise SystemExit(f"corpus: no documents kept from {describe(source)} "
+            raise BadInput(f"corpus: no documents kept from {describe(source)} "
                              f"({stats['read']} read; {format_drops(stats) or 'nothing dropped'})")
         if stats["kept"] < len(outputs):
-            raise SystemExit(f"corpus: {describe(source)} gave {stats['kept']} documents, fewer than parts="
+            raise BadInput(f"corpus: {describe(source)} gave {stats['kept']} documents, fewer than parts="
                              f"{len(outputs)}: some parts would be empty; lower `parts` for this corpus")
     except BaseException:
         if writer is not None:
@@ -340,6 +341,7 @@ def format_drops(stats: Counter) -> str:
     return "; ".join(f"{k}: {v}" for k, v in sorted(stats.items()) if k.startswith("dropped"))
 
 
+@one_line_errors
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", required=True, help="one corpus entry of the config, as JSON")
@@ -352,7 +354,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     source = json_object(args.source, "--source", "corpus")
     if len(set(args.out)) != len(args.out):
-        raise SystemExit("corpus: --out lists the same file twice")
+        raise BadInput("corpus: --out lists the same file twice")
     extract(source, args.out, args.progress_every, max(args.workers, 1), args.hashes, args.stats)
 
 

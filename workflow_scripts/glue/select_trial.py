@@ -1,6 +1,6 @@
 """Pick a task's best fine-tuning trial: best mean dev score over seeds, then its best seed.
 
-    python -m workflow_scripts.select_trial --task CoLA --metrics <every trial's dev_metrics.json> \\
+    python -m workflow_scripts.glue.select_trial --task CoLA --metrics <every trial's dev_metrics.json> \\
         --best-out .../best.json --predictions-out .../best_predictions.tsv [--model-out .../best_model]
 
 Trials are grouped by (lr, batch_size, epochs); the group with the highest mean score wins
@@ -17,8 +17,10 @@ import os
 import shutil
 from pathlib import Path
 
-from workflow_scripts import atomic, glue_data
-from workflow_scripts.cli import read_record
+from workflow_scripts import atomic
+from workflow_scripts.glue import tasks
+from workflow_scripts.cli import one_line_errors, read_record
+from workflow_scripts.errors import BadInput
 
 GROUP_KEYS = ("lr", "batch_size", "epochs")
 
@@ -28,11 +30,11 @@ def load_trial(path: Path, task: str) -> dict:
     record = read_record(path, ("task", "hparams", "score", "metrics"))
     for key in GROUP_KEYS + ("seed",):
         if key not in record["hparams"]:
-            raise SystemExit(f"{path}: hparams lacks {key!r}")
+            raise BadInput(f"{path}: hparams lacks {key!r}")
     if record["task"] != task:
-        raise SystemExit(f"{path}: a {record['task']} trial, but --task is {task}")
+        raise BadInput(f"{path}: a {record['task']} trial, but --task is {task}")
     if not isinstance(record["score"], (int, float)) or not math.isfinite(record["score"]):
-        raise SystemExit(f"{path}: score {record['score']!r} is not a finite number")
+        raise BadInput(f"{path}: score {record['score']!r} is not a finite number")
     return record
 
 
@@ -57,7 +59,7 @@ def link_or_copy(src, dst) -> None:
 def export_model(src: Path, out: Path) -> None:
     """The chosen trial's model folder -> `out`, via a temp folder and a rename (never half a model)."""
     if not (src / "config.json").is_file():
-        raise SystemExit(f"{src}: no fine-tuned model here (config.json missing; its trial ran without --model-out?)")
+        raise BadInput(f"{src}: no fine-tuned model here (config.json missing; its trial ran without --model-out?)")
     with atomic.replacing_dir(out) as tmp:
         # Dot files are Snakemake's bookkeeping (.snakemake_timestamp), not the model's: a shared
         # hard link there would let Snakemake's touch of one folder date the other.
@@ -65,9 +67,10 @@ def export_model(src: Path, out: Path) -> None:
                         ignore=shutil.ignore_patterns(".*"))
 
 
+@one_line_errors
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", required=True, choices=list(glue_data.TASKS))
+    parser.add_argument("--task", required=True, choices=list(tasks.TASKS))
     parser.add_argument("--metrics", required=True, nargs="+", type=Path, help="every trial's dev_metrics.json")
     parser.add_argument("--best-out", required=True, type=Path)
     parser.add_argument("--predictions-out", required=True, type=Path)
@@ -78,7 +81,7 @@ def main(argv=None):
     chosen, group_score = select(records)
     source = args.metrics[chosen].parent / "test_predictions.tsv"
     if not source.is_file():
-        raise SystemExit(f"{source}: file not found (the chosen trial's test predictions)")
+        raise BadInput(f"{source}: file not found (the chosen trial's test predictions)")
     trials = [{"trial": p.parent.name, "hparams": r["hparams"], "score": r["score"], "metrics": r["metrics"],
                "chosen": i == chosen} for i, (p, r) in enumerate(zip(args.metrics, records))]
     best = {"task": args.task, "chosen": args.metrics[chosen].parent.name,

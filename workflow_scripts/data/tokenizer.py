@@ -1,6 +1,6 @@
 """The workflow's tokenizer folder: a pretrained one copied, or a BERT WordPiece trained on the text parts.
 
-    python -m workflow_scripts.tokenizer --spec '<json tokenizer config>' --texts [part files...] --out DIR
+    python -m workflow_scripts.data.tokenizer --spec '<json tokenizer config>' --texts [part files...] --out DIR
 
 spec is config `tokenizer:`, either {pretrained: <local dir or hub name>} or
 {train: {vocab_size, min_frequency, lowercase}}. DIR is written whole or not at all (built in a
@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from workflow_scripts import atomic
-from workflow_scripts.cli import json_object
+from workflow_scripts.cli import json_object, one_line_errors
+from workflow_scripts.errors import BadInput
 
 # BERT's special tokens, in the order a trained vocabulary gets them: [PAD] is id 0, which the
 # samples and models assume for padding.
@@ -47,13 +48,13 @@ def load_pretrained(name: str):
     except Exception as e:  # offline hub, missing files, unknown class: all land here
         where = f"folder {folder}" if folder.exists() else f"{name!r} (not a local folder; as a hub name)"
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SystemExit(f"tokenizer: cannot load pretrained tokenizer {where}: {first_line}") from None
+        raise BadInput(f"tokenizer: cannot load pretrained tokenizer {where}: {first_line}") from None
     if getattr(tok, "backend_tokenizer", None) is None:
-        raise SystemExit(f"tokenizer: {name} loads as a slow (Python) tokenizer; the workflow needs a fast one "
+        raise BadInput(f"tokenizer: {name} loads as a slow (Python) tokenizer; the workflow needs a fast one "
                          "(a folder with tokenizer.json, or a WordPiece vocab.txt)")
     missing = [k for k in REQUIRED_SPECIALS if getattr(tok, k, None) is None]
     if missing:
-        raise SystemExit(f"tokenizer: {name} has no {', '.join(missing)}: masked-LM pretraining needs "
+        raise BadInput(f"tokenizer: {name} has no {', '.join(missing)}: masked-LM pretraining needs "
                          "pad, cls, sep and mask tokens")
     return tok
 
@@ -79,9 +80,9 @@ def train_wordpiece(texts: list[Path], vocab_size: int = 30522, min_frequency: i
 
     missing = [str(p) for p in texts if not Path(p).is_file()]
     if missing:
-        raise SystemExit(f"tokenizer: text part {missing[0]} does not exist")
+        raise BadInput(f"tokenizer: text part {missing[0]} does not exist")
     if not texts or not any(Path(p).stat().st_size for p in texts):
-        raise SystemExit("tokenizer: no text to train on (--texts is empty or every part is empty)")
+        raise BadInput("tokenizer: no text to train on (--texts is empty or every part is empty)")
     tok = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"]))
     # BERT's normalizer: cleans control characters, spaces CJK characters, and lowercases and
     # strips accents together (strip_accents=None follows lowercase), as in the original vocab.
@@ -111,12 +112,13 @@ def save(tok, out: Path) -> None:
         if backend["model"]["type"] == "WordPiece":
             vocab = sorted(tok.backend_tokenizer.get_vocab(with_added_tokens=True).items(), key=lambda kv: kv[1])
             if [i for _, i in vocab] != list(range(len(vocab))):
-                raise SystemExit("tokenizer: the vocabulary's ids are not 0..N-1; cannot write vocab.txt")
+                raise BadInput("tokenizer: the vocabulary's ids are not 0..N-1; cannot write vocab.txt")
             (tmp / "vocab.txt").write_text("".join(t + "\n" for t, _ in vocab), encoding="utf-8")
         specials = {k: str(v) for k, v in tok.special_tokens_map.items() if isinstance(v, str)}
         (tmp / "special_tokens_map.json").write_text(json.dumps(specials, indent=2) + "\n")
 
 
+@one_line_errors
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", required=True, help="config `tokenizer:` as JSON")
@@ -136,7 +138,7 @@ def main(argv=None):
             print(f"tokenizer: note: the text yields only {len(tok)} of vocab_size={train['vocab_size']} "
                   f"entries (min_frequency={train['min_frequency']}); the vocabulary is that size", flush=True)
     else:
-        raise SystemExit("tokenizer: the spec needs `pretrained` (a folder or hub name) or `train` ({vocab_size, ...})")
+        raise BadInput("tokenizer: the spec needs `pretrained` (a folder or hub name) or `train` ({vocab_size, ...})")
     save(tok, args.out)
     ids = {k: tok.convert_tokens_to_ids(getattr(tok, k)) for k in SPECIAL_TOKENS if getattr(tok, k, None)}
     print(f"tokenizer: wrote {args.out} in {time.monotonic() - start:.1f} s: vocabulary {len(tok)}, "

@@ -15,6 +15,7 @@ A user's class is called as Class(param_groups, lr=lr, **kwargs). Each group car
 group["weight_decay"], as torch's optimizers do, and take lr from group["lr"] at each step.
 """
 from workflow_scripts import user_code
+from workflow_scripts.errors import BadInput
 
 BUILT_IN = ("adamw", "adam", "sgd")
 
@@ -32,7 +33,7 @@ def make(param_groups: list, opt: dict, device: str):
 
     problem = check(opt)
     if problem:
-        raise SystemExit(problem)
+        raise BadInput(problem)
     name, lr, extra = opt["name"], opt["lr"], dict(opt.get("kwargs") or {})
     if name in ("adamw", "adam"):
         kwargs = dict(lr=lr, betas=tuple(opt["betas"]), eps=opt["eps"])
@@ -46,9 +47,9 @@ def make(param_groups: list, opt: dict, device: str):
     else:
         cls = user_code.load(name, "optimizer.name")
         if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
-            raise SystemExit(f"optimizer.name={name!r} is not a torch.optim.Optimizer subclass")
+            raise BadInput(f"optimizer.name={name!r} is not a torch.optim.Optimizer subclass")
         kwargs = dict(lr=lr)
     try:
         return cls(param_groups, **kwargs, **extra)
     except TypeError as e:
-        raise SystemExit(f"optimizer.kwargs {extra}: {cls.__name__} does not accept them ({e})") from None
+        raise BadInput(f"optimizer.kwargs {extra}: {cls.__name__} does not accept them ({e})") from None

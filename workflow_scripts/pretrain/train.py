@@ -1,10 +1,10 @@
 """Pretrain a BERT-family model on masked-LM shards for a fixed training-time budget through DeepSpeed.
 
-One process (`python -m workflow_scripts.pretrain ...`) or N ranks (`torchrun --nproc_per_node N -m ...`).
+One process (`python -m workflow_scripts.pretrain.train ...`) or N ranks (`torchrun --nproc_per_node N -m ...`).
 The loop reads straight through: schedule, accumulate, agree, step, log, validate, checkpoint.
-The model (model.type: our BERT, RoBERTa, ALBERT, DeBERTa-v2) comes from pretrain_models.py,
+The model (model.type: our BERT, RoBERTa, ALBERT, DeBERTa-v2) comes from factory.py,
 the optimizer from optimizers.py, the LR curve from schedules.py, and when to validate and stop
-from budget.py (time budget, early_exit_time_marker, max_steps, early stopping).
+from stopping.py (time budget, early_exit_time_marker, max_steps, early stopping).
 
 Time: `elapsed` is TRAINING time only (forward, backward, step, and reading batches). Startup,
 validation, checkpointing and export are excluded, so the LR curve and the stop depend on how much
@@ -32,7 +32,7 @@ losses since the last train line, over all ranks; tokens: non-padding tokens); v
 elapsed_s, valid_loss} (masked-LM cross-entropy per masked token over the capped valid set; NSP
 not included); resume {step, elapsed_s} where a run picked up a checkpoint; end {step, elapsed_s,
 reason, detail} last, reason one of budget | early_exit | max_steps | nonfinite_loss | loss_scale |
-valid_loss (see budget.py). With implementation.tensorboard the same scalars go to TensorBoard.
+valid_loss (see stopping.py). With implementation.tensorboard the same scalars go to TensorBoard.
 """
 import argparse
 import copy
@@ -45,8 +45,10 @@ import shutil
 import signal
 import time
 from pathlib import Path
+from workflow_scripts.errors import BadInput
+from workflow_scripts.cli import one_line_errors
 
-SCHEMA = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
+SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 # Recipe keys that change neither what is trained nor the checkpoint layout: editing them
 # must not throw a run's state away. micro_batch_size: the data position is kept in samples.
 # Where a run stops early (early_exit_time_marker, early_stopping) is no part of the trajectory either:
@@ -78,18 +80,18 @@ def resolve_recipe(text: str) -> dict:
     try:
         recipe = json.loads(text)
     except json.JSONDecodeError as e:
-        raise SystemExit(f"--recipe is not valid JSON: {e}")
+        raise BadInput(f"--recipe is not valid JSON: {e}")
     full = yaml.safe_load(SCHEMA.read_text())
     base = validators.extend(Draft202012Validator, {"properties": _fill_defaults(Draft202012Validator)})
     error = next(iter(base({**full["$defs"]["run"], "$defs": full["$defs"]}).iter_errors(recipe)), None)
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "(top)"
-        raise SystemExit(f"recipe key {where}: {error.message}")
-    from workflow_scripts import recipe_checks
+        raise BadInput(f"recipe key {where}: {error.message}")
+    from workflow_scripts.pretrain import recipe_checks
 
     problem = recipe_checks.problem(recipe)
     if problem:
-        raise SystemExit(f"recipe key {problem}")
+        raise BadInput(f"recipe key {problem}")
     return recipe
 
 
@@ -182,35 +184,38 @@ class StopSignal:
         print(f"received {signal.Signals(signum).name}: checkpointing after this step", flush=True)
 
 
+@one_line_errors
 def main(argv=None):
     args = parse_args(argv)
     recipe = resolve_recipe(args.recipe)
     stop = StopSignal()
     t_start = time.perf_counter()
 
-    from workflow_scripts import atomic, budget, engine, hf_export, pretrain_models, schedules, shard_data, tb_log
+    from workflow_scripts import atomic
+    from workflow_scripts.pretrain import batches, engine, schedules, stopping, tb_log
+    from workflow_scripts.pretrain.models import factory, hf_export
 
     dist = engine.setup_distributed(want_gpu=recipe["implementation"]["gpus"] > 0)
     import torch
 
-    from workflow_scripts.bert_model import param_groups
+    from workflow_scripts.pretrain.models.bert import param_groups
 
-    impl, plan = recipe["implementation"], budget.Budget.from_recipe(recipe)
+    impl, plan = recipe["implementation"], stopping.Budget.from_recipe(recipe)
     micro = impl["micro_batch_size"]
     accumulation = engine.accumulation_steps(recipe["batch_size"], micro, dist.world)
 
     # ---- data and model ----
     if not Path(args.tokenizer).is_dir():
-        raise SystemExit(f"--tokenizer {args.tokenizer}: no such folder")
+        raise BadInput(f"--tokenizer {args.tokenizer}: no such folder")
     tok = hf_export.tokenizer_special_ids(args.tokenizer)
-    stream = shard_data.TrainStream(args.train, dist.rank, dist.world, micro, accumulation, recipe["seed"])
+    stream = batches.TrainStream(args.train, dist.rank, dist.world, micro, accumulation, recipe["seed"])
     seq_len = stream.layout["seq_len"]
-    valid = shard_data.ValidSet(args.valid, dist.rank, dist.world, micro, recipe["validation_max_samples"], seq_len)
+    valid = batches.ValidSet(args.valid, dist.rank, dist.world, micro, recipe["validation_max_samples"], seq_len)
     if seq_len > recipe["model"]["max_position_embeddings"]:
-        raise SystemExit(f"shards hold sequences of {seq_len} tokens but model.max_position_embeddings is "
+        raise BadInput(f"shards hold sequences of {seq_len} tokens but model.max_position_embeddings is "
                          f"{recipe['model']['max_position_embeddings']}")
     torch.manual_seed(recipe["seed"])              # the same initial weights on every rank
-    built = pretrain_models.build(recipe["model"], impl, tok, stream.layout["nsp"])
+    built = factory.build(recipe["model"], impl, tok, stream.layout["nsp"])
     model = built.model
     n_params = sum(p.numel() for p in model.parameters())   # before ZeRO-3 partitions them away
     eng = engine.Engine(model, param_groups(model, recipe["optimizer"]["weight_decay"]), recipe, dist)

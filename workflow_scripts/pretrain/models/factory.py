@@ -13,6 +13,7 @@ long runs; it changes nothing but float rounding.
 """
 from dataclasses import dataclass
 from typing import Any, Callable
+from workflow_scripts.errors import BadInput
 
 TYPES = ("bert", "roberta", "albert", "deberta-v2")
 # Family-specific keys of `model:` and each family's default (the recipe's null = that default).
@@ -50,11 +51,11 @@ def build(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:
     shards carry next-sentence labels."""
     problem = check(spec, impl)
     if problem:
-        raise SystemExit(problem)
+        raise BadInput(problem)
     family = spec["type"]
     if family == "bert":
-        from workflow_scripts import hf_export
-        from workflow_scripts.bert_model import BertConfig, BertForPretraining
+        from workflow_scripts.pretrain.models import hf_export
+        from workflow_scripts.pretrain.models.bert import BertConfig, BertForPretraining
 
         keys = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "layer_norm", "dropout",
                 "attention_dropout", "max_position_embeddings")
@@ -70,7 +71,7 @@ def build(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:
 
     import json
 
-    from workflow_scripts import hf_families
+    from workflow_scripts.pretrain.models import hf_families
 
     config = hf_families.hf_config(spec, special)
     model = hf_families.MaskedLM(family, config)

@@ -1,16 +1,18 @@
 """Open and validate masked-LM HDF5 shards (academic-budget-bert layout); one clear error per bad shard.
 
-    python -m workflow_scripts.shards results/samples/train/shard_*.h5   # one summary line per shard
+    python -m workflow_scripts.data.shard_format results/samples/train/shard_*.h5   # one summary line per shard
 
 Layout: input_ids i4 [N, L], input_mask i1 [N, L], segment_ids i1 [N, L],
 masked_lm_positions i4 [N, P], masked_lm_ids i4 [N, P] (zero-padded past the real
 predictions; position 0 is [CLS] and never predicted, so the first 0 ends the list),
-next_sentence_labels i1 [N] only with NSP. Attrs (from workflow_scripts.samples):
+next_sentence_labels i1 [N] only with NSP. Attrs (from workflow_scripts.data.samples):
 tokenizer_sha1, max_seq_length, max_predictions_per_seq, masked_lm_prob, dup_factor, seed,
 shard_index, nsp, num_samples, split, ...
 """
 import argparse
 from pathlib import Path
+from workflow_scripts.errors import BadInput
+from workflow_scripts.cli import one_line_errors
 
 # name -> (numpy dtype, trailing dimension: "L", "P" or None for [N])
 DATASETS = {
@@ -23,7 +25,7 @@ DATASETS = {
 NSP = ("next_sentence_labels", ("int8", None))
 
 
-class ShardError(SystemExit):
+class ShardError(BadInput):
     """A shard that cannot be used; the message names the file and what is wrong. Uncaught, it exits with it."""
 
 
@@ -125,6 +127,7 @@ def load_shard(path, **expect) -> dict:
     return arrays
 
 
+@one_line_errors
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("shards", nargs="+", type=Path)

@@ -25,8 +25,8 @@ ignored by these families (RoBERTa and DeBERTa dropped NSP; see ALBERT above).
 import torch.nn.functional as F
 from torch import nn
 
-from workflow_scripts.bert_model import gather_masked
-from workflow_scripts.pretrain_models import FAMILY_KEYS
+from workflow_scripts.pretrain.models.bert import gather_masked
+from workflow_scripts.pretrain.models.factory import FAMILY_KEYS
 
 FAMILIES = ("roberta", "albert", "deberta-v2")
 
@@ -115,7 +115,7 @@ def export(state: dict, family: str, config, tokenizer_dir: str, out_dir: str) -
     """Our wrapper's full state dict -> the stock model's save_pretrained folder, plus the tokenizer."""
     from transformers.utils import logging as hf_logging
 
-    from workflow_scripts import hf_export
+    from workflow_scripts.pretrain.models import hf_export
 
     hf_logging.disable_progress_bar()      # a one-file progress bar is noise in the rule's log
     model = _classes(family)[1](config)

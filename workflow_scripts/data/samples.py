@@ -35,7 +35,7 @@ What differs from the reference, and why:
   valid shard unchanged and validation losses stay comparable across such edits.
 
 Before packing, three filters drop whole documents, each counted in the log and the stats
-JSON: exact duplicates named by the duplicates file (workflow_scripts.dedup: the first copy
+JSON: exact duplicates named by the duplicates file (workflow_scripts.data.dedup: the first copy
 across all corpora is kept), documents with fewer than samples.min_chars_per_token characters
 per token (Cramming's filter against tables, code and text the vocabulary cannot spell), and
 documents without a token. A corpus `weight` w makes each train document go through
@@ -53,7 +53,8 @@ import time
 from pathlib import Path
 
 from workflow_scripts import atomic
-from workflow_scripts.cli import json_object
+from workflow_scripts.cli import json_object, one_line_errors
+from workflow_scripts.errors import BadInput
 
 CHUNK_CHARS = 1 << 20     # characters of text read and tokenized at a time
 # Documents are packed and masked in pools of at least this many tokens and documents: bounds
@@ -82,7 +83,7 @@ def read_documents(path: Path):
                     yield doc
                     doc = []
     except UnicodeDecodeError as e:
-        raise SystemExit(f"samples: {path} is not UTF-8 text ({e.reason} at byte {e.start} of a read block)")
+        raise BadInput(f"samples: {path} is not UTF-8 text ({e.reason} at byte {e.start} of a read block)")
     if doc:
         yield doc
 
@@ -118,7 +119,7 @@ class Vocab:
         for name in ("[CLS]", "[SEP]", "[MASK]", "[PAD]"):
             ids[name] = tokenizer.token_to_id(name)
             if ids[name] is None:
-                raise SystemExit(f"samples: tokenizer {source} has no {name} token (a BERT WordPiece vocab is needed)")
+                raise BadInput(f"samples: tokenizer {source} has no {name} token (a BERT WordPiece vocab is needed)")
         self.cls, self.sep, self.mask, self.pad = ids["[CLS]"], ids["[SEP]"], ids["[MASK]"], ids["[PAD]"]
         self.size = tokenizer.get_vocab_size()
         special = [i for i, tok in tokenizer.get_added_tokens_decoder().items() if tok.special]
@@ -155,7 +156,7 @@ def load_tokenizer(folder: Path):
         file = folder / "vocab.txt"
         tokenizer = AutoTokenizer.from_pretrained(str(folder)).backend_tokenizer
     else:
-        raise SystemExit(f"samples: tokenizer folder {folder} has neither tokenizer.json nor vocab.txt")
+        raise BadInput(f"samples: tokenizer folder {folder} has neither tokenizer.json nor vocab.txt")
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return tokenizer, hashlib.sha1(file.read_bytes()).hexdigest()
@@ -559,24 +560,24 @@ def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, 
     """Write the train and valid shards of one text part; return counts. `tokenizer` overrides the folder's.
 
     weight: the part's corpus weight; train documents get dup_factor x weight passes (document_passes).
-    duplicates: the JSON of workflow_scripts.dedup; this part's listed documents are skipped.
+    duplicates: the JSON of workflow_scripts.data.dedup; this part's listed documents are skipped.
     stats_out: where to write the counts and sample statistics as JSON (see `stats_record`).
     """
     import numpy as np
 
     text, tokenizer_dir = Path(text), Path(tokenizer_dir)
     if not text.is_file():
-        raise SystemExit(f"samples: text part {text} does not exist")
+        raise BadInput(f"samples: text part {text} does not exist")
     if not weight > 0:
-        raise SystemExit(f"samples: --weight must be > 0, got {weight}")
+        raise BadInput(f"samples: --weight must be > 0, got {weight}")
     rust, sha1 = load_tokenizer(tokenizer_dir)
     tokenizer = tokenizer or rust
     vocab = Vocab(tokenizer, tokenizer_dir)
     if spec["max_seq_length"] < 8:
-        raise SystemExit(f"samples.max_seq_length={spec['max_seq_length']} is too short (at least 8)")
+        raise BadInput(f"samples.max_seq_length={spec['max_seq_length']} is too short (at least 8)")
     expected_docs, drop = None, set()
     if duplicates is not None:
-        from workflow_scripts.dedup import part_drops
+        from workflow_scripts.data.dedup import part_drops
 
         expected_docs, drop = part_drops(duplicates, text)
     min_cpt = spec.get("min_chars_per_token", 0.0) or 0.0
@@ -641,10 +642,10 @@ def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, 
                   f"{counts['tokens']} tokens, {train.rows} train + {valid.rows} valid samples, "
                   f"{counts['tokens'] / elapsed:,.0f} tokens/s, peak RSS {peak_rss_mb():.0f} MB", flush=True)
         if expected_docs is not None and counts["documents_read"] != expected_docs:
-            raise SystemExit(f"samples: {text} holds {counts['documents_read']} documents, the duplicates file "
+            raise BadInput(f"samples: {text} holds {counts['documents_read']} documents, the duplicates file "
                              f"{duplicates} expects {expected_docs}: it was written for another version of the part")
         if counts["tokens"] == 0:
-            raise SystemExit(no_text_message(text, counts, min_cpt))
+            raise BadInput(no_text_message(text, counts, min_cpt))
         train.attrs["num_documents"] = counts["train_documents"]
         valid.attrs["num_documents"] = counts["valid_documents"]
         train.close()
@@ -703,6 +704,7 @@ def stats_record(text: Path, shard_index: int, spec: dict, weight: float, counts
             "seconds": round(counts["seconds"], 3)}
 
 
+@one_line_errors
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", required=True, help="the config's samples section as JSON")
@@ -715,14 +717,14 @@ def main(argv=None):
     parser.add_argument("--valid-out", required=True, type=Path)
     parser.add_argument("--weight", type=float, default=1.0,
                         help="the part's corpus weight: train documents get dup_factor x weight passes")
-    parser.add_argument("--duplicates", type=Path, help="duplicates JSON (workflow_scripts.dedup): documents to skip")
+    parser.add_argument("--duplicates", type=Path, help="duplicates JSON (workflow_scripts.data.dedup): documents to skip")
     parser.add_argument("--stats-out", type=Path, help="write counts and sample statistics here (JSON)")
     args = parser.parse_args(argv)
     spec = json_object(args.spec, "--spec", "samples")
     missing = [k for k in ("max_seq_length", "masked_lm_prob", "max_predictions_per_seq", "dup_factor",
                            "short_seq_prob", "nsp", "valid_fraction", "seed") if k not in spec]
     if missing:
-        raise SystemExit(f"samples: --spec lacks {', '.join(missing)}")
+        raise BadInput(f"samples: --spec lacks {', '.join(missing)}")
     print("samples: spec " + json.dumps(spec, sort_keys=True), flush=True)
     build_shards(spec, args.tokenizer, args.text, args.shard_index, args.train_out, args.valid_out,
                  weight=args.weight, duplicates=args.duplicates, stats_out=args.stats_out)

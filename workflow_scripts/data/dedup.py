@@ -1,9 +1,9 @@
 """Exact duplicate documents of one corpus, against itself and the corpora before it: which (part, document) the sample builder skips.
 
-    python -m workflow_scripts.dedup --earlier results/text/wiki/doc_hashes.npz ... \\
+    python -m workflow_scripts.data.dedup --earlier results/text/wiki/doc_hashes.npz ... \\
         --hashes results/text/mine/doc_hashes.npz --out results/text/mine/duplicates.json
 
-Each hash file is one corpus's (workflow_scripts.corpus --hashes): per kept document, in the
+Each hash file is one corpus's (workflow_scripts.data.corpus --hashes): per kept document, in the
 order read, the 64-bit hash of its cleaned text and its part. A corpus is named by its file's
 folder. --earlier lists the corpora before this one in config order, in that order. A document
 is a duplicate when an earlier one has the same hash, "earlier" meaning an earlier corpus in
@@ -24,6 +24,8 @@ import argparse
 import os
 import time
 from pathlib import Path
+from workflow_scripts.errors import BadInput
+from workflow_scripts.cli import one_line_errors
 
 
 def load_hashes(path: Path):
@@ -31,14 +33,14 @@ def load_hashes(path: Path):
     import numpy as np
 
     if not path.is_file():
-        raise SystemExit(f"dedup: document hashes {path} do not exist")
+        raise BadInput(f"dedup: document hashes {path} do not exist")
     try:
         with np.load(path, allow_pickle=False) as f:
             hashes, parts, names = f["hash"], f["part"], [str(n) for n in f["part_names"]]
     except (OSError, ValueError, KeyError) as e:
-        raise SystemExit(f"dedup: {path} is not a document-hash file from workflow_scripts.corpus ({e})") from None
+        raise BadInput(f"dedup: {path} is not a document-hash file from workflow_scripts.data.corpus ({e})") from None
     if hashes.dtype != np.uint64 or len(hashes) != len(parts) or (len(parts) and parts.max() >= len(names)):
-        raise SystemExit(f"dedup: {path}: hash and part arrays disagree (truncated or foreign file?)")
+        raise BadInput(f"dedup: {path}: hash and part arrays disagree (truncated or foreign file?)")
     return hashes, parts, names
 
 
@@ -62,7 +64,7 @@ def find_duplicates(earlier: list[Path], hash_file: Path, out: Path) -> dict:
     out, files = Path(out), [*map(Path, earlier), Path(hash_file)]
     names = [p.parent.name for p in files]
     if len(set(names)) != len(names):
-        raise SystemExit(f"dedup: two hash files in one folder: {', '.join(map(str, files))}")
+        raise BadInput(f"dedup: two hash files in one folder: {', '.join(map(str, files))}")
     # Earlier corpora: only their hashes matter (8 bytes a document).
     earlier_hashes = [load_hashes(p)[0] for p in files[:-1]]
     hashes, parts, part_names = load_hashes(files[-1])
@@ -95,15 +97,16 @@ def part_drops(duplicates: Path, part: Path) -> tuple[int, set]:
     try:
         data = json.loads(duplicates.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise SystemExit(f"samples: cannot read duplicates file {duplicates} ({e})") from None
+        raise BadInput(f"samples: cannot read duplicates file {duplicates} ({e})") from None
     key = Path(os.path.relpath(part.resolve(), duplicates.resolve().parent)).as_posix()
     entry = data.get("parts", {}).get(key)
     if entry is None:
-        raise SystemExit(f"samples: duplicates file {duplicates} has no entry for {key} "
+        raise BadInput(f"samples: duplicates file {duplicates} has no entry for {key} "
                          "(written for another corpus? rerun its find_duplicate_documents job)")
     return entry["documents"], set(entry["drop"])
 
 
+@one_line_errors
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--earlier", nargs="*", default=[], type=Path,

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from workflow_scripts import atomic
+from workflow_scripts.errors import BadInput
 
 
 def _layer_map(i: int, pre_ln: bool) -> dict:
@@ -105,7 +106,7 @@ def tokenizer_special_ids(tokenizer_dir: str) -> dict:
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     if tok.pad_token_id is None:
-        raise SystemExit(f"tokenizer {tokenizer_dir}: has no padding token ([PAD]); the model needs one")
+        raise BadInput(f"tokenizer {tokenizer_dir}: has no padding token ([PAD]); the model needs one")
     return {"vocab_size": len(tok), "pad": tok.pad_token_id, "cls": tok.cls_token_id, "sep": tok.sep_token_id}
 
 

@@ -12,6 +12,7 @@ collective the others never reach; a bigger share loses a different random tail 
 import math
 
 import numpy as np
+from workflow_scripts.errors import BadInput
 
 REQUIRED = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids")
 NSP = "next_sentence_labels"
@@ -23,10 +24,10 @@ ARGUMENTS = {"input_ids": "input_ids", "input_mask": "attention_mask", "segment_
 
 def shard_info(path: str) -> dict:
     """Rows, sequence length, predictions per row and NSP presence; the layout is checked by
-    shards.py (the sample builder's validator), whose errors name the file and the problem."""
-    from workflow_scripts import shards
+    shard_format.py (the sample builder's validator), whose errors name the file and the problem."""
+    from workflow_scripts.data import shard_format
 
-    s = shards.shard_summary(path)
+    s = shard_format.shard_summary(path)
     return {"path": str(path), "rows": s["num_samples"], "seq_len": s["max_seq_length"],
             "predictions": s["max_predictions"], "nsp": s["nsp"]}
 
@@ -34,12 +35,12 @@ def shard_info(path: str) -> dict:
 def check_consistent(infos: list, what: str) -> dict:
     """All shards of a set must agree on L, P and NSP, since batches mix rows across shards."""
     if not infos:
-        raise SystemExit(f"no {what} shards given")
+        raise BadInput(f"no {what} shards given")
     first = infos[0]
     for info in infos[1:]:
         for key in ("seq_len", "predictions", "nsp"):
             if info[key] != first[key]:
-                raise SystemExit(f"{what} shard {info['path']}: {key}={info[key]} but {first['path']} has {first[key]}")
+                raise BadInput(f"{what} shard {info['path']}: {key}={info[key]} but {first['path']} has {first[key]}")
     return first
 
 
@@ -54,9 +55,9 @@ def read_rows(path: str, rows: np.ndarray, with_nsp: bool) -> dict:
     """The given rows of one shard (in the given order) as numpy arrays. The whole shard is read
     and value-checked (positions inside the sequence, 0/1 masks) before an in-memory gather:
     h5py's fancy indexing is slow and wants sorted rows."""
-    from workflow_scripts import shards
+    from workflow_scripts.data import shard_format
 
-    arrays = shards.load_shard(path)
+    arrays = shard_format.load_shard(path)
     return {name: arrays[name][rows] for name in REQUIRED + ((NSP,) if with_nsp else ())}
 
 
@@ -79,7 +80,7 @@ class TrainStream:
         per_step = micro_batch * accumulation
         self.steps_per_epoch = min(shares) // per_step
         if self.steps_per_epoch == 0:
-            raise SystemExit(f"train shards hold {min(shares)} samples for the smallest of {world} rank(s), fewer than "
+            raise BadInput(f"train shards hold {min(shares)} samples for the smallest of {world} rank(s), fewer than "
                              f"one optimizer step needs ({micro_batch} x {accumulation} accumulation): lower "
                              "batch_size or build more samples")
         self.micro_per_epoch = self.steps_per_epoch * accumulation
@@ -122,7 +123,7 @@ class ValidSet:
         infos = [shard_info(p) for p in paths]
         layout = check_consistent(infos, "valid")
         if layout["seq_len"] != seq_len:
-            raise SystemExit(f"valid shard {infos[0]['path']}: sequence length {layout['seq_len']} differs from "
+            raise BadInput(f"valid shard {infos[0]['path']}: sequence length {layout['seq_len']} differs from "
                              f"the train shards' {seq_len}")
         cap = math.ceil(max_samples / world)
         parts, have = [], 0

@@ -10,7 +10,7 @@ MNLI model): its encoder is kept and its classification head replaced by a new o
 task. `--model-out` keeps the fine-tuned model (Hugging Face folder with tokenizer), marked
 with the task it was fine-tuned on (config.json `finetuning_task`).
 
-    python -m workflow_scripts.finetune --task CoLA --glue '{"source": "dir", "path": "demo/glue_smoke"}' \\
+    python -m workflow_scripts.glue.finetune --task CoLA --glue '{"source": "dir", "path": "demo/glue_smoke"}' \\
         --model results/runs/demo/model --hparams '{"lr": 1e-4, "batch_size": 16, "epochs": 2, "seed": 1}' \\
         --settings '{"max_seq_length": 128, ...}' --metrics-out dev_metrics.json --predictions-out test_predictions.tsv \\
         [--model-out model/] [--cache-dir datasets_cache/]
@@ -22,15 +22,17 @@ import random
 import time
 from pathlib import Path
 
-from workflow_scripts import atomic, glue_data, glue_metrics
-from workflow_scripts.cli import json_object
+from workflow_scripts import atomic
+from workflow_scripts.glue import metrics, readers, tasks
+from workflow_scripts.cli import json_object, one_line_errors
+from workflow_scripts.errors import BadInput
 
 PRINT_EVERY = 10  # progress lines per trial (plus the first step)
 
 
 def need(d: dict, key: str, where: str):
     if key not in d:
-        raise SystemExit(f"{where}: missing key {key!r}")
+        raise BadInput(f"{where}: missing key {key!r}")
     return d[key]
 
 
@@ -86,7 +88,7 @@ def source_task(model_dir: Path) -> str | None:
     try:
         config = json.loads((model_dir / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise SystemExit(f"{model_dir / 'config.json'}: cannot read it ({type(e).__name__}: {e})") from None
+        raise BadInput(f"{model_dir / 'config.json'}: cannot read it ({type(e).__name__}: {e})") from None
     if config.get("finetuning_task"):
         return config["finetuning_task"]
     if any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or []):
@@ -104,7 +106,7 @@ def reset_head(model) -> None:
 
     head = getattr(model, "classifier", None)
     if head is None:
-        raise SystemExit(f"{type(model).__name__} has no `classifier` head to replace")
+        raise BadInput(f"{type(model).__name__} has no `classifier` head to replace")
     for module in head.modules():
         if isinstance(module, torch.nn.Linear):
             torch.nn.init.normal_(module.weight, std=model.config.initializer_range)
@@ -117,11 +119,11 @@ def load_model(model_dir: Path, task):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     if not model_dir.is_dir():
-        raise SystemExit(f"{model_dir}: model folder not found (expected a Hugging Face save_pretrained folder)")
+        raise BadInput(f"{model_dir}: model folder not found (expected a Hugging Face save_pretrained folder)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
     except Exception as e:
-        raise SystemExit(f"{model_dir}: cannot load its tokenizer ({type(e).__name__}: {e})") from None
+        raise BadInput(f"{model_dir}: cannot load its tokenizer ({type(e).__name__}: {e})") from None
     # Regression's one output gets a name too: a fine-tuned source's id2label (MNLI: 3) must not survive.
     labels = task.labels or ("score",)
     kwargs = {"num_labels": task.num_labels, "id2label": dict(enumerate(labels)),
@@ -132,7 +134,7 @@ def load_model(model_dir: Path, task):
         model = AutoModelForSequenceClassification.from_pretrained(
             model_dir, ignore_mismatched_sizes=from_task is not None, **kwargs)
     except Exception as e:
-        raise SystemExit(f"{model_dir}: cannot load it as a sequence classifier ({type(e).__name__}: {e})") from None
+        raise BadInput(f"{model_dir}: cannot load it as a sequence classifier ({type(e).__name__}: {e})") from None
     if from_task is not None:
         reset_head(model)
     # What a kept model says it was fine-tuned on (read back by source_task).
@@ -219,7 +221,7 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
     import torch
 
     start = time.time()
-    task = glue_data.get_task(task_name)
+    task = tasks.get_task(task_name)
     lr = float(need(hparams, "lr", "--hparams"))
     batch_size = int(need(hparams, "batch_size", "--hparams"))
     epochs = float(need(hparams, "epochs", "--hparams"))
@@ -231,9 +233,9 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
     print(f"config: task={task_name} hparams={json.dumps(hparams, sort_keys=True)} "
           f"settings={json.dumps(settings, sort_keys=True)} glue={json.dumps(glue, sort_keys=True)}", flush=True)
 
-    train = glue_data.read_split(task, task.train_split(), glue)
-    devs = {s.name: glue_data.read_split(task, s, glue) for s in task.dev}
-    tests = {s.name: glue_data.read_split(task, s, glue) for s in task.test}
+    train = readers.read_split(task, task.train_split(), glue)
+    devs = {s.name: readers.read_split(task, s, glue) for s in task.dev}
+    tests = {s.name: readers.read_split(task, s, glue) for s in task.test}
     print(f"data: train {len(train)}, " + ", ".join(f"{k} {len(v)}" for k, v in {**devs, **tests}.items()), flush=True)
 
     # Seed before loading: the new classifier head is initialised in from_pretrained.
@@ -255,7 +257,7 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
     if model.config.model_type.startswith("roberta"):  # RoBERTa-family position ids start after pad_token_id
         positions -= (model.config.pad_token_id or 0) + 1
     if max_len > positions:
-        raise SystemExit(f"finetune.max_seq_length={max_len} exceeds the {positions} positions of the model "
+        raise BadInput(f"finetune.max_seq_length={max_len} exceeds the {positions} positions of the model "
                          f"in {model_dir} (config.json max_position_embeddings)")
     train_feats = tokenize(tokenizer, train, max_len)
     lengths = [len(f["input_ids"]) for f in train_feats]
@@ -296,7 +298,7 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
                 print(f"step {step}/{total_steps} loss {np.mean(losses[-every:]):.4f} "
                       f"lr {scheduler.get_last_lr()[0]:.3g} elapsed {time.time() - start:.1f}s", flush=True)
             if not math.isfinite(losses[-1]):
-                raise SystemExit(f"training diverged at step {step} (loss {losses[-1]}): try a smaller lr than {lr:g}")
+                raise BadInput(f"training diverged at step {step} (loss {losses[-1]}): try a smaller lr than {lr:g}")
 
     if model_out is not None:
         save_model(model, tokenizer, model_out)
@@ -307,14 +309,14 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
     for name, examples in devs.items():
         preds = predict(model, tokenize(tokenizer, examples, max_len), task, eval_bs, pad_id, device, dtype)
         dev_results[name] = ([e.label for e in examples], preds)
-    metrics, score = glue_metrics.task_metrics(task, dev_results)
-    print(f"dev: score {score:.2f} " + " ".join(f"{k} {v:.2f}" for k, v in metrics.items()), flush=True)
+    dev_metrics, score = metrics.task_metrics(task, dev_results)
+    print(f"dev: score {score:.2f} " + " ".join(f"{k} {v:.2f}" for k, v in dev_metrics.items()), flush=True)
 
     rows = []
     for name, examples in tests.items():
         preds = predict(model, tokenize(tokenizer, examples, max_len), task, eval_bs, pad_id, device, dtype)
         rows += [(name, e.index, format_prediction(task, p)) for e, p in zip(examples, preds)]
-    record = {"task": task_name, "hparams": hparams, "score": score, "metrics": metrics,
+    record = {"task": task_name, "hparams": hparams, "score": score, "metrics": dev_metrics,
               "dev_examples": sum(len(v) for v in devs.values()), "train_examples": len(train),
               "steps": total_steps, "final_train_loss": float(np.mean(losses[-every:])),
               "init_model": str(model_dir), "init_task": from_task,
@@ -322,9 +324,10 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
     return record, rows
 
 
+@one_line_errors
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", required=True, choices=list(glue_data.TASKS))
+    parser.add_argument("--task", required=True, choices=list(tasks.TASKS))
     parser.add_argument("--glue", required=True, help="config `glue:` as JSON")
     parser.add_argument("--model", required=True, type=Path, help="Hugging Face model folder with tokenizer files")
     parser.add_argument("--hparams", required=True, help='JSON: {"lr", "batch_size", "epochs", "seed"}')

@@ -1,6 +1,6 @@
 """The cross-run report: a GLUE dev table (every trial, the chosen one marked), loss/LR curves, data and timings.
 
-    python -m workflow_scripts.report --pretrain-logs results/runs/*/pretrain_log.jsonl \\
+    python -m workflow_scripts.report.make_report --pretrain-logs results/runs/*/pretrain_log.jsonl \\
         --best results/runs/*/glue/*/best.json --table-out results/report/glue_dev.md \\
         --curves-out results/report/loss_curves.png \\
         [--data-out results/report/data.md --corpus-stats results/text/*/stats.json \\
@@ -19,8 +19,10 @@ import json
 import math
 from pathlib import Path
 
-from workflow_scripts import atomic, glue_data
-from workflow_scripts.cli import read_record
+from workflow_scripts import atomic
+from workflow_scripts.glue import tasks
+from workflow_scripts.cli import one_line_errors, read_record
+from workflow_scripts.errors import BadInput
 
 
 def run_of_log(path: Path) -> str:
@@ -34,7 +36,7 @@ def run_of_best(path: Path) -> str:
 def read_log(path: Path) -> dict:
     """{event name: [records]} from a pretraining JSON-lines log."""
     if not path.is_file():
-        raise SystemExit(f"{path}: file not found")
+        raise BadInput(f"{path}: file not found")
     events = {}
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -42,15 +44,15 @@ def read_log(path: Path) -> dict:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
-            raise SystemExit(f"{path}, line {n}: not JSON ({e})") from None
+            raise BadInput(f"{path}, line {n}: not JSON ({e})") from None
         if not isinstance(record, dict) or "event" not in record:
-            raise SystemExit(f"{path}, line {n}: no \"event\" key")
+            raise BadInput(f"{path}, line {n}: no \"event\" key")
         events.setdefault(record["event"], []).append(record)
     for kind, keys in (("train", ("elapsed_s", "loss", "lr")), ("valid", ("elapsed_s", "valid_loss"))):
         for i, record in enumerate(events.get(kind, [])):
             missing = [k for k in keys if k not in record]
             if missing:
-                raise SystemExit(f"{path}: {kind} event #{i + 1} lacks {', '.join(missing)}")
+                raise BadInput(f"{path}: {kind} event #{i + 1} lacks {', '.join(missing)}")
     return events
 
 
@@ -73,7 +75,7 @@ def table(header: list, rows: list, align: list) -> list:
 def markdown(logs: dict, bests: dict) -> str:
     """logs: {run: events}; bests: {run: {task: best}}."""
     runs = list(dict.fromkeys([*logs, *bests]))
-    tasks = [t for t in glue_data.TASKS if any(t in bests.get(r, {}) for r in runs)]
+    shown = [t for t in tasks.TASKS if any(t in bests.get(r, {}) for r in runs)]
     out = ["# GLUE dev results", "",
            "Scores are on the dev sets (0-100, as the GLUE leaderboard prints them; a task with two metrics",
            "shows their mean). A task's score is that of its chosen hyperparameters: the group of trials",
@@ -81,15 +83,15 @@ def markdown(logs: dict, bests: dict) -> str:
     out += ["## Summary", ""]
     rows = []
     for run in runs:
-        scores = [bests.get(run, {}).get(t, {}).get("score") for t in tasks]
+        scores = [bests.get(run, {}).get(t, {}).get("score") for t in shown]
         present = [s for s in scores if s is not None]
         avg = fmt(sum(present) / len(present)) if present else "–"
-        if present and len(present) < len(tasks):
+        if present and len(present) < len(shown):
             avg += f" ({len(present)} tasks)"
         rows.append([run, *(fmt(s) for s in scores), avg])
-    out += table(["run", *tasks, "GLUE avg"], rows, ["l"] + ["r"] * (len(tasks) + 1)) + [""]
+    out += table(["run", *shown, "GLUE avg"], rows, ["l"] + ["r"] * (len(shown) + 1)) + [""]
     # STILTs: a task whose chosen trial started from another task's selected model (MNLI).
-    stilts = {run: [f"{t} from {bests[run][t]['init_task']}" for t in tasks
+    stilts = {run: [f"{t} from {bests[run][t]['init_task']}" for t in shown
                     if bests.get(run, {}).get(t, {}).get("init_task")] for run in runs}
     if any(stilts.values()):
         out += ["Intermediate-task starts (STILTs: fine-tuned from the run's selected model of another task, "
@@ -107,7 +109,7 @@ def markdown(logs: dict, bests: dict) -> str:
     out += table(["run", "steps", "minutes", "last train loss", "last valid loss", "end"], rows,
                  ["l", "r", "r", "r", "r", "l"]) + [""]
 
-    for task in tasks:
+    for task in shown:
         out += [f"## {task}", ""]
         rows = []
         for run in runs:
@@ -179,7 +181,7 @@ def count(value) -> str:
 
 
 def merge_duplicates(paths: list) -> dict:
-    """The corpora's duplicates files (workflow_scripts.dedup, one per corpus) as one summary:
+    """The corpora's duplicates files (workflow_scripts.data.dedup, one per corpus) as one summary:
     {"documents": N, "duplicates": D, "corpora": {corpus: {"documents", "duplicates", "duplicate_of"}}}."""
     corpora = {}
     for path in paths:
@@ -299,6 +301,7 @@ def curves_png(logs: dict) -> bytes:
     return buf.getvalue()
 
 
+@one_line_errors
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pretrain-logs", nargs="+", type=Path, default=[], help="results/runs/<run>/pretrain_log.jsonl")

@@ -1,6 +1,6 @@
 """Download one corpus file (an http, https or file URL) into resources/, streamed and atomic.
 
-    python -m workflow_scripts.download --url https://dumps.wikimedia.org/.../pages-articles-multistream.xml.bz2 \
+    python -m workflow_scripts.data.sources.download --url https://dumps.wikimedia.org/.../pages-articles-multistream.xml.bz2 \
         --out resources/corpora/wiki/enwiki-...-pages-articles-multistream.xml.bz2
 
 The file is written under a temporary name and renamed when complete (and, where the server
@@ -11,6 +11,8 @@ import argparse
 import time
 import urllib.parse
 from pathlib import PurePosixPath
+from workflow_scripts.errors import BadInput
+from workflow_scripts.cli import one_line_errors
 
 URL_SCHEMES = ("http://", "https://", "file://")
 CHUNK = 1 << 20
@@ -50,21 +52,22 @@ def download(url: str, out, progress_every: int = 256 << 20) -> int:
                     print(f"download: {done / 1e6:,.0f} MB" + (f" of {total / 1e6:,.0f}" if total else "")
                           + f", {rate:.1f} MB/s", flush=True)
             if total is not None and done != total:
-                raise SystemExit(f"download: {url}: got {done} bytes of {total} (connection cut?); run again")
+                raise BadInput(f"download: {url}: got {done} bytes of {total} (connection cut?); run again")
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", None) or e
-        raise SystemExit(f"download: cannot fetch {url}: {reason}") from None
+        raise BadInput(f"download: cannot fetch {url}: {reason}") from None
     print(f"download: {done:,} bytes in {time.monotonic() - started:.1f} s", flush=True)
     return done
 
 
+@one_line_errors
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True, help="http(s):// or file:// URL")
     parser.add_argument("--out", required=True, help="the local file to write")
     args = parser.parse_args(argv)
     if not is_url(args.url):
-        raise SystemExit(f"download: {args.url!r} is not an http(s):// or file:// URL")
+        raise BadInput(f"download: {args.url!r} is not an http(s):// or file:// URL")
     download(args.url, args.out)
 
 

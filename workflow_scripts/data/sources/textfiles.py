@@ -16,6 +16,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from workflow_scripts.errors import BadInput
 
 FORMATS = (".txt", ".jsonl", ".parquet")
 # A .txt "document" (a block without blank lines) is cut at this many characters.
@@ -91,11 +92,11 @@ def list_files(path: Path) -> list[Path]:
     """The input files under `path`, sorted; files of other kinds in a folder are skipped with a note."""
     if path.is_file():
         if not split_suffix(path)[0]:
-            raise SystemExit(f"corpus: {path} is not a .txt, .jsonl or .parquet file "
+            raise BadInput(f"corpus: {path} is not a .txt, .jsonl or .parquet file "
                              "(optionally .gz/.bz2/.zst compressed)")
         return [path]
     if not path.is_dir():
-        raise SystemExit(f"corpus: text source {path} does not exist")
+        raise BadInput(f"corpus: text source {path} does not exist")
     files, skipped = [], []
     for p in sorted(path.rglob("*")):
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts):
@@ -104,7 +105,7 @@ def list_files(path: Path) -> list[Path]:
         print(f"corpus: skipping {len(skipped)} file(s) under {path} that are not .txt/.jsonl/.parquet, "
               f"e.g. {skipped[0]}", flush=True)
     if not files:
-        raise SystemExit(f"corpus: no .txt, .jsonl or .parquet files (optionally .gz/.bz2/.zst) under {path}")
+        raise BadInput(f"corpus: no .txt, .jsonl or .parquet files (optionally .gz/.bz2/.zst) under {path}")
     return files
 
 
@@ -137,14 +138,14 @@ def _jsonl_documents(stream, path: Path, text_column: str):
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise SystemExit(f"corpus: {path} line {number} is not valid JSON: {e}") from None
+            raise BadInput(f"corpus: {path} line {number} is not valid JSON: {e}") from None
         if not isinstance(row, dict) or text_column not in row:
             keys = ", ".join(row) if isinstance(row, dict) else type(row).__name__
-            raise SystemExit(f"corpus: {path} line {number} has no `{text_column}` field "
+            raise BadInput(f"corpus: {path} line {number} has no `{text_column}` field "
                              f"(text_column; it has: {keys})")
         text = row[text_column]
         if text is not None and not isinstance(text, str):
-            raise SystemExit(f"corpus: {path} line {number}: `{text_column}` is a {type(text).__name__}, "
+            raise BadInput(f"corpus: {path} line {number}: `{text_column}` is a {type(text).__name__}, "
                              "not a string")
         yield text or ""
 
@@ -172,17 +173,17 @@ def _parquet_documents(path: Path, compression: str, text_column: str):
             pf = pq.ParquetFile(tmp if compression else path)
             schema = pf.schema_arrow
             if text_column not in schema.names:
-                raise SystemExit(f"corpus: {path} has no column `{text_column}` (text_column; it has: "
+                raise BadInput(f"corpus: {path} has no column `{text_column}` (text_column; it has: "
                                  f"{', '.join(schema.names)})")
             column_type = schema.field(text_column).type
             if not _is_text_type(column_type):
-                raise SystemExit(f"corpus: {path}: column `{text_column}` holds {column_type}, not strings "
+                raise BadInput(f"corpus: {path}: column `{text_column}` holds {column_type}, not strings "
                                  "(text_column names the column with the text)")
             for batch in pf.iter_batches(batch_size=1024, columns=[text_column]):
                 for text in batch.column(0).to_pylist():
                     yield text or ""
         except pa.ArrowException as e:  # not parquet, or a corrupt page: ArrowInvalid & co.
-            raise SystemExit(f"corpus: cannot read parquet file {path}: {e}") from None
+            raise BadInput(f"corpus: cannot read parquet file {path}: {e}") from None
 
 
 def iter_file(path: Path, text_column: str = "text"):
@@ -198,9 +199,9 @@ def iter_file(path: Path, text_column: str = "text"):
             else:
                 yield from _jsonl_documents(stream, path, text_column)
     except UnicodeDecodeError as e:
-        raise SystemExit(f"corpus: {path} is not UTF-8 text ({e})") from None
+        raise BadInput(f"corpus: {path} is not UTF-8 text ({e})") from None
     except (OSError, EOFError) + _zstd_errors(compression) as e:  # truncated or mislabelled archives
-        raise SystemExit(f"corpus: cannot read {path}: {e}") from None
+        raise BadInput(f"corpus: cannot read {path}: {e}") from None
 
 
 def _zstd_errors(compression: str) -> tuple:

@@ -8,6 +8,7 @@ passed as `data_files`). A folder written by `Dataset.save_to_disk` is read with
 materialised, and nothing is cached beside the workflow.
 """
 from pathlib import Path
+from workflow_scripts.errors import BadInput
 
 
 def _describe(name, config, split) -> str:
@@ -22,7 +23,7 @@ def _load(name: str, config, split: str, data_files):
         ds = datasets.load_from_disk(str(folder))
         if isinstance(ds, datasets.DatasetDict):
             if split not in ds:
-                raise SystemExit(f"corpus: {_describe(name, config, split)}: no such split "
+                raise BadInput(f"corpus: {_describe(name, config, split)}: no such split "
                                  f"(it has: {', '.join(ds)})")
             ds = ds[split]
         return ds.to_iterable_dataset()
@@ -35,20 +36,20 @@ def iter_documents(name: str, config=None, split: str = "train", text_column: st
     where = _describe(name, config, split)
     try:
         ds = _load(name, config, split, data_files)
-    except SystemExit:
+    except BadInput:
         raise
     except Exception as e:  # offline hub, unknown name, bad split: all surface here
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SystemExit(f"corpus: cannot load {where}: {first_line}") from None
+        raise BadInput(f"corpus: cannot load {where}: {first_line}") from None
     features = getattr(ds, "features", None)
     if features is not None and text_column not in features:
-        raise SystemExit(f"corpus: {where} has no column `{text_column}` (text_column; it has: "
+        raise BadInput(f"corpus: {where} has no column `{text_column}` (text_column; it has: "
                          f"{', '.join(features)})")
     for number, row in enumerate(ds):
         if text_column not in row:
-            raise SystemExit(f"corpus: {where} row {number} has no `{text_column}` field (text_column)")
+            raise BadInput(f"corpus: {where} row {number} has no `{text_column}` field (text_column)")
         text = row[text_column]
         if text is not None and not isinstance(text, str):
-            raise SystemExit(f"corpus: {where} row {number}: `{text_column}` is a {type(text).__name__}, "
+            raise BadInput(f"corpus: {where} row {number}: `{text_column}` is a {type(text).__name__}, "
                              "not a string")
         yield text or ""

@@ -6,7 +6,7 @@ namespace names of <siteinfo> (the cleaner needs them before the first page). Th
 namespace URI (export-0.3 ... export-0.11) is read from the root element, so every language and
 schema version parses the same way. Given a process pool, a multistream .bz2 (Wikipedia's
 pages-articles-multistream layout) is decompressed by the pool's workers, stream groups in
-parallel (workflow_scripts.multistream); the bytes, and so the pages, are the same.
+parallel (workflow_scripts.data.sources.multistream); the bytes, and so the pages, are the same.
 """
 import bz2
 import contextlib
@@ -16,6 +16,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from workflow_scripts.errors import BadInput
 
 
 @dataclass
@@ -33,7 +34,7 @@ def _open(path: Path, external_bz2: bool = False, pool=None, workers: int = 1):
     another core, in parallel with parsing) when one is installed."""
     name = path.name.lower()
     if pool is not None and name.endswith(".bz2"):
-        from workflow_scripts import multistream
+        from workflow_scripts.data.sources import multistream
 
         parallel = multistream.open_parallel(path, pool, workers)
         if parallel is not None:
@@ -73,7 +74,7 @@ class WikiDump:
     def __init__(self, path, external_bz2: bool = False, pool=None, workers: int = 1):
         self.path = Path(path)
         if not self.path.is_file():
-            raise SystemExit(f"corpus: wikipedia dump {self.path} does not exist")
+            raise BadInput(f"corpus: wikipedia dump {self.path} does not exist")
         self.external_bz2 = external_bz2
         self.pool, self.workers = pool, workers
         self.namespaces: dict[int, str] = {}  # key -> local name ("" for articles), from <siteinfo>
@@ -99,7 +100,7 @@ class WikiDump:
                 _, root = next(context)
                 uri = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
                 if root.tag != uri + "mediawiki":
-                    raise SystemExit(f"corpus: {self.path} is not a MediaWiki XML export "
+                    raise BadInput(f"corpus: {self.path} is not a MediaWiki XML export "
                                      f"(root element <{root.tag}>, expected <mediawiki>)")
                 t_namespaces, t_siteinfo, t_page = uri + "namespaces", uri + "siteinfo", uri + "page"
                 for event, elem in context:
@@ -112,7 +113,7 @@ class WikiDump:
                         return  # an export without <siteinfo>: no need to read on
                     yield uri, root, event, elem
         except (ET.ParseError, EOFError, OSError) as e:
-            raise SystemExit(f"corpus: cannot read wikipedia dump {self.path}: {e} "
+            raise BadInput(f"corpus: cannot read wikipedia dump {self.path}: {e} "
                              "(truncated or not an XML export?)") from None
 
     def read_namespaces(self) -> dict[int, str]:

@@ -1,6 +1,6 @@
 """Best trials' test predictions -> the GLUE server's 11 TSV files and a validated submission.zip.
 
-    python -m workflow_scripts.submission --predictions .../glue/{CoLA,...,WNLI}/best_predictions.tsv \\
+    python -m workflow_scripts.glue.submission --predictions .../glue/{CoLA,...,WNLI}/best_predictions.tsv \\
         --out-dir results/runs/demo/submission --zip results/runs/demo/submission.zip
 
 Each predictions file's task is its parent folder's name; its rows are `split, index,
@@ -13,7 +13,10 @@ import csv
 import zipfile
 from pathlib import Path
 
-from workflow_scripts import atomic, glue_data, validate_submission
+from workflow_scripts import atomic
+from workflow_scripts.glue import tasks, validate_submission
+from workflow_scripts.errors import BadInput
+from workflow_scripts.cli import one_line_errors
 
 PRED_HEADER = ["split", "index", "prediction"]
 
@@ -21,16 +24,16 @@ PRED_HEADER = ["split", "index", "prediction"]
 def read_predictions(path: Path) -> dict:
     """{split: [(index, prediction), ...]} in file order."""
     if not path.is_file():
-        raise SystemExit(f"{path}: file not found")
+        raise BadInput(f"{path}: file not found")
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(reader, None)
         if header != PRED_HEADER:
-            raise SystemExit(f"{path}, line 1: header {header!r}, expected {'<TAB>'.join(PRED_HEADER)}")
+            raise BadInput(f"{path}, line 1: header {header!r}, expected {'<TAB>'.join(PRED_HEADER)}")
         splits = {}
         for row in reader:
             if len(row) != 3:
-                raise SystemExit(f"{path}, line {reader.line_num}: {len(row)} fields, expected 3 ({', '.join(PRED_HEADER)})")
+                raise BadInput(f"{path}, line {reader.line_num}: {len(row)} fields, expected 3 ({', '.join(PRED_HEADER)})")
             splits.setdefault(row[0], []).append((row[1], row[2]))
     return splits
 
@@ -40,19 +43,19 @@ def submission_files(paths: list) -> dict:
     by_task = {}
     for path in paths:
         task = path.parent.name
-        if task not in glue_data.TASKS:
-            raise SystemExit(f"{path}: parent folder {task!r} is not a GLUE task ({', '.join(glue_data.TASKS)})")
+        if task not in tasks.TASKS:
+            raise BadInput(f"{path}: parent folder {task!r} is not a GLUE task ({', '.join(tasks.TASKS)})")
         if task in by_task:
-            raise SystemExit(f"{path}: a second predictions file for {task} (first: {by_task[task]})")
+            raise BadInput(f"{path}: a second predictions file for {task} (first: {by_task[task]})")
         by_task[task] = path
-    missing = [t for t in glue_data.TASKS if t not in by_task]
+    missing = [t for t in tasks.TASKS if t not in by_task]
     if missing:
-        raise SystemExit(f"--predictions lacks {', '.join(missing)}: a GLUE submission needs all nine tasks")
+        raise BadInput(f"--predictions lacks {', '.join(missing)}: a GLUE submission needs all nine tasks")
     predictions = {task: read_predictions(path) for task, path in by_task.items()}
     files = {}
-    for name, (task, split) in glue_data.SUBMISSION_FILES.items():
+    for name, (task, split) in tasks.SUBMISSION_FILES.items():
         if split not in predictions[task]:
-            raise SystemExit(f"{by_task[task]}: no rows for split {split!r} (needed for {name})")
+            raise BadInput(f"{by_task[task]}: no rows for split {split!r} (needed for {name})")
         files[name] = "index\tprediction\n" + "".join(f"{i}\t{p}\n" for i, p in predictions[task][split])
     return files
 
@@ -66,6 +69,7 @@ def write_zip(path: Path, files: dict) -> None:
             zf.writestr(info, text)
 
 
+@one_line_errors
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--predictions", required=True, nargs="+", type=Path,
@@ -82,7 +86,7 @@ def main(argv=None):
         write_zip(tmp_zip, files)
         problems, notes = validate_submission.validate(tmp_zip)
         if problems:
-            raise SystemExit(f"the submission fails validation ({len(problems)} problems), nothing written:\n  "
+            raise BadInput(f"the submission fails validation ({len(problems)} problems), nothing written:\n  "
                              + "\n  ".join(problems))
         for note in notes:
             print(f"note: {note}")

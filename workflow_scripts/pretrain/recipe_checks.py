@@ -3,11 +3,12 @@
 Light (no torch, no user modules imported), so the config validation can run it when the
 workflow is parsed; pretrain.py runs it again on the recipe it is handed.
 """
-from workflow_scripts import optimizers, pretrain_models, schedules
+from workflow_scripts.pretrain import optimizers, schedules
+from workflow_scripts.pretrain.models import factory
 
 
 def problem(recipe: dict) -> str | None:
     """'key: what is wrong' for the first problem found, or None. Keys are relative to the recipe."""
-    return (pretrain_models.check(recipe.get("model", {}), recipe.get("implementation", {}))
+    return (factory.check(recipe.get("model", {}), recipe.get("implementation", {}))
             or schedules.check(recipe.get("schedule", {}), recipe.get("max_steps"))
             or optimizers.check(recipe.get("optimizer", {})))

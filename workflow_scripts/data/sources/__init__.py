@@ -1,0 +1,1 @@
+"""Where raw documents come from: Wikipedia dumps, the user's files, Hugging Face datasets, URLs."""

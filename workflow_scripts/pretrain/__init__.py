@@ -1,0 +1,1 @@
+"""Pretraining: the loop, its state and stopping rules, DeepSpeed, schedules, optimizers, batches."""

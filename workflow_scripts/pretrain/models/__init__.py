@@ -1,0 +1,1 @@
+"""The model families a recipe trains, and their export to Hugging Face folders."""

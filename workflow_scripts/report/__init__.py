@@ -1,0 +1,1 @@
+"""Reports: the data report and the cross-run GLUE / pretraining report."""
