@@ -5,7 +5,7 @@ import os
 import shlex
 from pathlib import Path
 
-from workflow_scripts import config_checks
+from workflow_scripts import config_checks, config_effects
 from workflow_scripts.data.sources import download, textfiles
 from workflow_scripts.glue import grid, tasks
 
@@ -116,38 +116,36 @@ def trial_files(run, task, name):
 STILTS = [t for t in config["finetune"]["stilts"] if t in TASKS]
 
 
-# Recipe keys that change only speed, placement or what gets logged, never the model. Snakemake
-# must not rerun pretraining for them (and, through a new model, every fine-tuning trial).
-PLACEMENT_KEYS = {"validation_interval_minutes", "validation_interval_minutes_begin",
-                  "validation_interval_minutes_end", "validation_begin_proportion",
-                  "validation_end_proportion", "validation_max_samples",
-                  "checkpoint_interval_minutes", "log_interval_steps", "implementation"}
-PLACEMENT_IMPL_KEYS = {"micro_batch_size", "zero_stage", "gpus", "compile", "tensorboard"}
+# What an edit reruns is declared once in config/schema.yaml (x-effect) and read by config_effects:
+# each rule's tracked params hold what changes its results, the jobs get the whole slice untracked.
 
 
-def recipe_results(wildcards):
-    """The part of a run's recipe that changes the model: the tracked param of pretrain."""
-    recipe = config["runs"][wildcards.run]
-    kept = {k: v for k, v in recipe.items() if k not in PLACEMENT_KEYS}
-    kept["implementation"] = {k: v for k, v in recipe["implementation"].items() if k not in PLACEMENT_IMPL_KEYS}
-    return json_arg(kept)
+def untracked(param):
+    """`param(wildcards)` as a params function Snakemake does not track. Snakemake 9 makes a param
+    a rerun trigger unless its function takes `output` (as it does for derived params), so the
+    wrapper takes it and ignores it: an edit of what it returns reaches the next job without
+    making the outputs stale. Only for values whose results-changing part is also tracked."""
+
+    def of_output(wildcards, output):
+        return param(wildcards)
+
+    return of_output
 
 
-def whole_recipe(wildcards, output):
-    """The whole recipe the job runs. A params function of `output` is not a rerun trigger in
-    Snakemake, so placement edits reach the next run without making the model stale."""
+def recipe_tracked(wildcards):
+    """Pretraining's rerun trigger: what changes the model or where the run stops."""
+    return json_arg(config_effects.tracked_recipe(config["runs"][wildcards.run]))
+
+
+def whole_recipe(wildcards):
+    """The whole recipe the job runs (handed over untracked, see recipe_tracked)."""
     return json_arg(config["runs"][wildcards.run])
 
 
-def finetune_settings_untracked(wildcards, output):
-    """Every trial's shared settings incl. `implementation` (precision, eval batch: speed only),
-    handed over untracked; finetune_settings() is the tracked part."""
-    return json_arg({k: v for k, v in config["finetune"].items() if k not in ("tasks", "grid", "seeds", "stilts")})
-
-
-def finetune_settings():
-    """What every trial shares: the fine-tuning section minus the search space and the STILTs choice."""
-    return {k: v for k, v in config["finetune"].items() if k not in ("tasks", "grid", "seeds", "stilts", "implementation")}
+def finetune_settings(wildcards):
+    """What every trial is handed: the fine-tuning section less its plan keys (handed over
+    untracked; config_effects.finetune_tracked is its rerun trigger)."""
+    return json_arg(config_effects.finetune_settings(config["finetune"]))
 
 
 def start_model(wildcards):
@@ -164,14 +162,8 @@ def glue_files(wildcards):
     return [os.path.join(config["glue"]["path"], f) for f in tasks.split_files(tasks.TASKS[wildcards.task])]
 
 
-def glue_arg():
-    """config `glue:` for the trials, less its cache_dir: where a cache sits never changes a result."""
-    return json_arg({k: v for k, v in config["glue"].items() if k != "cache_dir"})
-
-
-def hub_cache_arg(wildcards, output):
-    """--cache-dir for the hub reader. A function of output, so Snakemake doesn't track it (derived
-    params): moving the cache reruns no trial."""
+def hub_cache_arg(wildcards):
+    """--cache-dir for the hub reader (placement: handed over untracked, see glue.cache_dir)."""
     cache = config["glue"]["cache_dir"]
     return f"--cache-dir {shlex.quote(cache)}" if cache and config["glue"]["source"] == "huggingface" else ""
 

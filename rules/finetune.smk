@@ -10,11 +10,11 @@ rule finetune_trial:
         metrics="results/runs/{run}/glue/{task}/{trial}/dev_metrics.json",
         predictions="results/runs/{run}/glue/{task}/{trial}/test_predictions.tsv",
     params:
-        glue=glue_arg(),
-        cache=hub_cache_arg,
+        glue=json_arg(config_effects.glue_tracked(config["glue"])),
+        cache=untracked(hub_cache_arg),
         hparams=lambda w: json_arg(grid.parse_trial(w.trial)),
-        tracked_settings=json_arg(finetune_settings()),  # reruns trials when edited
-        settings=finetune_settings_untracked,
+        tracked_settings=json_arg(config_effects.finetune_tracked(config["finetune"])),  # reruns trials when edited
+        settings=untracked(finetune_settings),
         keep_model=keep_model_arg,
     threads: 1
     resources:

@@ -12,9 +12,9 @@ rule pretrain:
         model=directory("results/runs/{run}/model"),
         log="results/runs/{run}/pretrain_log.jsonl",
     params:
-        # Tracked: an edit that changes the model reruns this rule; placement edits don't.
-        results=recipe_results,
-        recipe=whole_recipe,
+        # Tracked: an edit that changes the model or where the run stops reruns this rule.
+        results=recipe_tracked,
+        recipe=untracked(whole_recipe),
         launcher=pretrain_launcher,
         state="results/runs/{run}/state",
     threads: all_cores
