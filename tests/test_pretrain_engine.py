@@ -1,10 +1,10 @@
-"""The pieces around the loop: DeepSpeed config from our recipe, recipe defaults, the resume key."""
+"""The pieces around the loop: DeepSpeed config from our recipe, recipe defaults, the resume key, the clock."""
 import json
 import os
 
 import pytest
 
-from workflow_scripts.pretrain import engine, train
+from workflow_scripts.pretrain import engine, loop, state, train
 from workflow_scripts.errors import BadInput
 
 
@@ -28,7 +28,7 @@ def test_resolve_recipe_fills_schema_defaults_and_rejects_typos():
     assert r["model"]["layer_norm"] == "pre" and r["model"]["intermediate_size"] == 3072
     assert r["early_exit_time_marker"] is None and r["early_stopping"] == {
         "max_valid_loss": None, "after_minutes": 720, "nonfinite_loss": True, "loss_scale_stuck_steps": 100}
-    with pytest.raises(BadInput, match="recipe key optimizer: Additional properties.*'lr_max'"):
+    with pytest.raises(BadInput, match="recipe key optimizer: unknown key 'lr_max'"):
         train.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1, "optimizer": {"lr_max": 1}}))
     with pytest.raises(BadInput, match="recipe key model.layer_norm: 'middle' is not one of"):
         train.resolve_recipe(json.dumps({"total_training_time": 1, "model": {"layer_norm": "middle"}}))
@@ -81,36 +81,41 @@ def test_state_key_tracks_what_changes_training_only(tmp_path):
     shard = tmp_path / "s.h5"
     shard.write_bytes(b"x" * 10)
     files = [shard]
-    base = train.state_key(full_recipe(), files, 1)
-    assert base == train.state_key(full_recipe(), files, 1)
+    base = state.state_key(full_recipe(), files, 1)
+    assert base == state.state_key(full_recipe(), files, 1)
     # Bookkeeping and placement that leave the trajectory alone keep the state.
     for same in (dict(validation_interval_minutes=5), dict(log_interval_steps=1), dict(checkpoint_interval_minutes=1),
                  dict(validation_max_samples=10), dict(implementation={"micro_batch_size": 4}),
                  dict(implementation={"tensorboard": True}), dict(implementation={"compile": True}),
                  dict(early_exit_time_marker=0.1), dict(early_stopping={"max_valid_loss": 2.0}),
-                 dict(validation_interval_minutes_end=1.0, validation_end_proportion=0.3)):
-        assert train.state_key(full_recipe(**same), files, 1) == base, same
+                 dict(validation_interval_minutes_end=1.0, validation_end_proportion=0.3),
+                 dict(max_steps=5)):                   # on the time clock max_steps only decides where it stops
+        assert state.state_key(full_recipe(**same), files, 1) == base, same
     # What is trained, on what, by how many processes: a fresh start.
-    for other in (dict(optimizer={"lr": 2e-3}), dict(total_training_time=1.0), dict(seed=1), dict(max_steps=5),
+    for other in (dict(optimizer={"lr": 2e-3}), dict(total_training_time=1.0), dict(seed=1),
                   dict(model={"layer_norm": "post"}), dict(implementation={"precision": "bf16"}),
                   dict(model={"type": "roberta"}), dict(schedule={"name": "cosine"}),
                   dict(optimizer={"kwargs": {"amsgrad": True}})):
-        assert train.state_key(full_recipe(**other), files, 1) != base, other
-    assert train.state_key(full_recipe(), files, 2) != base
+        assert state.state_key(full_recipe(**other), files, 1) != base, other
+    assert state.state_key(full_recipe(), files, 2) != base
+    # On the step clock (schedule.by step) max_steps shapes the LR curve: a fresh start.
+    by_step = dict(schedule={"by": "step"})
+    assert (state.state_key(full_recipe(max_steps=5, **by_step), files, 1)
+            != state.state_key(full_recipe(max_steps=6, **by_step), files, 1))
     shard.write_bytes(b"y" * 11)                                   # a rebuilt shard
-    assert train.state_key(full_recipe(), files, 1) != base
+    assert state.state_key(full_recipe(), files, 1) != base
 
 
 def test_next_multiple_skips_intervals_a_long_step_jumped_over():
-    assert train.next_multiple(59.0, 30.0) == 60.0
-    assert train.next_multiple(60.0, 30.0) == 90.0
-    assert train.next_multiple(95.0, 30.0) == 120.0
+    assert loop.next_multiple(59.0, 30.0) == 60.0
+    assert loop.next_multiple(60.0, 30.0) == 90.0
+    assert loop.next_multiple(95.0, 30.0) == 120.0
 
 
 def test_clock_counts_only_running_time():
     import time
 
-    clock = train.Clock(10.0)
+    clock = loop.Clock(10.0)
     clock.start()
     time.sleep(0.05)
     clock.pause()
@@ -120,13 +125,15 @@ def test_clock_counts_only_running_time():
 
 
 def test_fp16_on_cpu_is_refused_in_one_line():
-    code = ("from workflow_scripts import engine; d = engine.setup_distributed(); import torch; "
-            "from workflow_scripts.pretrain.models.bert import BertConfig, BertForPretraining, param_groups; "
+    code = ("from workflow_scripts.pretrain import engine; d = engine.setup_distributed(); import torch; "
+            "from workflow_scripts.pretrain.models.bert import BertConfig, BertForPretraining; "
+            "from workflow_scripts.pretrain.optimizers import param_groups; "
             "from workflow_scripts.pretrain.train import resolve_recipe; "
             "r = resolve_recipe('{\"model\": {}, \"total_training_time\": 1, \"batch_size\": 32, "
             "\"implementation\": {\"precision\": \"fp16\"}}'); "
             "m = BertForPretraining(BertConfig(vocab_size=10, hidden_size=8, num_layers=1, num_heads=2)); "
-            "engine.Engine(m, param_groups(m, 0.0), r, d)")
+            "from workflow_scripts.cli import one_line_errors; "
+            "one_line_errors(engine.Engine)(m, param_groups(m, 0.0), r, d)")
     import subprocess
     import sys
 

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from workflow_scripts.pretrain.models.bert import BertConfig, BertForPretraining, param_groups
+from workflow_scripts.pretrain.models.bert import BertConfig, BertForPretraining
+from workflow_scripts.pretrain.optimizers import param_groups
 
 V, B, L, P = 500, 3, 16, 4
 

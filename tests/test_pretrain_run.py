@@ -233,7 +233,8 @@ ENGINE_ROUND_TRIP = """
 import sys, tempfile, torch
 from workflow_scripts.pretrain import batches, engine
 dist = engine.setup_distributed()
-from workflow_scripts.pretrain.models.bert import BertConfig, BertForPretraining, param_groups
+from workflow_scripts.pretrain.models.bert import BertConfig, BertForPretraining
+from workflow_scripts.pretrain.optimizers import param_groups
 recipe = {"batch_size": 8, "implementation": {"micro_batch_size": 4, "precision": "fp32", "zero_stage": 0},
           "optimizer": {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.98], "eps": 1e-6, "weight_decay": 0.01,
                         "gradient_clipping": 1.0}}

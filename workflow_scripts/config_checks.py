@@ -93,3 +93,21 @@ def check(config: dict) -> None:
         for key in ("lr", "batch_size", "epochs"):
             if key not in entry:
                 raise ConfigError(f"config key finetune.grid.{task}: lacks `{key}` (a list of values to search)")
+
+
+def validate_recipe(recipe: dict, schema_path) -> None:
+    """Validate one pretraining recipe (config runs.<run>) in place, filling defaults, with the same
+    cross-key checks; raise ConfigError naming keys relative to the recipe ("recipe key optimizer: ...")."""
+    import yaml
+    from jsonschema.exceptions import best_match
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = _validator_filling_defaults({**schema["$defs"]["run"], "$defs": schema["$defs"]})
+    error = best_match(validator.iter_errors(recipe))
+    if error is not None:
+        raise ConfigError("recipe key " + _describe(error).removeprefix("config key "))
+    from workflow_scripts.pretrain import recipe_checks  # light: no torch, no user modules
+
+    problem = recipe_checks.problem(recipe)
+    if problem:
+        raise ConfigError(f"recipe key {problem}")

@@ -1,4 +1,4 @@
-"""DeepSpeed, precision and distribution behind one small interface, so pretrain.py reads as a plain loop.
+"""DeepSpeed, precision and distribution behind one small interface, so loop.py reads as a plain loop.
 
 Works as one plain process (CPU or one GPU: we fill in the torch.distributed environment
 ourselves) and as N ranks under torchrun / the deepspeed launcher / SLURM srun.
@@ -54,8 +54,8 @@ def setup_distributed(want_gpu: bool = True) -> Dist:
     # On CPU DeepSpeed would JIT-compile a shared-memory comm op (minutes); gloo is enough for us.
     importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
     if cuda:
         torch.cuda.set_device(local_rank)
         device = f"cuda:{local_rank}"
@@ -164,11 +164,6 @@ class Engine:
         with self.torch.no_grad():
             loss, mlm_sum, n = self.ds(**self.to_device(batch))
         return float(mlm_sum), n, float(loss)
-
-    @property
-    def overflow(self) -> bool:
-        """fp16 only: True when the last step was skipped for an overflowing loss scale."""
-        return bool(getattr(self.optimizer, "overflow", False))
 
     def loss_scale_at_minimum(self) -> bool:
         """fp16 only: the dynamic loss scale sits at its floor (min_loss_scale); False otherwise."""

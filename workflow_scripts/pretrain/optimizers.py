@@ -28,6 +28,18 @@ def check(opt: dict) -> str | None:
     return None
 
 
+def param_groups(model, weight_decay: float) -> list:
+    """[decayed, not decayed]: biases and LayerNorm weights take no weight decay (BERT's convention),
+    for every model family."""
+    from torch import nn
+
+    plain = {id(p) for m in model.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()}
+    plain |= {id(p) for name, p in model.named_parameters() if name.endswith("bias")}
+    params = list(model.parameters())
+    return [{"params": [p for p in params if id(p) not in plain], "weight_decay": weight_decay},
+            {"params": [p for p in params if id(p) in plain], "weight_decay": 0.0}]
+
+
 def make(param_groups: list, opt: dict, device: str):
     import torch
 

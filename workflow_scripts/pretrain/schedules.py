@@ -46,6 +46,13 @@ class Progress:
     elapsed_s: float   # training seconds so far
 
 
+def run_fraction(by: str, elapsed_s: float, step: int, budget_s: float, max_steps: int | None) -> float:
+    """How far the run is on the schedule's clock (schedule.by), clipped to [0, 1]; the LR curve and
+    the validation stages (stopping.py) both read it."""
+    f = step / max_steps if by == "step" and max_steps else elapsed_s / budget_s
+    return min(max(f, 0.0), 1.0)
+
+
 def _need(ok: bool, name: str, value, rule: str) -> None:
     if not ok:
         raise ValueError(f"{name}={value!r} must be {rule}")
@@ -167,13 +174,8 @@ class Schedule:
                 raise BadInput(f"schedule.name={self.name!r} is not a function")
             self.after_warmup = lambda p: fn(p, **self.kwargs)
 
-    def fraction(self, elapsed_s: float, step: int) -> float:
-        """Where the run is on the schedule's clock, clipped to [0, 1]."""
-        f = step / self.max_steps if self.by == "step" else elapsed_s / self.budget_s
-        return min(max(f, 0.0), 1.0)
-
     def multiplier(self, elapsed_s: float, step: int) -> float:
-        f = self.fraction(elapsed_s, step)
+        f = run_fraction(self.by, elapsed_s, step, self.budget_s, self.max_steps)
         w = self.warmup
         if w > 0 and f < w:
             m = (f / w) ** 2 if self.name == "exp" else f / w

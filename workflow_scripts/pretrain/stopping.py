@@ -35,6 +35,8 @@ is always one at the end.
 import math
 from dataclasses import dataclass
 
+from workflow_scripts.pretrain import schedules
+
 
 @dataclass
 class Budget:
@@ -71,14 +73,8 @@ class Budget:
                    nonfinite_loss=es.get("nonfinite_loss", True), stuck_steps=es.get("loss_scale_stuck_steps"))
 
     # ---- validation ----
-    def fraction(self, elapsed_s: float, step: int) -> float:
-        """How far the run is, on the schedule's clock."""
-        if self.by == "step" and self.max_steps:
-            return step / self.max_steps
-        return elapsed_s / self.budget_s
-
     def validation_interval_s(self, elapsed_s: float, step: int) -> float:
-        f = self.fraction(elapsed_s, step)
+        f = schedules.run_fraction(self.by, elapsed_s, step, self.budget_s, self.max_steps)
         if f < self.begin_proportion and self.valid_begin_s is not None:
             return self.valid_begin_s
         if f >= 1 - self.end_proportion and self.valid_end_s is not None:

@@ -203,9 +203,6 @@ class BertForPretraining(nn.Module):
         """The head on every token (B, L, V): the slow reference the sparse head must equal."""
         return self.mlm(self.encode(input_ids, token_type_ids, attention_mask), self.embeddings.word.weight)
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
 
 def gather_masked(h, masked_lm_positions, masked_lm_ids):
     """Hidden states (B, L, H) -> those of the real masked positions (M, H) and their targets (M,).
@@ -217,11 +214,3 @@ def gather_masked(h, masked_lm_positions, masked_lm_ids):
     rows = torch.arange(B, device=h.device)[:, None] * L + positions               # (B, P) flat token index
     return h.reshape(B * L, H)[rows[real]], masked_lm_ids.long()[real]
 
-
-def param_groups(model: nn.Module, weight_decay: float) -> list:
-    """Biases and LayerNorm weights take no weight decay (BERT's convention)."""
-    plain = {id(p) for m in model.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()}
-    plain |= {id(p) for name, p in model.named_parameters() if name.endswith("bias")}
-    params = list(model.parameters())
-    return [{"params": [p for p in params if id(p) not in plain], "weight_decay": weight_decay},
-            {"params": [p for p in params if id(p) in plain], "weight_decay": 0.0}]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from workflow_scripts import atomic
 from workflow_scripts.errors import BadInput
+from workflow_scripts.pretrain.models.specs import position_offset
 
 
 def _layer_map(i: int, pre_ln: bool) -> dict:
@@ -39,7 +40,7 @@ def _layer_map(i: int, pre_ln: bool) -> dict:
 
 
 def hf_state_dict(state: dict, cfg) -> dict:
-    """Our state dict (names as in bert_model.py) -> HF names; tied decoder weights are left to HF."""
+    """Our state dict (names as in bert.py) -> HF names; tied decoder weights are left to HF."""
     import torch
 
     pre = cfg.layer_norm == "pre"
@@ -73,10 +74,10 @@ def hf_state_dict(state: dict, cfg) -> dict:
             raise KeyError(f"hf_export: no Hugging Face name for our parameter {name!r}")
     if pre:
         # Shift the position table: HF row pad_token_id + 1 + p holds our position p.
-        key = base + "embeddings.position_embeddings.weight"
+        key, offset = base + "embeddings.position_embeddings.weight", position_offset(cfg.pad_token_id)
         ours = out[key]
-        shifted = torch.zeros(ours.shape[0] + cfg.pad_token_id + 1, ours.shape[1], dtype=ours.dtype)
-        shifted[cfg.pad_token_id + 1:] = ours
+        shifted = torch.zeros(ours.shape[0] + offset, ours.shape[1], dtype=ours.dtype)
+        shifted[offset:] = ours
         out[key] = shifted
     return {k: v.detach().float().contiguous().clone() for k, v in out.items()}
 
@@ -92,7 +93,7 @@ def hf_config(cfg, special_ids: dict):
         from transformers import RobertaPreLayerNormConfig
 
         return RobertaPreLayerNormConfig(
-            **common, max_position_embeddings=cfg.max_position_embeddings + cfg.pad_token_id + 1,
+            **common, max_position_embeddings=cfg.max_position_embeddings + position_offset(cfg.pad_token_id),
             bos_token_id=special_ids.get("cls"), eos_token_id=special_ids.get("sep"),
             architectures=["RobertaPreLayerNormForMaskedLM"])
     from transformers import BertConfig

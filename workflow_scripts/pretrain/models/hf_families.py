@@ -1,6 +1,6 @@
 """RoBERTa, ALBERT and DeBERTa-v2 for masked-LM pretraining, built offline from transformers configs.
 
-The same contract as our BERT (bert_model.py): forward(input_ids, token_type_ids, attention_mask,
+The same contract as our BERT (bert.py): forward(input_ids, token_type_ids, attention_mask,
 masked_lm_positions, masked_lm_ids, next_sentence_labels=None) -> (loss, mlm_sum, n), with the MLM
 head run only on the masked positions (gathered first, the sparse head of Izsak et al. 2021; stock
 *ForMaskedLM runs it on every token). The weights live in a stock *ForMaskedLM (`self.hf`), so the
@@ -9,7 +9,7 @@ it without custom code.
 
 What differs per family, and our choices (M = model.max_position_embeddings, pad = [PAD]'s id):
 - roberta (RobertaForMaskedLM): position ids count from pad + 1 over the non-padding tokens, so its
-  table has M + pad + 1 rows. type_vocab_size 2, not RoBERTa's 1: our WordPiece tokenizer gives
+  table has M + pad + 1 rows (specs.position_offset). type_vocab_size 2, not RoBERTa's 1: our WordPiece tokenizer gives
   sentence pairs segment ids 0/1 and the GLUE stage passes them.
 - albert (AlbertForMaskedLM): factorized embeddings (embedding_size, ALBERT's 128) and cross-layer
   sharing (num_layers layers drawn from num_hidden_groups groups of inner_group_num layers; 1 x 1
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workflow_scripts.pretrain.models.bert import gather_masked
-from workflow_scripts.pretrain.models.factory import FAMILY_KEYS
+from workflow_scripts.pretrain.models import specs
 
 FAMILIES = ("roberta", "albert", "deberta-v2")
 
@@ -49,11 +49,10 @@ def hf_config(spec: dict, special: dict):
     """The transformers config for recipe `model:` spec; `special` from hf_export.tokenizer_special_ids."""
     family = spec["type"]
     config_class, model_class = _classes(family)
-    extra = {k: (spec.get(k) if spec.get(k) is not None else default)
-             for k, default in FAMILY_KEYS.get(family, {}).items()}
+    extra = specs.family_options(spec)
     max_pos = spec["max_position_embeddings"]
     if family == "roberta":
-        max_pos += special["pad"] + 1          # see the module docstring
+        max_pos += specs.position_offset(special["pad"])          # see the module docstring
     if family == "deberta-v2":
         extra.update(norm_rel_ebd="layer_norm", share_att_key=True)
     return config_class(
@@ -70,9 +69,6 @@ class MaskedLM(nn.Module):
 
     def __init__(self, family: str, config):
         super().__init__()
-        if config.hidden_size % config.num_attention_heads:
-            raise ValueError(f"model.hidden_size={config.hidden_size} is not a multiple of "
-                             f"model.num_heads={config.num_attention_heads}")
         self.family, self.config = family, config
         self.hf = _classes(family)[1](config)
 
@@ -106,9 +102,6 @@ class MaskedLM(nn.Module):
         """The stock model's logits on every token (B, L, V): the reference for the sparse head."""
         return self.hf(input_ids=input_ids.long(), token_type_ids=token_type_ids.long(),
                        attention_mask=attention_mask.long()).logits
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
 
 def export(state: dict, family: str, config, tokenizer_dir: str, out_dir: str) -> None:
