@@ -11,7 +11,7 @@ from workflow_scripts.glue import grid, tasks
 
 config_checks.validate(config, Path(workflow.basedir) / "config" / "schema.yaml")
 
-GLUE_TASKS = ["CoLA", "SST-2", "MRPC", "STS-B", "QQP", "MNLI", "QNLI", "RTE", "WNLI"]
+GLUE_TASKS = list(tasks.TASKS)  # the one task list: workflow_scripts/glue/tasks.py
 RUNS = list(config["runs"])
 TASKS = config["finetune"]["tasks"]
 # One train shard (and one valid shard) per text part, numbered across corpora.
@@ -28,7 +28,7 @@ PART_CORPUS = [name for name, source in config["corpora"].items() for i in range
 wildcard_constraints:
     run="|".join(RUNS),
     task="|".join(t.replace("-", r"\-") for t in GLUE_TASKS),
-    trial=r"lr[^/_]+_bs\d+_ep[^/_]+_seed-?\d+",
+    trial=grid.TRIAL_PATTERN,
     k=r"\d+",
 
 

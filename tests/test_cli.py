@@ -15,6 +15,15 @@ def test_json_object_argument():
         cli.json_object("{pretrained: x}", "--spec", "tokenizer")
     with pytest.raises(BadInput, match=r"^--glue: expected a JSON object, got list$"):
         cli.json_object("[1, 2]", "--glue")
+    assert cli.json_object('{"seed": 1}', "--spec", "samples", required=("seed",)) == {"seed": 1}
+    with pytest.raises(BadInput, match=r"^samples: --spec lacks nsp, seed$"):
+        cli.json_object('{"dup_factor": 1}', "--spec", "samples", required=("nsp", "seed"))
+
+
+def test_json_lines_skip_blank_lines_and_name_a_bad_one():
+    assert list(cli.json_lines(['{"a": 1}', "", "  ", "[2]"], "f.jsonl")) == [(1, {"a": 1}), (4, [2])]
+    with pytest.raises(BadInput, match=r"^f\.jsonl, line 2: not valid JSON \(Expecting"):
+        list(cli.json_lines(['{"a": 1}', "{a: 1}"], "f.jsonl"))
 
 
 def test_scripts_name_their_bad_json_argument(tmp_path):

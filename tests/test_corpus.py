@@ -56,12 +56,13 @@ def test_counts_match_the_raw_dump(wiki_dump, wiki_parts):
     pages = re.findall(r"<page>.*?</page>", raw, re.S)
     articles = [p for p in pages if "<ns>0</ns>" in p]
     redirects = [p for p in articles if "<redirect" in p]
-    assert stats["read"] == len(pages) == 206
-    assert stats["dropped: not an article (namespace != 0)"] == len(pages) - len(articles)
-    assert stats["dropped: redirect"] == len(redirects) > 50
-    kept = len(articles) - len(redirects) - stats["dropped: empty after cleaning"] - stats[
-        "dropped: shorter than min_chars=200"]
-    assert stats["kept"] == kept == len(documents(parts)) > 90
+    assert stats.read == len(pages) == 206
+    assert stats.dropped["not_an_article"] == len(pages) - len(articles)
+    assert stats.dropped["redirect"] == len(redirects) > 50
+    assert stats.min_chars == 200
+    kept = len(articles) - len(redirects) - stats.dropped["empty_after_cleaning"] - stats.dropped[
+        "shorter_than_min_chars"]
+    assert stats.kept == kept == len(documents(parts)) > 90
     text = "".join(p.read_text(encoding="utf-8") for p in parts)
     assert not re.search(r"^#?redirect\b", text, re.M | re.I)
     assert "Nupedia and Wikipedia" not in text  # the namespace-4 page
@@ -88,7 +89,7 @@ def test_output_format(wiki_parts):
         for line in text.split("\n"):
             assert line == line.strip()
             assert unicodedata.is_normalized("NFC", line)
-    assert stats["sentences"] == sum(len(d) for d in documents(parts))
+    assert stats.sentences == sum(len(d) for d in documents(parts))
 
 
 def test_parts_balanced_and_deterministic(wiki_dump, wiki_parts, tmp_path, monkeypatch):
@@ -141,7 +142,7 @@ def test_localized_dump_new_schema(tmp_path):
     assert text.startswith("Berlin ist die Hauptstadt.\nThis sentence")
     assert "Datei" not in text and "Kategorie" not in text and "Tor" not in text and "en:" not in text
     assert "must not appear" not in text
-    assert (stats["kept"], stats["dropped: redirect"], stats["dropped: not an article (namespace != 0)"]) == (1, 1, 2)
+    assert (stats.kept, stats.dropped["redirect"], stats.dropped["not_an_article"]) == (1, 1, 2)
 
 
 def test_old_schema_without_ns_elements(tmp_path):
@@ -154,7 +155,7 @@ def test_old_schema_without_ns_elements(tmp_path):
     out = [tmp_path / "p.txt"]
     stats = corpus.extract({"type": "wikipedia", "path": str(packed)}, out)
     assert out[0].read_text(encoding="utf-8").startswith("Article text.\n")
-    assert stats["dropped: not an article (namespace != 0)"] == 1
+    assert stats.dropped["not_an_article"] == 1
 
 
 def test_truncated_dump_is_one_clear_error(wiki_dump, tmp_path):
@@ -201,7 +202,7 @@ def test_text_folder_all_formats(text_folder, tmp_path):
         ["Doc four has an accent: Café."],  # NFC: e + combining acute -> é
         ["Doc five from parquet."], ["Doc six."], ["Doc seven, compressed."], ["Doc eight, zstd."]]
     assert "Cafe\u0301" not in out[0].read_text(encoding="utf-8")
-    assert stats["read"] == 9 and stats["kept"] == 8 and stats["dropped: empty after cleaning"] == 1
+    assert stats.read == 9 and stats.kept == 8 and stats.dropped["empty_after_cleaning"] == 1
 
 
 def test_non_latin_scripts_are_kept(tmp_path):
@@ -220,7 +221,7 @@ def test_min_chars(tmp_path):
     out = [tmp_path / "p.txt"]
     stats = corpus.extract({"type": "text", "path": str(source), "min_chars": 20}, out)
     assert documents(out) == [["This one is a good deal longer than the other."]]
-    assert stats["dropped: shorter than min_chars=20"] == 1
+    assert stats.dropped["shorter_than_min_chars"] == 1 and stats.min_chars == 20
 
 
 @pytest.mark.parametrize("content, message", [
@@ -249,7 +250,7 @@ def test_bad_inputs_name_the_file_and_row(tmp_path):
     with pytest.raises(BadInput, match=r"rows\.jsonl line 2 has no `text` field .*it has: content"):
         corpus.extract({"type": "text", "path": str(rows)}, out)
     rows.write_text('{"text": "Fine row."}\n{not json\n')
-    with pytest.raises(BadInput, match=r"rows\.jsonl line 2 is not valid JSON"):
+    with pytest.raises(BadInput, match=r"rows\.jsonl, line 2: not valid JSON"):
         corpus.extract({"type": "text", "path": str(rows)}, out)
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -283,7 +284,7 @@ def test_truncated_archive_and_endless_block(tmp_path, monkeypatch, capsys):
     lines.write_text("".join(f"Sentence number {i}.\n" for i in range(30)))
     stats = corpus.extract({"type": "text", "path": str(lines)}, out)
     docs = documents(out)
-    assert stats["kept"] == len(docs) == 6 and sum(map(len, docs)) == 30
+    assert stats.kept == len(docs) == 6 and sum(map(len, docs)) == 30
     assert "without a blank line" in capsys.readouterr().out
 
 
@@ -352,7 +353,7 @@ def test_huggingface_builder_with_data_files(hf_files, tmp_path):
     stats = corpus.extract({"type": "huggingface", "name": "json", "path": str(hf_files / "data" / "*.jsonl"),
                             "split": "train", "text_column": "text", "config": None}, out)
     assert documents(out)[0] == ["Row 0 first sentence.", "Row 0 second sentence."]
-    assert stats["kept"] == 3
+    assert stats.kept == 3
 
 
 def test_huggingface_local_dataset_folder_and_saved_dataset(hf_files, tmp_path):
@@ -407,3 +408,11 @@ def test_cli_as_the_rule_calls_it(repo_root, tmp_path):
                          cwd=repo_root, capture_output=True, text=True)
     assert run.returncode == 1
     assert run.stderr.strip().count("\n") == 0 and "no documents kept" in run.stderr  # one line, no traceback
+
+
+def test_source_defaults_are_the_schemas(repo_root):
+    """Entries written by hand take the schema's defaults ($defs.corpus): the one list in code follows it."""
+    import yaml
+
+    properties = yaml.safe_load((repo_root / "config/schema.yaml").read_text())["$defs"]["corpus"]["properties"]
+    assert corpus.SOURCE_DEFAULTS == {k: properties[k]["default"] for k in corpus.SOURCE_DEFAULTS}

@@ -29,7 +29,7 @@ def test_hashes_name_every_kept_document_and_its_part(wiki):
     with np.load(out / "doc_hashes.npz") as f:
         hashes, part, names = f["hash"], f["part"], list(f["part_names"])
     assert names == ["part_0.txt", "part_1.txt"] and hashes.dtype == np.uint64
-    assert len(hashes) == len(part) == stats["kept"]
+    assert len(hashes) == len(part) == stats.kept
     # Reading order, part by part: each part's hashes are its documents' texts, in file order.
     for p, path in enumerate(parts):
         texts = ["\n".join(doc) for doc in documents(path)]
@@ -40,7 +40,7 @@ def test_hashes_name_every_kept_document_and_its_part(wiki):
 def test_stats_json_records_reads_drops_and_parts(wiki):
     out, parts, stats = wiki
     record = json.loads((out / "stats.json").read_text())
-    assert record["documents_read"] == 206 and record["documents_kept"] == stats["kept"] == 98
+    assert record["documents_read"] == 206 and record["documents_kept"] == stats.kept == 98
     assert record["dropped"] == {"empty_after_cleaning": 1, "not_an_article": 1, "redirect": 99,
                                  "shorter_than_min_chars": 7}
     assert record["documents_read"] == record["documents_kept"] + sum(record["dropped"].values())
@@ -65,14 +65,14 @@ def test_size_caps_stop_reading(wiki_dump, wiki, tmp_path, cap, kept, workers):
     if workers == 1:
         assert record["read_past_cap"] == 0 and record["documents_read"] < 206  # the rest was never read
     if kept is not None:
-        assert stats["kept"] == kept
+        assert stats.kept == kept
     else:  # stops at the first document that reaches the cap
         longest = max(sum(map(len, d)) for p in parts for d in documents(p))
-        assert 100_000 <= stats["characters"] < 100_000 + longest
+        assert 100_000 <= stats.characters < 100_000 + longest
     # The capped corpus is the full one's first documents, in reading order (which the hashes keep).
     with np.load(tmp_path / "h.npz") as capped, np.load(full_out / "doc_hashes.npz") as full:
-        assert capped["hash"].tolist() == full["hash"][:stats["kept"]].tolist()
-    assert sum(len(documents(p)) for p in parts) == stats["kept"]
+        assert capped["hash"].tolist() == full["hash"][:stats.kept].tolist()
+    assert sum(len(documents(p)) for p in parts) == stats.kept
 
 
 def write_corpus(tmp_path, name, texts, parts=1):

@@ -145,3 +145,15 @@ def test_hub_missing_column_is_named(hub_copy, tmp_path):
     task = tasks.TASKS["QNLI"]
     with pytest.raises(BadInput, match=r"qnli/validation\): no column 'sentence'"):
         readers.read_split(task, task.dev[0], {"source": "huggingface", "name": str(tmp_path / "hub")})
+
+
+def test_schema_task_enums_follow_the_task_table(repo_root):
+    """config/schema.yaml stays a static file; this keeps its task names in step with glue/tasks.py."""
+    import yaml
+
+    finetune = yaml.safe_load((repo_root / "config/schema.yaml").read_text())["properties"]["finetune"]["properties"]
+    names = list(tasks.TASKS)
+    assert finetune["tasks"]["items"]["enum"] == names
+    assert finetune["grid"]["propertyNames"]["enum"] == ["default", *names]
+    assert finetune["stilts"]["items"]["enum"] == [t for t in names if t != "MNLI"]  # STILTs starts from MNLI
+    assert {f.task for f in tasks.SUBMISSION_FILES.values()} == set(names)

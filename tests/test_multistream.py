@@ -76,7 +76,7 @@ def test_parallel_decompression_is_byte_identical(xml, serial_parts, tmp_path, m
     assert "is multistream: 2 processes decompress its streams" in log
     assert ("index.txt.bz2" in log) == with_index and ("scanning" in log) == (not with_index)
     assert parallel == serial_parts
-    assert stats["read"] == 206
+    assert stats.read == 206
     # One process reads the multistream file through the serial path: the same bytes too.
     (tmp_path / "one").mkdir()
     assert extract(dump, tmp_path / "one", workers=1)[0] == serial_parts

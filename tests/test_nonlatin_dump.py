@@ -119,7 +119,7 @@ def test_russian_dump_keeps_cyrillic_and_loses_markup(tmp_path):
         ("Москва", 0, MOSCOW),
         ("Обсуждение:Москва", 1, "Текст страницы обсуждения, которого не должно быть в корпусе. " * 5),
         ("Категория:Города России", 14, "Описание категории, которого не должно быть в корпусе. " * 5)])
-    assert stats["kept"] == 1 and stats["dropped: not an article (namespace != 0)"] == 2
+    assert stats.kept == 1 and stats.dropped["not_an_article"] == 2
     lines = text.split("\n")
     # The script survives, NFC, with its stress mark and the long dash; links keep their labels.
     assert lines[0] == unicodedata.normalize(
@@ -143,7 +143,7 @@ def test_russian_dump_keeps_cyrillic_and_loses_markup(tmp_path):
 
 def test_chinese_dump_keeps_han_and_loses_markup(tmp_path):
     text, stats = extract(tmp_path, "zh", ZH_NAMESPACES, [("北京市", 0, BEIJING)])
-    assert stats["kept"] == 1
+    assert stats.kept == 1
     # 。 ends a sentence without a space; variant markup keeps the simplified text.
     assert text.split("\n")[:5] == [
         "北京市，简称“京”，是中华人民共和国的首都及直辖市，是全国的政治、文化中心。",

@@ -72,7 +72,7 @@ def test_bad_log_line_is_named(tmp_path):
     log = write_log(tmp_path / "runs/demo/pretrain_log.jsonl", 1, 5.0)
     log.write_text(log.read_text() + '{"event": "train", "step": 99, "elapsed\n')
     n = len(log.read_text().splitlines())
-    with pytest.raises(SystemExit, match=rf"pretrain_log.jsonl, line {n}: not JSON"):
+    with pytest.raises(SystemExit, match=rf"pretrain_log.jsonl, line {n}: not valid JSON"):
         make_report.main(["--pretrain-logs", str(log), "--table-out", str(tmp_path / "t.md"),
                      "--curves-out", str(tmp_path / "c.png")])
     assert not (tmp_path / "t.md").exists()
@@ -140,7 +140,8 @@ def data_run(wiki_dump, bert_tokenizer_dir, tmp_path_factory):
     dedup.main(["--earlier", str(text / "wiki/doc_hashes.npz"), "--hashes", str(text / "mine/doc_hashes.npz"),
                 "--out", str(text / "mine/duplicates.json")])
     spec = {"max_seq_length": 64, "masked_lm_prob": 0.15, "max_predictions_per_seq": 10, "dup_factor": 2,
-            "short_seq_prob": 0.1, "nsp": False, "valid_fraction": 0.2, "seed": 1}
+            "short_seq_prob": 0.1, "nsp": False, "whole_word_masking": False, "valid_fraction": 0.2, "seed": 1,
+            "min_chars_per_token": 0.0}
     stats = []
     for k, part in enumerate(parts):
         stats.append(root / f"results/samples/stats/shard_{k}.json")

@@ -10,7 +10,8 @@ from workflow_scripts.data import samples, shard_format
 from workflow_scripts.errors import BadInput
 
 SPEC = {"max_seq_length": 128, "masked_lm_prob": 0.15, "max_predictions_per_seq": 20, "dup_factor": 1,
-        "short_seq_prob": 0.1, "nsp": False, "whole_word_masking": False, "valid_fraction": 0.05, "seed": 42}
+        "short_seq_prob": 0.1, "nsp": False, "whole_word_masking": False, "valid_fraction": 0.05, "seed": 42,
+        "min_chars_per_token": 0.0}
 CLS, SEP, MASK, PAD = 101, 102, 103, 0
 
 
@@ -77,14 +78,14 @@ def test_layout_matches_academic_budget_bert(shard):
     names = {"input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids"}
     assert set(train) == names | ({"next_sentence_labels"} if spec["nsp"] else set())
     n = len(train["input_ids"])
-    assert n == counts["train_samples"] > 1000
+    assert n == counts.train_samples > 1000
     for name, dtype, shape in [("input_ids", np.int32, (n, 128)), ("input_mask", np.int8, (n, 128)),
                                ("segment_ids", np.int8, (n, 128)), ("masked_lm_positions", np.int32, (n, 20)),
                                ("masked_lm_ids", np.int32, (n, 20))]:
         assert train[name].dtype == dtype and train[name].shape == shape, name
     if spec["nsp"]:
         assert train["next_sentence_labels"].dtype == np.int8 and train["next_sentence_labels"].shape == (n,)
-    assert len(valid["input_ids"]) == counts["valid_samples"] > 0
+    assert len(valid["input_ids"]) == counts.valid_samples > 0
 
 
 def test_attrs_record_the_recipe(small_part, bert_tokenizer_dir, tmp_path):
@@ -95,7 +96,7 @@ def test_attrs_record_the_recipe(small_part, bert_tokenizer_dir, tmp_path):
     assert attrs["tokenizer_sha1"] == hashlib.sha1((bert_tokenizer_dir / "tokenizer.json").read_bytes()).hexdigest()
     assert (attrs["max_seq_length"], attrs["masked_lm_prob"], attrs["dup_factor"], attrs["seed"]) == (128, 0.15, 2, 42)
     assert (attrs["shard_index"], attrs["nsp"], attrs["split"]) == (7, True, "train")
-    assert attrs["num_samples"] == counts["train_samples"] and attrs["num_documents"] == counts["train_documents"]
+    assert attrs["num_samples"] == counts.train_samples and attrs["num_documents"] == counts.train_documents
     valid_attrs = shard_format.shard_summary(valid)["attrs"]
     assert (valid_attrs["split"], valid_attrs["dup_factor"]) == ("valid", 1)  # valid documents are masked once
 
@@ -222,7 +223,7 @@ def test_dup_factor_remasks_without_retokenizing(small_part, bert_tokenizer_dir,
     three = build(tmp_path, small_part, bert_tokenizer_dir, "three", dup_factor=3, tokenizer=counting, **spec)
     assert counting.sentences == lines  # every sentence tokenized exactly once
     assert counting.calls == -(-lines // samples.ENCODE_BATCH)  # in full batches, not once per pass
-    assert three[2]["train_samples"] == 3 * one[2]["train_samples"]
+    assert three[2].train_samples == 3 * one[2].train_samples
     with h5py.File(three[0]) as f:
         ids = f["input_ids"][:]
     # The copies are packed and masked afresh: (almost) no row repeats exactly.
@@ -231,22 +232,22 @@ def test_dup_factor_remasks_without_retokenizing(small_part, bert_tokenizer_dir,
 
 def test_valid_split_per_document(text_part, bert_tokenizer_dir, tmp_path):
     _, _, counts = build(tmp_path, text_part, bert_tokenizer_dir, "split", valid_fraction=0.2)
-    assert counts["valid_documents"] == pytest.approx(0.2 * counts["documents"], abs=0.1 * counts["documents"])
-    assert counts["train_documents"] + counts["valid_documents"] == counts["documents"]
+    assert counts.valid_documents == pytest.approx(0.2 * counts.documents, abs=0.1 * counts.documents)
+    assert counts.train_documents + counts.valid_documents == counts.documents
     # Masking settings do not move documents across the split.
     _, _, other = build(tmp_path, text_part, bert_tokenizer_dir, "other", valid_fraction=0.2, masked_lm_prob=0.3,
                         nsp=True)
-    assert other["valid_documents"] == counts["valid_documents"]
+    assert other.valid_documents == counts.valid_documents
     # A tiny fraction still holds out one document, so the valid shard is never empty.
     _, valid, counts = build(tmp_path, text_part, bert_tokenizer_dir, "tiny", valid_fraction=1e-9)
-    assert counts["valid_documents"] == 1 and shard_format.shard_summary(valid)["num_samples"] > 0
+    assert counts.valid_documents == 1 and shard_format.shard_summary(valid)["num_samples"] > 0
 
 
 def test_single_document_part_has_an_empty_valid_shard(small_part, bert_tokenizer_dir, tmp_path):
     one_doc = tmp_path / "one_doc.txt"
     one_doc.write_text("".join(small_part.open().readlines()[:200]).replace("\n\n", "\n"))
     train, valid, counts = build(tmp_path, one_doc, bert_tokenizer_dir, valid_fraction=0.5)
-    assert counts["documents"] == 1 and counts["train_samples"] > 0
+    assert counts.documents == 1 and counts.train_samples > 0
     summary = shard_format.shard_summary(valid, nsp=False)
     assert summary["num_samples"] == 0 and summary["max_seq_length"] == 128
     assert shard_format.load_shard(valid)["input_ids"].shape == (0, 128)
@@ -257,8 +258,8 @@ def test_small_chunks_give_the_same_documents(small_part, bert_tokenizer_dir, tm
     _, _, whole = build(tmp_path, small_part, bert_tokenizer_dir, "whole", nsp=True)
     train, _, chunked = build(tmp_path, small_part, bert_tokenizer_dir, "chunked", nsp=True, chunk_chars=50_000)
     for key in ("documents", "sentences", "tokens", "valid_documents"):
-        assert chunked[key] == whole[key]
-    assert 0.8 < chunked["train_samples"] / whole["train_samples"] < 1.2
+        assert getattr(chunked, key) == getattr(whole, key)
+    assert 0.8 < chunked.train_samples / whole.train_samples < 1.2
     assert shard_format.load_shard(train)["next_sentence_labels"].mean() > 0.45
 
 
@@ -340,7 +341,7 @@ def test_empty_text_is_one_clear_error(bert_tokenizer_dir, tmp_path):
         with pytest.raises(BadInput, match=f"{empty}.*no text"):
             build(tmp_path, empty, bert_tokenizer_dir)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["part_0.txt"]  # no shard, no temp file left
-    with pytest.raises(BadInput, match="missing.txt does not exist"):
+    with pytest.raises(BadInput, match=r"missing\.txt does not exist"):
         build(tmp_path, tmp_path / "missing.txt", bert_tokenizer_dir)
 
 

@@ -52,13 +52,13 @@ def test_duplicates_are_skipped_and_counted(wiki_docs, bert_tokenizer_dir, tmp_p
     dedup.find_duplicates([], hashes, dup_a)
     dedup.find_duplicates([hashes], other_hashes, dup_b)  # b after a in config order
     _, _, counts, stats = build(tmp_path, part, bert_tokenizer_dir, "a", duplicates=dup_a)
-    assert counts["documents_read"] == 14 and counts["duplicates_dropped"] == 2 and counts["documents"] == 12
+    assert counts.documents_read == 14 and counts.duplicates_dropped == 2 and counts.documents == 12
     assert stats["documents"]["duplicates_dropped"] == 2 and stats["documents"]["used"] == 12
     _, _, counts, stats = build(tmp_path, other, bert_tokenizer_dir, "b", duplicates=dup_b, valid_fraction=0)
-    assert counts["duplicates_dropped"] == 1 and counts["documents"] == 1  # b's copy of a's article goes
+    assert counts.duplicates_dropped == 1 and counts.documents == 1  # b's copy of a's article goes
     # Without the file, the same part keeps its repeats: the filter is what removed them.
     _, _, counts, _ = build(tmp_path, part, bert_tokenizer_dir, "plain")
-    assert counts["duplicates_dropped"] == 0 and counts["documents"] == 14
+    assert counts.duplicates_dropped == 0 and counts.documents == 14
 
 
 def test_duplicates_never_move_other_documents_across_the_split(wiki_docs, bert_tokenizer_dir, tmp_path):
@@ -70,8 +70,8 @@ def test_duplicates_never_move_other_documents_across_the_split(wiki_docs, bert_
                                           valid_fraction=0.3)
     _, valid_without, counts_without, _ = build(tmp_path, part, bert_tokenizer_dir, "without", valid_fraction=0.3)
     # The split is drawn per document read: only the skipped copy may leave the valid side.
-    assert counts_without["valid_documents"] - counts_with["valid_documents"] in (0, 1)
-    assert counts_with["valid_documents"] >= 1
+    assert counts_without.valid_documents - counts_with.valid_documents in (0, 1)
+    assert counts_with.valid_documents >= 1
 
 
 def test_a_stale_duplicates_file_is_one_clear_error(wiki_docs, bert_tokenizer_dir, tmp_path):
@@ -90,7 +90,7 @@ def test_chars_per_token_filter_drops_tables_code_and_unspellable_text(wiki_docs
     junk = [TABLE.split("\n"), CODE.split("\n"), [RUSSIAN]]
     part.write_text("\n\n".join("\n".join(d) for d in wiki_docs[:10] + junk) + "\n", encoding="utf-8")
     _, _, counts, stats = build(tmp_path, part, bert_tokenizer_dir, "cpt")
-    assert counts["low_chars_per_token_dropped"] == 3 and counts["documents"] == 10
+    assert counts.low_chars_per_token_dropped == 3 and counts.documents == 10
     assert stats["documents"]["low_chars_per_token_dropped"] == 3 and stats["min_chars_per_token"] == 3.0
     assert "3 below min_chars_per_token=3" in capsys.readouterr().out
     # The kept documents are the articles: every sample's tokens come from them, none from the junk.
@@ -100,7 +100,7 @@ def test_chars_per_token_filter_drops_tables_code_and_unspellable_text(wiki_docs
     train = shard_format.load_shard(tmp_path / "cpt_train.h5")
     assert junk_ids and not junk_ids & set(np.unique(train["input_ids"]).tolist())
     _, _, counts, _ = build(tmp_path, part, bert_tokenizer_dir, "off", min_chars_per_token=0)
-    assert counts["low_chars_per_token_dropped"] == 0 and counts["documents"] == 13
+    assert counts.low_chars_per_token_dropped == 0 and counts.documents == 13
 
 
 def test_chars_per_token_filter_warns_and_explains_an_emptied_part(bert_tokenizer_dir, tmp_path, capsys):
@@ -127,10 +127,10 @@ def weighted(wiki_docs, bert_tokenizer_dir, tmp_path_factory):
 
 def test_weight_multiplies_the_passes_of_train_documents(weighted):
     one, two = weighted[1.0], weighted[2.0]
-    assert two[2]["train_samples"] == 2 * one[2]["train_samples"]  # 4 passes vs 2, identical packing
-    assert two[3]["train"]["document_passes"] == 4 * two[2]["train_documents"]
+    assert two[2].train_samples == 2 * one[2].train_samples  # 4 passes vs 2, identical packing
+    assert two[3]["train"]["document_passes"] == 4 * two[2].train_documents
     # Valid documents are the same and used once, whatever the weight.
-    assert two[2]["valid_documents"] == one[2]["valid_documents"]
+    assert two[2].valid_documents == one[2].valid_documents
     with h5py.File(one[1]) as a, h5py.File(two[1]) as b:
         assert np.array_equal(a["input_ids"][:], b["input_ids"][:])
     with h5py.File(two[0]) as f:
@@ -139,16 +139,16 @@ def test_weight_multiplies_the_passes_of_train_documents(weighted):
 
 def test_fractional_weights_draw_a_pass_per_document(weighted):
     one, three_quarters, quarter = weighted[1.0], weighted[0.75], weighted[0.25]
-    n = one[2]["train_documents"]
+    n = one[2].train_documents
     # 0.75 x 2 = 1.5 passes: each train document 1 or 2, about half of them 2.
     passes = three_quarters[3]["train"]["document_passes"]
-    assert three_quarters[2]["train_documents"] == n and n < passes < 2 * n
+    assert three_quarters[2].train_documents == n and n < passes < 2 * n
     assert passes / n == pytest.approx(1.5, abs=0.25)
-    assert one[2]["train_samples"] / 2 < three_quarters[2]["train_samples"] < one[2]["train_samples"]
+    assert one[2].train_samples / 2 < three_quarters[2].train_samples < one[2].train_samples
     # 0.25 x 2 = 0.5 passes: about half the train documents are left out, the rest used once.
-    left_out = quarter[2]["weighted_out"]
-    assert quarter[2]["train_documents"] + left_out == n and left_out / n == pytest.approx(0.5, abs=0.25)
-    assert quarter[3]["train"]["document_passes"] == quarter[2]["train_documents"]
+    left_out = quarter[2].weighted_out
+    assert quarter[2].train_documents + left_out == n and left_out / n == pytest.approx(0.5, abs=0.25)
+    assert quarter[3]["train"]["document_passes"] == quarter[2].train_documents
     assert quarter[3]["documents"]["weighted_out"] == left_out
 
 
@@ -157,12 +157,12 @@ def test_stats_json_holds_counts_and_sample_statistics(weighted):
     assert set(stats) >= {"text", "shard_index", "weight", "dup_factor", "min_chars_per_token", "documents",
                           "sentences", "tokens", "train", "valid", "seconds"}
     assert stats["documents"] == {"read": 30, "duplicates_dropped": 0, "low_chars_per_token_dropped": 0,
-                                  "empty_dropped": 0, "used": 30, "train": counts["train_documents"],
-                                  "valid": counts["valid_documents"], "weighted_out": 0}
+                                  "empty_dropped": 0, "used": 30, "train": counts.train_documents,
+                                  "valid": counts.valid_documents, "weighted_out": 0}
     rows = shard_format.load_shard(train_file)
     real = rows["input_mask"].sum(axis=1)
     train = stats["train"]
-    assert train["samples"] == len(real) == counts["train_samples"]
+    assert train["samples"] == len(real) == counts.train_samples
     assert train["tokens_per_sample"] == pytest.approx(real.mean(), abs=1e-3)
     assert train["padding_fraction"] == pytest.approx(1 - real.mean() / 128, abs=1e-5)
     predicted = (rows["masked_lm_positions"] > 0).sum()

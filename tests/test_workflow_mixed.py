@@ -103,8 +103,8 @@ def test_weights_change_the_sample_counts_as_designed(mixed, bert_tokenizer_dir,
     counts = samples.build_shards(spec, workdir / "results/tokenizer", workdir / "results/text/folder/part_0.txt", 2,
                                   tmp_path / "t.h5", tmp_path / "v.h5", weight=1.0,
                                   duplicates=workdir / "results/text/folder/duplicates.json")
-    assert folder["train"]["samples"] == 2 * counts["train_samples"] > 0
-    assert folder["valid"]["samples"] == counts["valid_samples"]  # valid: once, whatever the weight
+    assert folder["train"]["samples"] == 2 * counts.train_samples > 0
+    assert folder["valid"]["samples"] == counts.valid_samples  # valid: once, whatever the weight
 
 
 def test_sample_statistics_are_logged_and_within_bounds(mixed):

@@ -20,10 +20,11 @@ def one_line_errors(main):
     return wrapped
 
 
-def json_object(text: str, flag: str, prog: str = "") -> dict:
+def json_object(text: str, flag: str, prog: str = "", required: tuple = ()) -> dict:
     """A JSON-object argument (a rule's config slice, one shell word) -> dict, or one line naming the flag.
 
     prog: the script's name, to start the message the way its other messages start ("corpus: ...").
+    required: keys the object must have ("samples: --spec lacks seed" otherwise).
     """
     where = f"{prog}: {flag}" if prog else flag
     try:
@@ -32,7 +33,23 @@ def json_object(text: str, flag: str, prog: str = "") -> dict:
         raise BadInput(f"{where}: not valid JSON ({e})") from None
     if not isinstance(value, dict):
         raise BadInput(f"{where}: expected a JSON object, got {type(value).__name__}")
+    missing = [k for k in required if k not in value]
+    if missing:
+        raise BadInput(f"{where} lacks {', '.join(missing)}")
     return value
+
+
+def json_lines(lines, where: str):
+    """(line number, value) for each non-blank line of a JSON-lines stream; a line that is not JSON
+    stops with one line naming `where` (the file) and the line number."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise BadInput(f"{where}, line {number}: not valid JSON ({e})") from None
+        yield number, value
 
 
 def read_record(path, required: tuple) -> dict:

@@ -17,7 +17,10 @@ kept. The rest of the source is never read.
 --hashes writes, per kept document in the order read, a 64-bit hash of its text as written
 (sentences joined by newlines: NFC, whitespace collapsed) and its part: arrays `hash` (uint64),
 `part` (uint32) and `part_names` (the part file names), for workflow_scripts.data.dedup.
---stats writes what was read, kept and dropped (and why) as JSON (see `stats_record`).
+--stats writes what was read, kept and dropped (and why) as JSON (see `CorpusCounts.record`).
+
+By hand, an entry may leave out keys that have a schema default: they take SOURCE_DEFAULTS
+(the schema's defaults; tests/test_corpus.py keeps the two equal).
 """
 import argparse
 import hashlib
@@ -29,6 +32,7 @@ import time
 import unicodedata
 from array import array
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from workflow_scripts import atomic
@@ -40,6 +44,9 @@ from workflow_scripts.errors import BadInput
 # Wikipedia stubs and leftovers of list pages carry little text; the user's own documents are
 # kept as given.
 DEFAULT_MIN_CHARS = {"wikipedia": 200, "text": 1, "huggingface": 1}
+# The schema's defaults ($defs.corpus) of the keys extraction reads, for entries written by hand.
+SOURCE_DEFAULTS = {"config": None, "split": "train", "text_column": "text", "min_chars": None,
+                   "max_documents": None, "max_chars": None}
 # Control and format characters that survive extraction (soft hyphens, zero-width spaces, BOMs)
 # except the joiners some scripts need (ZWJ/ZWNJ in Devanagari, Persian, emoji).
 _INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u200b\u2060\ufeff]")
@@ -82,25 +89,25 @@ class WikiSentences:
         return document_sentences(self.cleaner.paragraphs(wikitext))
 
 
-def _wiki_articles(dump, stats: Counter):
-    """The wikitext of namespace-0 non-redirect pages; counts the others into `stats`."""
+def _wiki_articles(dump, counts: "CorpusCounts"):
+    """The wikitext of namespace-0 non-redirect pages; counts the others into `counts`."""
     for page in dump.pages():
-        stats["read"] += 1
+        counts.read += 1
         if page.ns != 0:
-            stats["dropped: not an article (namespace != 0)"] += 1
+            counts.dropped[NOT_AN_ARTICLE] += 1
         elif page.redirect or page.text[:32].lstrip()[:9].upper() == "#REDIRECT":  # old exports: no <redirect>
-            stats["dropped: redirect"] += 1
+            counts.dropped[REDIRECT] += 1
         else:
             yield page.text
 
 
-def _counted(texts, stats: Counter):
+def _counted(texts, counts: "CorpusCounts"):
     for text in texts:
-        stats["read"] += 1
+        counts.read += 1
         yield text
 
 
-def open_source(source: dict, stats: Counter, workers: int = 1, pool=None):
+def open_source(source: dict, counts: "CorpusCounts", workers: int = 1, pool=None):
     """(raw documents, function raw document -> sentences) for one corpus entry.
 
     The split lets the expensive second half run in worker processes while this process streams.
@@ -112,19 +119,19 @@ def open_source(source: dict, stats: Counter, workers: int = 1, pool=None):
         # With worker processes, decompression gets a process too (bz2 is ~half the work): the
         # pool's, stream groups in parallel, for a multistream dump; else an external bzip2.
         dump = WikiDump(source["path"], external_bz2=workers > 1, pool=pool, workers=workers)
-        return _wiki_articles(dump, stats), WikiSentences(dump.read_namespaces())
+        return _wiki_articles(dump, counts), WikiSentences(dump.read_namespaces())
     if kind == "text":
         from workflow_scripts.data.sources import textfiles
 
-        texts = textfiles.iter_documents(source["path"], source.get("text_column", "text"))
+        texts = textfiles.iter_documents(source["path"], source["text_column"])
     elif kind == "huggingface":
         from workflow_scripts.data.sources import hfdataset
 
-        texts = hfdataset.iter_documents(source["name"], source.get("config"), source.get("split", "train"),
-                                         source.get("text_column", "text"), source.get("path"))
+        texts = hfdataset.iter_documents(source["name"], source["config"], source["split"], source["text_column"],
+                                         source.get("path"))
     else:
         raise BadInput(f"corpus: unknown source type {kind!r} (allowed: wikipedia, text, huggingface)")
-    return _counted(texts, stats), text_sentences
+    return _counted(texts, counts), text_sentences
 
 
 def _allow_open_files(n: int) -> None:
@@ -225,76 +232,140 @@ def document_hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
 
 
-def _cap_reached(source: dict, stats: Counter) -> str | None:
-    if source.get("max_documents") is not None and stats["kept"] >= source["max_documents"]:
+def _cap_reached(source: dict, counts: "CorpusCounts") -> str | None:
+    if source["max_documents"] is not None and counts.kept >= source["max_documents"]:
         return f"max_documents={source['max_documents']}"
-    if source.get("max_chars") is not None and stats["characters"] >= source["max_chars"]:
+    if source["max_chars"] is not None and counts.characters >= source["max_chars"]:
         return f"max_chars={source['max_chars']}"
     return None
 
 
+# Why a document is dropped: its key in CorpusCounts.dropped and the stats JSON -> its words in the log.
+NOT_AN_ARTICLE, REDIRECT, EMPTY, SHORT = "not_an_article", "redirect", "empty_after_cleaning", "shorter_than_min_chars"
+
+
+@dataclass
+class CorpusCounts:
+    """What one extraction read, kept and dropped (by reason); min_chars is the threshold it applied."""
+
+    min_chars: int
+    read: int = 0
+    kept: int = 0
+    sentences: int = 0
+    characters: int = 0
+    read_past_cap: int = 0  # with worker processes: documents in hand when a size cap stopped reading
+    dropped: Counter = field(default_factory=Counter)
+
+    def reason(self, key: str) -> str:
+        return {NOT_AN_ARTICLE: "not an article (namespace != 0)", REDIRECT: "redirect", EMPTY: "empty after cleaning",
+                SHORT: f"shorter than min_chars={self.min_chars}"}[key]
+
+    def drops(self) -> str:
+        """The drops by reason for the log ("" if none), in the order of their words."""
+        words = sorted((self.reason(k), v) for k, v in self.dropped.items() if v)
+        return "; ".join(f"dropped: {w}: {v}" for w, v in words)
+
+    def record(self, source: dict, writer: "PartWriter", stopped: str | None, seconds: float) -> dict:
+        """The stats JSON: documents read and kept, each drop reason's count, the cap that stopped reading
+        (with worker processes, a few documents are read past it: read = kept + dropped + read_past_cap), parts."""
+        dropped = {key: count for _, key, count in sorted((self.reason(k), k, v) for k, v in self.dropped.items() if v)}
+        return {"source": describe(source), "type": source["type"], "documents_read": self.read,
+                "documents_kept": self.kept, "sentences": self.sentences, "characters": self.characters,
+                "dropped": dropped, "min_chars": self.min_chars, "stopped_at": stopped,
+                "read_past_cap": self.read_past_cap,
+                "parts": [{"file": out.name, "documents": docs, "size_characters": size}
+                          for out, size, docs in zip(writer.outputs, writer.sizes, writer.documents)],
+                "seconds": round(seconds, 3)}
+
+
+class KeptDocuments:
+    """Per kept document, in the order read: its 64-bit hash and its part (12 bytes each)."""
+
+    def __init__(self):
+        self.hashes, self.parts = array("Q"), array("I")
+
+    def add(self, text: str, part: int) -> None:
+        self.parts.append(part)
+        self.hashes.append(document_hash(text))
+
+    def save(self, path: Path, outputs: list[Path]) -> None:
+        """The .npz for workflow_scripts.data.dedup: arrays hash, part and part_names."""
+        import numpy as np
+
+        with atomic.replacing(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, hash=np.frombuffer(self.hashes, dtype=np.uint64),
+                     part=np.frombuffer(self.parts, dtype=np.uint32), part_names=np.array([p.name for p in outputs]))
+
+
+def _write_documents(documents, raw, writer: PartWriter, kept: KeptDocuments, source: dict, counts: CorpusCounts,
+                     progress_every: int) -> str | None:
+    """Keep or drop each cleaned document (a list of sentences) until the source ends or a size cap is
+    reached; returns the cap that stopped reading, or None."""
+    start = time.monotonic()
+    stopped = None
+    next_report = progress_every
+    for sentences in documents:
+        chars = sum(map(len, sentences))
+        if not sentences:
+            counts.dropped[EMPTY] += 1
+        elif chars < counts.min_chars:
+            counts.dropped[SHORT] += 1
+        else:
+            text = "\n".join(sentences)
+            kept.add(text, writer.write(text))
+            counts.kept += 1
+            counts.sentences += len(sentences)
+            counts.characters += chars
+            stopped = _cap_reached(source, counts)
+        if counts.read >= next_report or stopped:
+            next_report += progress_every
+            rate = counts.read / max(time.monotonic() - start, 1e-9)
+            print(f"corpus: {counts.read} documents read, {counts.kept} kept, {rate:.0f} documents/s", flush=True)
+        if stopped:
+            print(f"corpus: {stopped} reached: the rest of {describe(source)} is not read", flush=True)
+            raw.close()  # stops the reader (and an external bzip2) now
+            # Worker processes had documents in hand: read, but neither kept nor dropped.
+            counts.read_past_cap = counts.read - counts.kept - sum(counts.dropped.values())
+            return stopped
+    return None
+
+
+def _check_enough(source: dict, counts: CorpusCounts, parts: int) -> None:
+    if counts.kept == 0:
+        raise BadInput(f"corpus: no documents kept from {describe(source)} "
+                       f"({counts.read} read; {counts.drops() or 'nothing dropped'})")
+    if counts.kept < parts:
+        raise BadInput(f"corpus: {describe(source)} gave {counts.kept} documents, fewer than parts="
+                       f"{parts}: some parts would be empty; lower `parts` for this corpus")
+
+
 def extract(source: dict, outputs: list[Path], progress_every: int = 10000, workers: int = 1,
-            hashes_out: Path | None = None, stats_out: Path | None = None) -> Counter:
+            hashes_out: Path | None = None, stats_out: Path | None = None) -> CorpusCounts:
     """Stream `source` into the `outputs` parts; returns the counts that were logged.
 
     With workers > 1, cleaning and sentence splitting run in that many processes while this one
     reads and writes (and, for a multistream dump, they decompress it too); results come back in
     input order, so the parts are identical either way.
     """
-    import numpy as np
-
-    min_chars = source.get("min_chars")
-    if min_chars is None:
-        min_chars = DEFAULT_MIN_CHARS.get(source["type"], 1)
-    stats = Counter()
+    source = {**SOURCE_DEFAULTS, **source}
+    min_chars = source["min_chars"]
+    counts = CorpusCounts(DEFAULT_MIN_CHARS.get(source["type"], 1) if min_chars is None else min_chars)
     start = time.monotonic()
     pool = writer = None
-    hashes, doc_parts = array("Q"), array("I")  # per kept document, in the order read: 12 bytes each
-    stopped = None
-    next_report = progress_every
+    kept = KeptDocuments()
     try:
         if workers > 1:
             import multiprocessing
 
             pool = multiprocessing.Pool(workers)
-        raw, to_sentences = open_source(source, stats, workers, pool)
+        raw, to_sentences = open_source(source, counts, workers, pool)
         writer = PartWriter(outputs)
         if pool is not None:
             documents = _in_pool(pool, to_sentences, raw, batch=POOL_BATCH_PER_WORKER * workers)
         else:
             documents = map(to_sentences, raw)
-        for sentences in documents:
-            chars = sum(map(len, sentences))
-            if not sentences:
-                stats["dropped: empty after cleaning"] += 1
-            elif chars < min_chars:
-                stats[f"dropped: shorter than min_chars={min_chars}"] += 1
-            else:
-                text = "\n".join(sentences)
-                doc_parts.append(writer.write(text))
-                hashes.append(document_hash(text))
-                stats["kept"] += 1
-                stats["sentences"] += len(sentences)
-                stats["characters"] += chars
-                stopped = _cap_reached(source, stats)
-            if stats["read"] >= next_report or stopped:
-                next_report += progress_every
-                rate = stats["read"] / max(time.monotonic() - start, 1e-9)
-                print(f"corpus: {stats['read']} documents read, {stats['kept']} kept, {rate:.0f} documents/s",
-                      flush=True)
-            if stopped:
-                print(f"corpus: {stopped} reached: the rest of {describe(source)} is not read", flush=True)
-                raw.close()  # stops the reader (and an external bzip2) now
-                # Worker processes had documents in hand: read, but neither kept nor dropped.
-                accounted = stats["kept"] + sum(v for k, v in stats.items() if k.startswith("dropped"))
-                stats["read ahead when the cap was reached"] = stats["read"] - accounted
-                break
-        if stats["kept"] == 0:
-            raise BadInput(f"corpus: no documents kept from {describe(source)} "
-                             f"({stats['read']} read; {format_drops(stats) or 'nothing dropped'})")
-        if stats["kept"] < len(outputs):
-            raise BadInput(f"corpus: {describe(source)} gave {stats['kept']} documents, fewer than parts="
-                             f"{len(outputs)}: some parts would be empty; lower `parts` for this corpus")
+        stopped = _write_documents(documents, raw, writer, kept, source, counts, progress_every)
+        _check_enough(source, counts, len(outputs))
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -305,40 +376,17 @@ def extract(source: dict, outputs: list[Path], progress_every: int = 10000, work
     writer.commit()
     elapsed = time.monotonic() - start
     if hashes_out is not None:
-        with atomic.replacing(hashes_out) as tmp, open(tmp, "wb") as f:
-            np.savez(f, hash=np.frombuffer(hashes, dtype=np.uint64), part=np.frombuffer(doc_parts, dtype=np.uint32),
-                     part_names=np.array([p.name for p in outputs]))
-    rate = stats["read"] / max(elapsed, 1e-9)
-    print(f"corpus: done in {elapsed:.1f} s: {stats['read']} documents read ({rate:.0f}/s), "
-          f"{stats['kept']} kept, {stats['sentences']} sentences, {stats['characters']} characters", flush=True)
-    if format_drops(stats):
-        print(f"corpus: {format_drops(stats)}", flush=True)
+        kept.save(hashes_out, outputs)
+    rate = counts.read / max(elapsed, 1e-9)
+    print(f"corpus: done in {elapsed:.1f} s: {counts.read} documents read ({rate:.0f}/s), "
+          f"{counts.kept} kept, {counts.sentences} sentences, {counts.characters} characters", flush=True)
+    if counts.drops():
+        print(f"corpus: {counts.drops()}", flush=True)
     for out, size, docs in zip(outputs, writer.sizes, writer.documents):
         print(f"corpus: {out}: {docs} documents, {size} characters", flush=True)
     if stats_out is not None:
-        atomic.write_json(stats_out, stats_record(source, stats, writer, min_chars, stopped, elapsed))
-    return stats
-
-
-def stats_record(source: dict, stats: Counter, writer: PartWriter, min_chars: int, stopped, seconds: float) -> dict:
-    """The stats JSON: documents read and kept, each drop reason's count, the cap that stopped reading
-    (with worker processes, a few documents are read past it: read = kept + dropped + read_past_cap), parts."""
-    dropped = {}
-    for key, count in sorted(stats.items()):
-        if key.startswith("dropped: "):  # "dropped: not an article (namespace != 0)" -> not_an_article
-            reason = key.removeprefix("dropped: ").split(" (")[0].split("=")[0]
-            dropped[re.sub(r"\W+", "_", reason).strip("_")] = count
-    return {"source": describe(source), "type": source["type"], "documents_read": stats["read"],
-            "documents_kept": stats["kept"], "sentences": stats["sentences"], "characters": stats["characters"],
-            "dropped": dropped, "min_chars": min_chars, "stopped_at": stopped,
-            "read_past_cap": stats["read ahead when the cap was reached"],
-            "parts": [{"file": out.name, "documents": docs, "size_characters": size}
-                      for out, size, docs in zip(writer.outputs, writer.sizes, writer.documents)],
-            "seconds": round(seconds, 3)}
-
-
-def format_drops(stats: Counter) -> str:
-    return "; ".join(f"{k}: {v}" for k, v in sorted(stats.items()) if k.startswith("dropped"))
+        atomic.write_json(stats_out, counts.record(source, writer, stopped, elapsed))
+    return counts
 
 
 @one_line_errors
@@ -352,7 +400,7 @@ def main(argv=None):
     parser.add_argument("--hashes", type=Path, help="write the kept documents' 64-bit hashes here (.npz)")
     parser.add_argument("--stats", type=Path, help="write the counts (read, kept, dropped by reason) here (.json)")
     args = parser.parse_args(argv)
-    source = json_object(args.source, "--source", "corpus")
+    source = json_object(args.source, "--source", "corpus", required=("type",))
     if len(set(args.out)) != len(args.out):
         raise BadInput("corpus: --out lists the same file twice")
     extract(source, args.out, args.progress_every, max(args.workers, 1), args.hashes, args.stats)

@@ -50,10 +50,12 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from workflow_scripts import atomic
 from workflow_scripts.cli import json_object, one_line_errors
+from workflow_scripts.data import shard_format
 from workflow_scripts.errors import BadInput
 
 CHUNK_CHARS = 1 << 20     # characters of text read and tokenized at a time
@@ -66,6 +68,9 @@ HDF5_ROWS_PER_CHUNK = 1024  # HDF5 chunk rows: appends stay cheap, whole-dataset
 # gzip-1 after byte-shuffle: files 4x smaller than raw; whole-shard reads still decode
 # ~190k samples/s per core, far above what training consumes (see benchmarks/README.md).
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+# The `samples:` keys the builder reads: the rule passes the whole schema-filled section.
+SPEC_KEYS = ("max_seq_length", "masked_lm_prob", "max_predictions_per_seq", "dup_factor", "short_seq_prob", "nsp",
+             "whole_word_masking", "valid_fraction", "min_chars_per_token", "seed")
 
 
 # ---------------------------------------------------------------- reading
@@ -438,7 +443,7 @@ def mask_rows(ids, cand, rng, spec: dict, vocab: Vocab):
     n_cand = cand.sum(axis=1)
     k = np.minimum(min(p, length), np.maximum(1, np.rint(n_cand * spec["masked_lm_prob"]).astype(np.int64)))
     k = np.minimum(k, n_cand)
-    chosen = choose_positions(cand, k, rng, p, vocab, ids, spec.get("whole_word_masking", False))
+    chosen = choose_positions(cand, k, rng, p, vocab, ids, spec["whole_word_masking"])
     rr, cc = np.nonzero(chosen)  # row-major: positions ascending within a row
     rank = (np.cumsum(chosen, axis=1) - 1)[rr, cc]
     positions = np.zeros((n, p), np.int32)
@@ -464,7 +469,7 @@ def make_rows(corpus: Corpus, docs, rng, spec: dict, vocab: Vocab) -> dict:
             "segment_ids": segment[order].astype(np.int8),
             "masked_lm_positions": positions[order], "masked_lm_ids": labels[order]}
     if nsp:
-        rows["next_sentence_labels"] = random_next[order].astype(np.int8)
+        rows[shard_format.NSP.name] = random_next[order].astype(np.int8)
     return rows
 
 
@@ -480,13 +485,10 @@ class ShardWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = atomic.temp_path(self.path)
         self.file = h5py.File(self.tmp, "w")
-        length, p = spec["max_seq_length"], spec["max_predictions_per_seq"]
-        shapes = {"input_ids": ("i4", (length,)), "input_mask": ("i1", (length,)), "segment_ids": ("i1", (length,)),
-                  "masked_lm_positions": ("i4", (p,)), "masked_lm_ids": ("i4", (p,))}
-        if spec["nsp"]:
-            shapes["next_sentence_labels"] = ("i1", ())
-        for name, (dtype, tail) in shapes.items():
-            self.file.create_dataset(name, shape=(0, *tail), maxshape=(None, *tail), dtype=dtype,
+        tails = {"L": (spec["max_seq_length"],), "P": (spec["max_predictions_per_seq"],), None: ()}
+        for d in shard_format.layout(spec["nsp"]):
+            tail = tails[d.width]
+            self.file.create_dataset(d.name, shape=(0, *tail), maxshape=(None, *tail), dtype=d.dtype,
                                      chunks=(HDF5_ROWS_PER_CHUNK, *tail), **COMPRESSION)
         self.attrs = attrs
         self.rows = 0
@@ -501,7 +503,7 @@ class ShardWriter:
         self.rows += n
         real = int(rows["input_mask"].sum())
         self.stats["real_tokens"] += real
-        self.stats["candidates"] += real - 2 * n - (n if "next_sentence_labels" in rows else 0)
+        self.stats["candidates"] += real - 2 * n - (n if shard_format.NSP.name in rows else 0)
         self.stats["masked"] += int((rows["masked_lm_positions"] > 0).sum())
 
     def close(self) -> None:
@@ -554,17 +556,155 @@ SPLIT_STREAM, SAMPLE_STREAM, WEIGHT_STREAM, VALID_STREAM = 0, 1, 2, 3
 CPT_WARN_FRACTION = 0.25
 
 
+@dataclass
+class PartCounts:
+    """What one text part gave: documents read, dropped by each filter and used, and their samples."""
+
+    text: Path
+    shard_index: int
+    weight: float
+    dup_factor: int
+    min_chars_per_token: float
+    documents_read: int = 0
+    duplicates_dropped: int = 0
+    low_chars_per_token_dropped: int = 0
+    empty_dropped: int = 0
+    documents: int = 0            # used: read less the dropped ones
+    sentences: int = 0
+    tokens: int = 0
+    train_documents: int = 0      # train documents with at least one pass
+    valid_documents: int = 0
+    weighted_out: int = 0         # train documents the weight gave no pass
+    train_document_passes: int = 0
+    train_samples: int = 0
+    valid_samples: int = 0
+    seconds: float = 0.0
+    tokenize_seconds: float = 0.0
+
+    def add_chunk(self, read: int, unique: int, status, corpus: Corpus, is_valid, passes) -> None:
+        """Count a chunk: `read` documents, `unique` of them not duplicates, tokenize_documents' status
+        of those, and per kept document its split and passes."""
+        self.documents_read += read
+        self.duplicates_dropped += read - unique
+        self.low_chars_per_token_dropped += int((status == LOW_CPT).sum())
+        self.empty_dropped += int((status == EMPTY).sum())
+        self.documents += len(is_valid)
+        self.sentences += len(corpus.sent) - 1
+        self.tokens += len(corpus.tokens)
+        self.valid_documents += int(is_valid.sum())
+        train = passes[~is_valid]
+        self.train_documents += int((train > 0).sum())
+        self.weighted_out += int((train == 0).sum())
+        self.train_document_passes += int(train.sum())
+
+    def no_text_message(self) -> str:
+        """Why a part gave no sample, in one line: empty, or emptied by the filters."""
+        if self.documents_read == self.empty_dropped:
+            return f"samples: text part {self.text} holds no text (no non-blank line with a token)"
+        return (f"samples: text part {self.text} holds no text left after the filters: of {self.documents_read} "
+                f"documents, {self.duplicates_dropped} are duplicates of earlier ones, "
+                f"{self.low_chars_per_token_dropped} are below samples.min_chars_per_token="
+                f"{self.min_chars_per_token:g} (0 switches that filter off, e.g. for CJK text)")
+
+    def summary(self) -> list:
+        """The log lines on the documents: what each filter dropped, the split, the weight's passes."""
+        cpt = f"min_chars_per_token={self.min_chars_per_token:g}"
+        lines = [f"samples: {self.documents_read} documents read: {self.duplicates_dropped} skipped as duplicates, "
+                 f"{self.low_chars_per_token_dropped} below {cpt}, {self.empty_dropped} without a token; "
+                 f"{self.documents} used ({self.train_documents} train, {self.valid_documents} valid, "
+                 f"{self.weighted_out} left out by weight {self.weight:g})",
+                 f"samples: weight {self.weight:g} x dup_factor {self.dup_factor}: {self.train_document_passes} "
+                 f"train document passes ({self.train_document_passes / max(self.train_documents, 1):.2f} each)"]
+        low = self.low_chars_per_token_dropped
+        if low > CPT_WARN_FRACTION * max(self.documents_read - self.duplicates_dropped, 1):
+            lines.append(f"samples: WARNING: {cpt} dropped {low} of {self.documents_read} documents; text in a "
+                         "script the tokenizer spells one character per token (CJK...) needs "
+                         "samples.min_chars_per_token: 0")
+        return lines
+
+    def record(self, train: "ShardWriter", valid: "ShardWriter", length: int) -> dict:
+        """The per-shard stats JSON: what each filter removed, and the train/valid sample statistics."""
+        return {"text": str(self.text), "shard_index": self.shard_index, "weight": self.weight,
+                "dup_factor": self.dup_factor, "min_chars_per_token": self.min_chars_per_token,
+                "documents": {"read": self.documents_read, "duplicates_dropped": self.duplicates_dropped,
+                              "low_chars_per_token_dropped": self.low_chars_per_token_dropped,
+                              "empty_dropped": self.empty_dropped, "used": self.documents,
+                              "train": self.train_documents, "valid": self.valid_documents,
+                              "weighted_out": self.weighted_out},
+                "sentences": self.sentences, "tokens": self.tokens,
+                "train": {**train.statistics(length), "document_passes": self.train_document_passes,
+                          "file": str(train.path)},
+                "valid": {**valid.statistics(length), "file": str(valid.path)},
+                "seconds": round(self.seconds, 3)}
+
+
+class PartBuilder:
+    """Turns a part's chunks of documents into rows of its train and valid shards, counting as it goes."""
+
+    def __init__(self, spec: dict, tokenizer, vocab: Vocab, counts: PartCounts, drop: set, train, valid):
+        import numpy as np
+
+        self.spec, self.tokenizer, self.vocab, self.counts, self.drop = spec, tokenizer, vocab, counts, drop
+        self.train, self.valid = train, valid
+        self.passes = spec["dup_factor"] * counts.weight
+        seeds = np.random.SeedSequence([spec["seed"] % (1 << 64), counts.shard_index]).spawn(4)
+        self.split_rng, self.train_rng, self.weight_rng, self.valid_rng = (
+            np.random.default_rng(seeds[i]) for i in (SPLIT_STREAM, SAMPLE_STREAM, WEIGHT_STREAM, VALID_STREAM))
+        self.train_pool, self.valid_pool = Pool(train), Pool(valid)
+        self.started = time.perf_counter()
+
+    def add(self, chunk: list, is_last: bool) -> None:
+        """Filter, tokenize, split and pool one chunk of documents; flush the pools when full (or last)."""
+        import numpy as np
+
+        c = self.counts
+        # Split and passes are drawn per document READ, before any filter: a filter or a
+        # duplicate elsewhere never moves another document across the split.
+        n_read, first = len(chunk), c.documents_read
+        valid_draw = self.split_rng.random(n_read) < self.spec["valid_fraction"]
+        passes_draw = document_passes(self.weight_rng, n_read, self.passes)
+        unique = np.array([i for i in range(n_read) if first + i not in self.drop], np.int64) if self.drop else \
+            np.arange(n_read)
+        t0 = time.perf_counter()
+        corpus, status = tokenize_documents(self.tokenizer, [chunk[i] for i in unique] if self.drop else chunk,
+                                            c.min_chars_per_token)
+        c.tokenize_seconds += time.perf_counter() - t0
+        kept = unique[status == KEPT]
+        is_valid, doc_passes = valid_draw[kept], passes_draw[kept]
+        if is_last:
+            self._one_document_each_side(is_valid)
+        c.add_chunk(n_read, len(unique), status, corpus, is_valid, doc_passes)
+        train_docs = np.flatnonzero(~is_valid)
+        for pool, rng, docs, reps in (
+                (self.train_pool, self.train_rng, train_docs, doc_passes[train_docs]),
+                (self.valid_pool, self.valid_rng, np.flatnonzero(is_valid), np.ones(int(is_valid.sum()), np.int64))):
+            pool.add(corpus, docs, reps)
+            if pool.ready() or is_last:
+                pool.flush(rng, self.spec, self.vocab)
+        elapsed = time.perf_counter() - self.started
+        print(f"samples: {c.documents} documents, {c.sentences} sentences, {c.tokens} tokens, "
+              f"{self.train.rows} train + {self.valid.rows} valid samples, {c.tokens / elapsed:,.0f} tokens/s, "
+              f"peak RSS {peak_rss_mb():.0f} MB", flush=True)
+
+    def _one_document_each_side(self, is_valid) -> None:
+        """Each split gets at least one document: fix the part's last document (in the last chunk) if needed."""
+        c, nd = self.counts, len(is_valid)
+        if c.documents + nd >= 2 and self.spec["valid_fraction"] > 0 and nd:
+            if c.valid_documents + is_valid.sum() == 0:
+                is_valid[-1] = True
+            elif c.documents - c.valid_documents + (~is_valid).sum() == 0:
+                is_valid[-1] = False
+
+
 def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, train_out: Path, valid_out: Path,
                  tokenizer=None, chunk_chars: int | None = None, weight: float = 1.0,
-                 duplicates: Path | None = None, stats_out: Path | None = None) -> dict:
-    """Write the train and valid shards of one text part; return counts. `tokenizer` overrides the folder's.
+                 duplicates: Path | None = None, stats_out: Path | None = None) -> PartCounts:
+    """Write the train and valid shards of one text part; return its counts. `tokenizer` overrides the folder's.
 
     weight: the part's corpus weight; train documents get dup_factor x weight passes (document_passes).
     duplicates: the JSON of workflow_scripts.data.dedup; this part's listed documents are skipped.
-    stats_out: where to write the counts and sample statistics as JSON (see `stats_record`).
+    stats_out: where to write the counts and sample statistics as JSON (see `PartCounts.record`).
     """
-    import numpy as np
-
     text, tokenizer_dir = Path(text), Path(tokenizer_dir)
     if not text.is_file():
         raise BadInput(f"samples: text part {text} does not exist")
@@ -580,128 +720,39 @@ def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, 
         from workflow_scripts.data.dedup import part_drops
 
         expected_docs, drop = part_drops(duplicates, text)
-    min_cpt = spec.get("min_chars_per_token", 0.0) or 0.0
-    passes = spec["dup_factor"] * weight
-    seeds = np.random.SeedSequence([spec["seed"] % (1 << 64), shard_index]).spawn(4)
-    split_rng, train_rng, weight_rng, valid_rng = (
-        np.random.default_rng(seeds[i]) for i in (SPLIT_STREAM, SAMPLE_STREAM, WEIGHT_STREAM, VALID_STREAM))
-    attrs = {"tokenizer_sha1": sha1, "max_seq_length": spec["max_seq_length"],
-             "max_predictions_per_seq": spec["max_predictions_per_seq"], "masked_lm_prob": spec["masked_lm_prob"],
-             "short_seq_prob": spec["short_seq_prob"], "whole_word_masking": spec.get("whole_word_masking", False),
-             "seed": spec["seed"], "shard_index": shard_index, "nsp": spec["nsp"], "source": text.name}
-    train = ShardWriter(train_out, spec, {**attrs, "split": "train", "dup_factor": spec["dup_factor"],
-                                          "weight": weight})
-    valid = ShardWriter(valid_out, spec, {**attrs, "split": "valid", "dup_factor": 1})
-    train_pool, valid_pool = Pool(train), Pool(valid)
-    counts = {"documents_read": 0, "duplicates_dropped": 0, "low_chars_per_token_dropped": 0, "empty_dropped": 0,
-              "documents": 0, "sentences": 0, "tokens": 0, "train_documents": 0, "valid_documents": 0,
-              "weighted_out": 0, "train_document_passes": 0}
-    started = time.perf_counter()
-    tokenize_s = 0.0
+    # `or 0.0`: a 0 in the config is written to the stats as 0.0, as it always was.
+    counts = PartCounts(text, shard_index, weight, spec["dup_factor"], spec["min_chars_per_token"] or 0.0)
+    train = ShardWriter(train_out, spec, shard_format.shard_attrs(spec, sha1, shard_index, text.name, "train",
+                                                                  spec["dup_factor"], weight))
+    valid = ShardWriter(valid_out, spec, shard_format.shard_attrs(spec, sha1, shard_index, text.name, "valid", 1))
+    builder = PartBuilder(spec, tokenizer, vocab, counts, drop, train, valid)
     try:
         for chunk, is_last in document_chunks(text, chunk_chars or CHUNK_CHARS):
-            # Split and passes are drawn per document READ, before any filter: a filter or a
-            # duplicate elsewhere never moves another document across the split.
-            n_read, first = len(chunk), counts["documents_read"]
-            valid_draw = split_rng.random(n_read) < spec["valid_fraction"]
-            passes_draw = document_passes(weight_rng, n_read, passes)
-            unique = np.array([i for i in range(n_read) if first + i not in drop], np.int64) if drop else \
-                np.arange(n_read)
-            t0 = time.perf_counter()
-            corpus, status = tokenize_documents(tokenizer, [chunk[i] for i in unique] if drop else chunk, min_cpt)
-            tokenize_s += time.perf_counter() - t0
-            kept = unique[status == KEPT]
-            is_valid, doc_passes = valid_draw[kept], passes_draw[kept]
-            nd = len(kept)
-            if is_last and counts["documents"] + nd >= 2 and spec["valid_fraction"] > 0 and nd:
-                # Each split gets at least one document: fix the part's last document if needed.
-                if counts["valid_documents"] + is_valid.sum() == 0:
-                    is_valid[-1] = True
-                elif counts["documents"] - counts["valid_documents"] + (~is_valid).sum() == 0:
-                    is_valid[-1] = False
-            counts["documents_read"] += n_read
-            counts["duplicates_dropped"] += n_read - len(unique)
-            counts["low_chars_per_token_dropped"] += int((status == LOW_CPT).sum())
-            counts["empty_dropped"] += int((status == EMPTY).sum())
-            counts["documents"] += nd
-            counts["sentences"] += len(corpus.sent) - 1
-            counts["tokens"] += len(corpus.tokens)
-            counts["valid_documents"] += int(is_valid.sum())
-            train_docs = np.flatnonzero(~is_valid)
-            counts["train_documents"] += int((doc_passes[train_docs] > 0).sum())
-            counts["weighted_out"] += int((doc_passes[train_docs] == 0).sum())
-            counts["train_document_passes"] += int(doc_passes[train_docs].sum())
-            for pool, rng, docs, reps in (
-                    (train_pool, train_rng, train_docs, doc_passes[train_docs]),
-                    (valid_pool, valid_rng, np.flatnonzero(is_valid), np.ones(int(is_valid.sum()), np.int64))):
-                pool.add(corpus, docs, reps)
-                if pool.ready() or is_last:
-                    pool.flush(rng, spec, vocab)
-            elapsed = time.perf_counter() - started
-            print(f"samples: {counts['documents']} documents, {counts['sentences']} sentences, "
-                  f"{counts['tokens']} tokens, {train.rows} train + {valid.rows} valid samples, "
-                  f"{counts['tokens'] / elapsed:,.0f} tokens/s, peak RSS {peak_rss_mb():.0f} MB", flush=True)
-        if expected_docs is not None and counts["documents_read"] != expected_docs:
-            raise BadInput(f"samples: {text} holds {counts['documents_read']} documents, the duplicates file "
-                             f"{duplicates} expects {expected_docs}: it was written for another version of the part")
-        if counts["tokens"] == 0:
-            raise BadInput(no_text_message(text, counts, min_cpt))
-        train.attrs["num_documents"] = counts["train_documents"]
-        valid.attrs["num_documents"] = counts["valid_documents"]
+            builder.add(chunk, is_last)
+        if expected_docs is not None and counts.documents_read != expected_docs:
+            raise BadInput(f"samples: {text} holds {counts.documents_read} documents, the duplicates file "
+                           f"{duplicates} expects {expected_docs}: it was written for another version of the part")
+        if counts.tokens == 0:
+            raise BadInput(counts.no_text_message())
+        train.attrs["num_documents"] = counts.train_documents
+        valid.attrs["num_documents"] = counts.valid_documents
         train.close()
         valid.close()
     except BaseException:
         train.abort()
         valid.abort()
         raise
-    elapsed = time.perf_counter() - started
-    counts.update(train_samples=train.rows, valid_samples=valid.rows, seconds=elapsed, tokenize_seconds=tokenize_s)
-    print(f"samples: {counts['documents_read']} documents read: {counts['duplicates_dropped']} skipped as duplicates, "
-          f"{counts['low_chars_per_token_dropped']} below min_chars_per_token={min_cpt:g}, "
-          f"{counts['empty_dropped']} without a token; {counts['documents']} used "
-          f"({counts['train_documents']} train, {counts['valid_documents']} valid, "
-          f"{counts['weighted_out']} left out by weight {weight:g})")
-    print(f"samples: weight {weight:g} x dup_factor {spec['dup_factor']}: {counts['train_document_passes']} "
-          f"train document passes ({counts['train_document_passes'] / max(counts['train_documents'], 1):.2f} each)")
-    low = counts["low_chars_per_token_dropped"]
-    if low > CPT_WARN_FRACTION * max(counts["documents_read"] - counts["duplicates_dropped"], 1):
-        print(f"samples: WARNING: min_chars_per_token={min_cpt:g} dropped {low} of {counts['documents_read']} "
-              "documents; text in a script the tokenizer spells one character per token (CJK...) needs "
-              "samples.min_chars_per_token: 0")
-    print(f"samples: train {train_out}: {train.summary(spec['max_seq_length'])}")
-    print(f"samples: valid {valid_out}: {valid.summary(spec['max_seq_length'])}")
-    print(f"samples: {counts['tokens']} tokens in {elapsed:.1f} s ({tokenize_s:.1f} s tokenizing): "
-          f"{counts['tokens'] / elapsed:,.0f} tokens/s, {(train.rows + valid.rows) / elapsed:,.0f} samples/s")
-    if stats_out is not None:
-        atomic.write_json(stats_out, stats_record(text, shard_index, spec, weight, counts, train, valid))
-    return counts
-
-
-def no_text_message(text: Path, counts: dict, min_cpt: float) -> str:
-    """Why a part gave no sample, in one line: empty, or emptied by the filters."""
-    if counts["documents_read"] == counts["empty_dropped"]:
-        return f"samples: text part {text} holds no text (no non-blank line with a token)"
-    return (f"samples: text part {text} holds no text left after the filters: of {counts['documents_read']} "
-            f"documents, {counts['duplicates_dropped']} are duplicates of earlier ones, "
-            f"{counts['low_chars_per_token_dropped']} are below samples.min_chars_per_token={min_cpt:g} "
-            "(0 switches that filter off, e.g. for CJK text)")
-
-
-def stats_record(text: Path, shard_index: int, spec: dict, weight: float, counts: dict, train, valid) -> dict:
-    """The per-shard stats JSON: what each filter removed, and the train/valid sample statistics."""
+    counts.seconds = elapsed = time.perf_counter() - builder.started
+    counts.train_samples, counts.valid_samples = train.rows, valid.rows
     length = spec["max_seq_length"]
-    return {"text": str(text), "shard_index": shard_index, "weight": weight, "dup_factor": spec["dup_factor"],
-            "min_chars_per_token": spec.get("min_chars_per_token", 0.0) or 0.0,
-            "documents": {"read": counts["documents_read"], "duplicates_dropped": counts["duplicates_dropped"],
-                          "low_chars_per_token_dropped": counts["low_chars_per_token_dropped"],
-                          "empty_dropped": counts["empty_dropped"], "used": counts["documents"],
-                          "train": counts["train_documents"], "valid": counts["valid_documents"],
-                          "weighted_out": counts["weighted_out"]},
-            "sentences": counts["sentences"], "tokens": counts["tokens"],
-            "train": {**train.statistics(length), "document_passes": counts["train_document_passes"],
-                      "file": str(train.path)},
-            "valid": {**valid.statistics(length), "file": str(valid.path)},
-            "seconds": round(counts["seconds"], 3)}
+    for line in [*counts.summary(), f"samples: train {train_out}: {train.summary(length)}",
+                 f"samples: valid {valid_out}: {valid.summary(length)}"]:
+        print(line)
+    print(f"samples: {counts.tokens} tokens in {elapsed:.1f} s ({counts.tokenize_seconds:.1f} s tokenizing): "
+          f"{counts.tokens / elapsed:,.0f} tokens/s, {(train.rows + valid.rows) / elapsed:,.0f} samples/s")
+    if stats_out is not None:
+        atomic.write_json(stats_out, counts.record(train, valid, length))
+    return counts
 
 
 @one_line_errors
@@ -720,11 +771,7 @@ def main(argv=None):
     parser.add_argument("--duplicates", type=Path, help="duplicates JSON (workflow_scripts.data.dedup): documents to skip")
     parser.add_argument("--stats-out", type=Path, help="write counts and sample statistics here (JSON)")
     args = parser.parse_args(argv)
-    spec = json_object(args.spec, "--spec", "samples")
-    missing = [k for k in ("max_seq_length", "masked_lm_prob", "max_predictions_per_seq", "dup_factor",
-                           "short_seq_prob", "nsp", "valid_fraction", "seed") if k not in spec]
-    if missing:
-        raise BadInput(f"samples: --spec lacks {', '.join(missing)}")
+    spec = json_object(args.spec, "--spec", "samples", required=SPEC_KEYS)
     print("samples: spec " + json.dumps(spec, sort_keys=True), flush=True)
     build_shards(spec, args.tokenizer, args.text, args.shard_index, args.train_out, args.valid_out,
                  weight=args.weight, duplicates=args.duplicates, stats_out=args.stats_out)

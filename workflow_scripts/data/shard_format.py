@@ -1,28 +1,62 @@
-"""Open and validate masked-LM HDF5 shards (academic-budget-bert layout); one clear error per bad shard.
+"""The masked-LM HDF5 shard format (academic-budget-bert layout): its one definition, and a validator.
 
     python -m workflow_scripts.data.shard_format results/samples/train/shard_*.h5   # one summary line per shard
 
-Layout: input_ids i4 [N, L], input_mask i1 [N, L], segment_ids i1 [N, L],
-masked_lm_positions i4 [N, P], masked_lm_ids i4 [N, P] (zero-padded past the real
-predictions; position 0 is [CLS] and never predicted, so the first 0 ends the list),
-next_sentence_labels i1 [N] only with NSP. Attrs (from workflow_scripts.data.samples):
-tokenizer_sha1, max_seq_length, max_predictions_per_seq, masked_lm_prob, dup_factor, seed,
-shard_index, nsp, num_samples, split, ...
+The writer (workflow_scripts.data.samples), this validator and the training loader
+(workflow_scripts.pretrain.batches) all read the layout from here: DATASETS (name, dtype,
+width, the model argument it feeds) and shard_attrs (what a shard records about its making).
+masked_lm_positions and masked_lm_ids are zero-padded past the real predictions (position 0
+is [CLS] and never predicted, so the first 0 ends the list).
 """
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from workflow_scripts.errors import BadInput
 from workflow_scripts.cli import one_line_errors
 
-# name -> (numpy dtype, trailing dimension: "L", "P" or None for [N])
-DATASETS = {
-    "input_ids": ("int32", "L"),
-    "input_mask": ("int8", "L"),
-    "segment_ids": ("int8", "L"),
-    "masked_lm_positions": ("int32", "P"),
-    "masked_lm_ids": ("int32", "P"),
-}
-NSP = ("next_sentence_labels", ("int8", None))
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    dtype: str        # numpy dtype
+    width: str | None  # trailing dimension: "L" (max_seq_length), "P" (max_predictions_per_seq), None for [N]
+    argument: str     # the model keyword argument it feeds
+
+
+DATASETS = (
+    Dataset("input_ids", "int32", "L", "input_ids"),
+    Dataset("input_mask", "int8", "L", "attention_mask"),
+    Dataset("segment_ids", "int8", "L", "token_type_ids"),
+    Dataset("masked_lm_positions", "int32", "P", "masked_lm_positions"),
+    Dataset("masked_lm_ids", "int32", "P", "masked_lm_ids"),
+)
+NSP = Dataset("next_sentence_labels", "int8", None, "next_sentence_labels")  # only in shards built with NSP
+# The attr that records each width (and names it in errors).
+WIDTH_ATTRS = {"L": "max_seq_length", "P": "max_predictions_per_seq"}
+
+
+def layout(nsp: bool) -> tuple:
+    """The datasets of a shard built with or without NSP, in the order they are written."""
+    return DATASETS + ((NSP,) if nsp else ())
+
+
+def arguments() -> dict:
+    """Shard dataset name -> model keyword argument."""
+    return {d.name: d.argument for d in layout(nsp=True)}
+
+
+def shard_attrs(spec: dict, tokenizer_sha1: str, shard_index: int, source: str, split: str, dup_factor: int,
+                weight: float | None = None) -> dict:
+    """A shard's attrs from its `samples:` spec, in the order written; the writer adds num_documents
+    and num_samples when it closes. weight: the corpus weight (train shards only)."""
+    attrs = {"tokenizer_sha1": tokenizer_sha1, "max_seq_length": spec["max_seq_length"],
+             "max_predictions_per_seq": spec["max_predictions_per_seq"], "masked_lm_prob": spec["masked_lm_prob"],
+             "short_seq_prob": spec["short_seq_prob"], "whole_word_masking": spec["whole_word_masking"],
+             "seed": spec["seed"], "shard_index": shard_index, "nsp": spec["nsp"], "source": source,
+             "split": split, "dup_factor": dup_factor}
+    if weight is not None:
+        attrs["weight"] = weight
+    return attrs
 
 
 class ShardError(BadInput):
@@ -55,40 +89,42 @@ def open_shard(path, max_seq_length: int | None = None, max_predictions: int | N
 
 
 def _check(f, path, max_seq_length, max_predictions, nsp):
-    expected = dict(DATASETS)
-    has_nsp = NSP[0] in f
+    has_nsp = NSP.name in f
     if nsp is None and "nsp" in f.attrs:
         nsp = bool(f.attrs["nsp"])
     if nsp is not None and nsp != has_nsp:
-        raise ShardError(f"shard {path}: NSP expected {nsp} but dataset {NSP[0]} is "
+        raise ShardError(f"shard {path}: NSP expected {nsp} but dataset {NSP.name} is "
                          f"{'present' if has_nsp else 'missing'}")
-    if has_nsp:
-        expected[NSP[0]] = NSP[1]
-    missing = [name for name in expected if name not in f]
+    expected = layout(has_nsp)
+    missing = [d.name for d in expected if d.name not in f]
     if missing:
         raise ShardError(f"shard {path}: missing dataset(s) {', '.join(missing)} (has {', '.join(sorted(f.keys()))})")
     dims = {"L": max_seq_length, "P": max_predictions}
     rows = None
-    for name, (dtype, tail) in expected.items():
-        ds = f[name]
-        if ds.dtype != dtype:
-            raise ShardError(f"shard {path}: dataset {name} has dtype {ds.dtype}, expected {dtype}")
-        if ds.ndim != (1 if tail is None else 2):
-            raise ShardError(f"shard {path}: dataset {name} has shape {ds.shape}, expected "
-                             f"{'[N]' if tail is None else f'[N, {tail}]'}")
-        if rows is None:
-            rows = ds.shape[0]
-        elif ds.shape[0] != rows:
-            raise ShardError(f"shard {path}: dataset {name} has {ds.shape[0]} rows, input_ids has {rows}")
-        if tail is not None:
-            if dims[tail] is None:
-                dims[tail] = ds.shape[1]
-            elif ds.shape[1] != dims[tail]:
-                what = "max_seq_length" if tail == "L" else "max_predictions_per_seq"
-                raise ShardError(f"shard {path}: dataset {name} is {ds.shape[1]} wide, expected {what} {dims[tail]}")
-    for attr, value in (("num_samples", rows), ("max_seq_length", dims["L"]), ("max_predictions_per_seq", dims["P"])):
+    for d in expected:
+        rows = _check_dataset(f[d.name], d, path, rows, dims)
+    for attr, value in (("num_samples", rows), *((WIDTH_ATTRS[w], dims[w]) for w in ("L", "P"))):
         if attr in f.attrs and int(f.attrs[attr]) != value:
             raise ShardError(f"shard {path}: attr {attr}={int(f.attrs[attr])} but the data has {value}")
+
+
+def _check_dataset(ds, d: Dataset, path, rows: int | None, dims: dict) -> int:
+    """One dataset's dtype, rank, rows and width -> its rows. The first dataset sets the rows, and a
+    width seen first is recorded in dims."""
+    if ds.dtype != d.dtype:
+        raise ShardError(f"shard {path}: dataset {d.name} has dtype {ds.dtype}, expected {d.dtype}")
+    if ds.ndim != (1 if d.width is None else 2):
+        raise ShardError(f"shard {path}: dataset {d.name} has shape {ds.shape}, expected "
+                         f"{'[N]' if d.width is None else f'[N, {d.width}]'}")
+    if rows is not None and ds.shape[0] != rows:
+        raise ShardError(f"shard {path}: dataset {d.name} has {ds.shape[0]} rows, input_ids has {rows}")
+    if d.width is not None:
+        if dims[d.width] is None:
+            dims[d.width] = ds.shape[1]
+        elif ds.shape[1] != dims[d.width]:
+            raise ShardError(f"shard {path}: dataset {d.name} is {ds.shape[1]} wide, expected "
+                             f"{WIDTH_ATTRS[d.width]} {dims[d.width]}")
+    return ds.shape[0]
 
 
 def shard_summary(path, **expect) -> dict:
@@ -96,7 +132,7 @@ def shard_summary(path, **expect) -> dict:
     with open_shard(path, **expect) as f:
         n, length = f["input_ids"].shape
         return {"num_samples": n, "max_seq_length": length, "max_predictions": f["masked_lm_positions"].shape[1],
-                "nsp": NSP[0] in f, "attrs": {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}}
+                "nsp": NSP.name in f, "attrs": {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}}
 
 
 def load_shard(path, **expect) -> dict:

@@ -211,65 +211,44 @@ def format_prediction(task, value) -> str:
 
 # ---- the trial -------------------------------------------------------------------------------
 
-def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settings: dict,
-              model_out: Path | None = None) -> tuple:
-    """Train, evaluate on dev, predict test, keep the model in `model_out` if given.
+HPARAMS = ("lr", "batch_size", "epochs", "seed")
+SETTINGS = ("max_seq_length", "warmup_proportion", "weight_decay", "adam_betas", "adam_eps", "max_grad_norm",
+            "group_by_length", "implementation")
 
-    Returns (metrics record, prediction rows).
-    """
-    import numpy as np
-    import torch
 
-    start = time.time()
-    task = tasks.get_task(task_name)
-    lr = float(need(hparams, "lr", "--hparams"))
-    batch_size = int(need(hparams, "batch_size", "--hparams"))
-    epochs = float(need(hparams, "epochs", "--hparams"))
-    seed = int(need(hparams, "seed", "--hparams"))
-    for key in ("max_seq_length", "warmup_proportion", "weight_decay", "adam_betas", "adam_eps",
-                "max_grad_norm", "group_by_length", "implementation"):
-        need(settings, key, "--settings")
-    impl = settings["implementation"]
-    print(f"config: task={task_name} hparams={json.dumps(hparams, sort_keys=True)} "
-          f"settings={json.dumps(settings, sort_keys=True)} glue={json.dumps(glue, sort_keys=True)}", flush=True)
-
+def read_data(task, glue: dict) -> tuple:
+    """(train examples, {dev split: examples}, {test split: examples}) of the task, logged."""
     train = readers.read_split(task, task.train_split(), glue)
     devs = {s.name: readers.read_split(task, s, glue) for s in task.dev}
     tests = {s.name: readers.read_split(task, s, glue) for s in task.test}
     print(f"data: train {len(train)}, " + ", ".join(f"{k} {len(v)}" for k, v in {**devs, **tests}.items()), flush=True)
+    return train, devs, tests
 
-    # Seed before loading: the new classifier head is initialised in from_pretrained.
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = autocast_dtype(need(impl, "precision", "--settings implementation"), device)
-    tokenizer, model, from_task = load_model(model_dir, task)
-    if from_task is not None:
-        print(f"init: {model_dir}, fine-tuned on {from_task} (STILTs); new {task.num_labels}-output "
-              f"{task_name} classifier head", flush=True)
-    else:
-        print(f"init: {model_dir} (pre-trained)", flush=True)
-    model.to(device)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    max_len = settings["max_seq_length"]
+
+def check_positions(model, max_len: int, model_dir: Path) -> None:
+    """finetune.max_seq_length must fit the model's position embeddings."""
     positions = model.config.max_position_embeddings
     if model.config.model_type.startswith("roberta"):  # RoBERTa-family position ids start after pad_token_id
         positions -= (model.config.pad_token_id or 0) + 1
     if max_len > positions:
         raise BadInput(f"finetune.max_seq_length={max_len} exceeds the {positions} positions of the model "
-                         f"in {model_dir} (config.json max_position_embeddings)")
-    train_feats = tokenize(tokenizer, train, max_len)
-    lengths = [len(f["input_ids"]) for f in train_feats]
-    labels = torch.tensor([e.label for e in train], dtype=torch.float32 if task.is_regression else torch.long)
+                       f"in {model_dir} (config.json max_position_embeddings)")
 
-    steps_per_epoch = math.ceil(len(train) / batch_size)
+
+def fit(model, features: list, labels, hp: dict, settings: dict, pad_id: int, device, dtype, start: float) -> tuple:
+    """Train for hp["epochs"] epochs of hp["batch_size"] batches; returns (steps, mean loss of the last steps)."""
+    import numpy as np
+    import torch
+
+    lr, batch_size, epochs = hp["lr"], hp["batch_size"], hp["epochs"]
+    lengths = [len(f["input_ids"]) for f in features]
+    steps_per_epoch = math.ceil(len(features) / batch_size)
     total_steps = max(1, math.ceil(epochs * steps_per_epoch))
     warmup_steps = int(settings["warmup_proportion"] * total_steps)
     optimizer = make_optimizer(model, lr, settings)
     scheduler = linear_schedule(optimizer, warmup_steps, total_steps)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(hp["seed"])
     print(f"train: {total_steps} steps ({steps_per_epoch}/epoch x {epochs:g} epochs), warmup {warmup_steps}, "
           f"device {device.type}, precision {'fp32' if dtype is None else str(dtype).removeprefix('torch.')}",
           flush=True)
@@ -281,7 +260,7 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
         for ids in train_batches(lengths, batch_size, generator, settings["group_by_length"]):
             if step >= total_steps:
                 break
-            batch = collate(train_feats, ids, pad_id, device)
+            batch = collate(features, ids, pad_id, device)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 loss = model(**batch, labels=labels[ids].to(device)).loss
             scaler.scale(loss).backward()
@@ -299,27 +278,64 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
                       f"lr {scheduler.get_last_lr()[0]:.3g} elapsed {time.time() - start:.1f}s", flush=True)
             if not math.isfinite(losses[-1]):
                 raise BadInput(f"training diverged at step {step} (loss {losses[-1]}): try a smaller lr than {lr:g}")
+    return total_steps, float(np.mean(losses[-every:]))
 
+
+def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settings: dict,
+              model_out: Path | None = None) -> tuple:
+    """Train, evaluate on dev, predict test, keep the model in `model_out` if given.
+
+    Returns (metrics record, prediction rows).
+    """
+    import numpy as np
+    import torch
+
+    start = time.time()
+    task = tasks.get_task(task_name)
+    hp = dict(zip(HPARAMS, (float(need(hparams, "lr", "--hparams")), int(need(hparams, "batch_size", "--hparams")),
+                            float(need(hparams, "epochs", "--hparams")), int(need(hparams, "seed", "--hparams")))))
+    for key in SETTINGS:
+        need(settings, key, "--settings")
+    impl = settings["implementation"]
+    print(f"config: task={task_name} hparams={json.dumps(hparams, sort_keys=True)} "
+          f"settings={json.dumps(settings, sort_keys=True)} glue={json.dumps(glue, sort_keys=True)}", flush=True)
+    train, devs, tests = read_data(task, glue)
+
+    # Seed before loading: the new classifier head is initialised in from_pretrained.
+    random.seed(hp["seed"])
+    np.random.seed(hp["seed"])
+    torch.manual_seed(hp["seed"])
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = autocast_dtype(need(impl, "precision", "--settings implementation"), device)
+    eval_bs = need(impl, "eval_batch_size", "--settings implementation")
+    tokenizer, model, from_task = load_model(model_dir, task)
+    if from_task is not None:
+        print(f"init: {model_dir}, fine-tuned on {from_task} (STILTs); new {task.num_labels}-output "
+              f"{task_name} classifier head", flush=True)
+    else:
+        print(f"init: {model_dir} (pre-trained)", flush=True)
+    model.to(device)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    max_len = settings["max_seq_length"]
+    check_positions(model, max_len, model_dir)
+    labels = torch.tensor([e.label for e in train], dtype=torch.float32 if task.is_regression else torch.long)
+    steps, final_loss = fit(model, tokenize(tokenizer, train, max_len), labels, hp, settings, pad_id, device, dtype,
+                            start)
     if model_out is not None:
         save_model(model, tokenizer, model_out)
         print(f"kept the fine-tuned model in {model_out}", flush=True)
 
-    eval_bs = impl.get("eval_batch_size", 128)
-    dev_results = {}
-    for name, examples in devs.items():
-        preds = predict(model, tokenize(tokenizer, examples, max_len), task, eval_bs, pad_id, device, dtype)
-        dev_results[name] = ([e.label for e in examples], preds)
-    dev_metrics, score = metrics.task_metrics(task, dev_results)
-    print(f"dev: score {score:.2f} " + " ".join(f"{k} {v:.2f}" for k, v in dev_metrics.items()), flush=True)
+    def predictions(examples):
+        return predict(model, tokenize(tokenizer, examples, max_len), task, eval_bs, pad_id, device, dtype)
 
-    rows = []
-    for name, examples in tests.items():
-        preds = predict(model, tokenize(tokenizer, examples, max_len), task, eval_bs, pad_id, device, dtype)
-        rows += [(name, e.index, format_prediction(task, p)) for e, p in zip(examples, preds)]
+    dev_metrics, score = metrics.task_metrics(task, {name: ([e.label for e in examples], predictions(examples))
+                                                     for name, examples in devs.items()})
+    print(f"dev: score {score:.2f} " + " ".join(f"{k} {v:.2f}" for k, v in dev_metrics.items()), flush=True)
+    rows = [(name, e.index, format_prediction(task, p))
+            for name, examples in tests.items() for e, p in zip(examples, predictions(examples))]
     record = {"task": task_name, "hparams": hparams, "score": score, "metrics": dev_metrics,
               "dev_examples": sum(len(v) for v in devs.values()), "train_examples": len(train),
-              "steps": total_steps, "final_train_loss": float(np.mean(losses[-every:])),
-              "init_model": str(model_dir), "init_task": from_task,
+              "steps": steps, "final_train_loss": final_loss, "init_model": str(model_dir), "init_task": from_task,
               "seconds": round(time.time() - start, 2)}
     return record, rows
 

@@ -6,7 +6,13 @@ under results/runs/{run}/glue/{task}/, e.g. `lr3e-05_bs32_ep3_seed42`.
 import itertools
 import re
 
-TRIAL_RE = re.compile(r"lr(?P<lr>[0-9.e+-]+)_bs(?P<batch_size>\d+)_ep(?P<epochs>[0-9.]+)_seed(?P<seed>-?\d+)")
+# A trial name's fields: (name prefix, hyperparameter, value regex), in order, joined by "_".
+FIELDS = (("lr", "lr", r"[0-9.e+-]+"), ("bs", "batch_size", r"\d+"), ("ep", "epochs", r"[0-9.]+"),
+          ("seed", "seed", r"-?\d+"))
+# The regex of a trial name: rules/common.smk constrains the {trial} wildcard with it. Without groups,
+# since Snakemake would take named groups for wildcards of their own.
+TRIAL_PATTERN = "_".join(f"{prefix}{value}" for prefix, _, value in FIELDS)
+TRIAL_RE = re.compile("_".join(f"{prefix}(?P<{key}>{value})" for prefix, key, value in FIELDS))
 
 
 def task_grid(grid: dict, task: str) -> dict:

@@ -139,6 +139,7 @@ def read_split(task: Task, split: Split, glue: dict) -> list:
     if glue["source"] == "dir":
         return read_dir_split(task, split, glue["path"])
     if glue["source"] == "huggingface":
-        return read_hub_split(task, split, glue.get("name", "nyu-mll/glue"), glue.get("cache_dir"))
+        # cache_dir is handed over apart from the rest (finetune --cache-dir): absent means the default.
+        return read_hub_split(task, split, glue["name"], glue.get("cache_dir"))
     raise BadInput(f"glue.source={glue['source']!r}: expected dir or huggingface")
 

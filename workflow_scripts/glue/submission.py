@@ -53,7 +53,7 @@ def submission_files(paths: list) -> dict:
         raise BadInput(f"--predictions lacks {', '.join(missing)}: a GLUE submission needs all nine tasks")
     predictions = {task: read_predictions(path) for task, path in by_task.items()}
     files = {}
-    for name, (task, split) in tasks.SUBMISSION_FILES.items():
+    for name, (task, split, _) in tasks.SUBMISSION_FILES.items():
         if split not in predictions[task]:
             raise BadInput(f"{by_task[task]}: no rows for split {split!r} (needed for {name})")
         files[name] = "index\tprediction\n" + "".join(f"{i}\t{p}\n" for i, p in predictions[task][split])

@@ -1,4 +1,5 @@
-"""GLUE tasks: the task table, and readers for a GLUE-layout folder or the Hugging Face hub copy.
+"""GLUE tasks: the one task table (rules/common.smk, the schema's task enums and the submission
+read it), the submission's files, and readers for a GLUE-layout folder or the Hugging Face hub copy.
 
 Both sources yield the same internal examples: Example(text_a, text_b, label, index) where
 `label` is an id into the task's `labels` (the GLUE server's vocabulary, listed in the hub's
@@ -104,12 +105,20 @@ def split_files(task: Task) -> list:
     return [s.path for s in (task.train_split(), *task.dev, *task.test)]
 
 
-# The submission's 11 files: file name -> (task whose predictions fill it, prediction split).
+class SubmissionFile(NamedTuple):
+    task: str           # the task whose predictions fill it
+    split: str          # its prediction split
+    official_rows: int  # rows in GLUE's official test set
+
+
+# The submission's 11 files, by file name.
 SUBMISSION_FILES = {
-    "CoLA.tsv": ("CoLA", "test"), "SST-2.tsv": ("SST-2", "test"), "MRPC.tsv": ("MRPC", "test"),
-    "STS-B.tsv": ("STS-B", "test"), "QQP.tsv": ("QQP", "test"), "MNLI-m.tsv": ("MNLI", "test_matched"),
-    "MNLI-mm.tsv": ("MNLI", "test_mismatched"), "QNLI.tsv": ("QNLI", "test"), "RTE.tsv": ("RTE", "test"),
-    "WNLI.tsv": ("WNLI", "test"), "AX.tsv": ("MNLI", "diagnostic"),
+    "CoLA.tsv": SubmissionFile("CoLA", "test", 1063), "SST-2.tsv": SubmissionFile("SST-2", "test", 1821),
+    "MRPC.tsv": SubmissionFile("MRPC", "test", 1725), "STS-B.tsv": SubmissionFile("STS-B", "test", 1379),
+    "QQP.tsv": SubmissionFile("QQP", "test", 390965), "MNLI-m.tsv": SubmissionFile("MNLI", "test_matched", 9796),
+    "MNLI-mm.tsv": SubmissionFile("MNLI", "test_mismatched", 9847), "QNLI.tsv": SubmissionFile("QNLI", "test", 5740),
+    "RTE.tsv": SubmissionFile("RTE", "test", 3000), "WNLI.tsv": SubmissionFile("WNLI", "test", 146),
+    "AX.tsv": SubmissionFile("MNLI", "diagnostic", 1104),
 }
 
 

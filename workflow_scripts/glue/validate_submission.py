@@ -19,16 +19,13 @@ from workflow_scripts.glue import readers, tasks
 from workflow_scripts.errors import BadInput
 from workflow_scripts.cli import one_line_errors
 
-OFFICIAL_ROWS = {"AX.tsv": 1104, "CoLA.tsv": 1063, "MNLI-m.tsv": 9796, "MNLI-mm.tsv": 9847, "MRPC.tsv": 1725,
-                 "QNLI.tsv": 5740, "QQP.tsv": 390965, "RTE.tsv": 3000, "SST-2.tsv": 1821, "STS-B.tsv": 1379,
-                 "WNLI.tsv": 146}
 HEADER = "index\tprediction"
 MAX_ROW_PROBLEMS = 10  # per file: a wholly wrong QQP.tsv would otherwise print 390k lines
 
 
 def check_rows(name: str, text: str) -> tuple:
     """(problems, number of rows) for one submission file's text."""
-    task = tasks.TASKS[tasks.SUBMISSION_FILES[name][0]]
+    task = tasks.TASKS[tasks.SUBMISSION_FILES[name].task]
     lines = text.splitlines()
     if not lines:
         return [f"{name}: empty file (expected the header {HEADER!r} and one row per test example)"], 0
@@ -64,7 +61,7 @@ def check_rows(name: str, text: str) -> tuple:
 def expected_counts(glue_dir: Path) -> tuple:
     """({file name: test rows in glue_dir}, problems reading them)."""
     counts, problems = {}, []
-    for name, (task_name, split_name) in tasks.SUBMISSION_FILES.items():
+    for name, (task_name, split_name, _) in tasks.SUBMISSION_FILES.items():
         task = tasks.TASKS[task_name]
         split = next(s for s in task.test if s.name == split_name)
         try:
@@ -74,16 +71,16 @@ def expected_counts(glue_dir: Path) -> tuple:
     return counts, problems
 
 
-def validate(zip_path, glue_dir=None, official=None) -> tuple:
-    """(problems, notes) for a submission zip. official: True enforce, False skip, None auto."""
-    zip_path = Path(zip_path)
+def read_zip(zip_path: Path) -> tuple:
+    """(problems, {submission file name: text, None where not UTF-8}) of the zip's entries;
+    the texts are None where the zip cannot be opened at all."""
     if not zip_path.is_file():
-        return [f"{zip_path}: file not found"], []
+        return [f"{zip_path}: file not found"], None
     try:
         zf = zipfile.ZipFile(zip_path)
     except zipfile.BadZipFile as e:
-        return [f"{zip_path}: not a zip file ({e})"], []
-    problems, notes, texts = [], [], {}
+        return [f"{zip_path}: not a zip file ({e})"], None
+    problems, texts = [], {}
     with zf:
         for info in zf.infolist():
             name = info.filename
@@ -105,6 +102,30 @@ def validate(zip_path, glue_dir=None, official=None) -> tuple:
     missing = [n for n in tasks.SUBMISSION_FILES if n not in texts]
     if missing:
         problems.append(f"{zip_path}: missing {', '.join(missing)} at the zip root")
+    return problems, texts
+
+
+def official_problems(rows: dict, official) -> tuple:
+    """(problems, notes) of the row counts against GLUE's official test-set sizes.
+    official: True enforce, False skip, None: enforce when any file has its official count."""
+    notes = []
+    if official is None:
+        official = any(tasks.SUBMISSION_FILES[name].official_rows == n for name, n in rows.items())
+        if not official and rows:
+            notes.append("row counts are not GLUE's official test-set sizes (smoke or partial data): "
+                         "not checked against them (--official to insist)")
+    if not official:
+        return [], notes
+    return [f"{name}: {n} rows, but GLUE's official test set has {tasks.SUBMISSION_FILES[name].official_rows}"
+            for name, n in rows.items() if n != tasks.SUBMISSION_FILES[name].official_rows], notes
+
+
+def validate(zip_path, glue_dir=None, official=None) -> tuple:
+    """(problems, notes) for a submission zip. official: True enforce, False skip, None auto."""
+    zip_path = Path(zip_path)
+    problems, texts = read_zip(zip_path)
+    if texts is None:
+        return problems, []
     rows = {}
     for name, text in texts.items():
         if text is not None:
@@ -113,19 +134,10 @@ def validate(zip_path, glue_dir=None, official=None) -> tuple:
     if glue_dir is not None:
         counts, count_problems = expected_counts(Path(glue_dir))
         problems += count_problems
-        for name, n in rows.items():
-            if name in counts and n != counts[name]:
-                problems.append(f"{name}: {n} rows, but the test file in {glue_dir} has {counts[name]}")
-    if official is None:
-        official = any(OFFICIAL_ROWS[name] == n for name, n in rows.items())
-        if not official and rows:
-            notes.append("row counts are not GLUE's official test-set sizes (smoke or partial data): "
-                         "not checked against them (--official to insist)")
-    if official:
-        for name, n in rows.items():
-            if n != OFFICIAL_ROWS[name]:
-                problems.append(f"{name}: {n} rows, but GLUE's official test set has {OFFICIAL_ROWS[name]}")
-    return problems, notes
+        problems += [f"{name}: {n} rows, but the test file in {glue_dir} has {counts[name]}"
+                     for name, n in rows.items() if name in counts and n != counts[name]]
+    more, notes = official_problems(rows, official)
+    return problems + more, notes
 
 
 @one_line_errors

@@ -1,8 +1,6 @@
 """Masked-LM HDF5 shards -> micro-batches: each rank its own shards, reshuffled per epoch, resumable.
 
-Shard layout (academic-budget-bert): input_ids i4 [N,L], input_mask i1 [N,L], segment_ids i1 [N,L],
-masked_lm_positions i4 [N,P], masked_lm_ids i4 [N,P] (0-padded past the real predictions),
-optional next_sentence_labels i1 [N].
+The shard layout, and the model argument each dataset feeds, are workflow_scripts.data.shard_format's.
 
 Split across ranks: shard i goes to rank i % world; with fewer shards than ranks every rank
 reads every shard and takes rows rank::world. Every rank runs the same number of micro-batches
@@ -12,21 +10,15 @@ collective the others never reach; a bigger share loses a different random tail 
 import math
 
 import numpy as np
+from workflow_scripts.data import shard_format
 from workflow_scripts.errors import BadInput
 
-REQUIRED = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids")
-NSP = "next_sentence_labels"
-# Shard dataset name -> model argument name.
-ARGUMENTS = {"input_ids": "input_ids", "input_mask": "attention_mask", "segment_ids": "token_type_ids",
-             "masked_lm_positions": "masked_lm_positions", "masked_lm_ids": "masked_lm_ids",
-             NSP: "next_sentence_labels"}
+ARGUMENTS = shard_format.arguments()  # shard dataset name -> model argument name
 
 
 def shard_info(path: str) -> dict:
     """Rows, sequence length, predictions per row and NSP presence; the layout is checked by
     shard_format.py (the sample builder's validator), whose errors name the file and the problem."""
-    from workflow_scripts.data import shard_format
-
     s = shard_format.shard_summary(path)
     return {"path": str(path), "rows": s["num_samples"], "seq_len": s["max_seq_length"],
             "predictions": s["max_predictions"], "nsp": s["nsp"]}
@@ -55,10 +47,8 @@ def read_rows(path: str, rows: np.ndarray, with_nsp: bool) -> dict:
     """The given rows of one shard (in the given order) as numpy arrays. The whole shard is read
     and value-checked (positions inside the sequence, 0/1 masks) before an in-memory gather:
     h5py's fancy indexing is slow and wants sorted rows."""
-    from workflow_scripts.data import shard_format
-
     arrays = shard_format.load_shard(path)
-    return {name: arrays[name][rows] for name in REQUIRED + ((NSP,) if with_nsp else ())}
+    return {d.name: arrays[d.name][rows] for d in shard_format.layout(with_nsp)}
 
 
 def to_batch(arrays: dict) -> dict:

@@ -15,13 +15,12 @@ sample statistics, and the seconds each stage's jobs took (Snakemake's benchmark
 """
 import argparse
 import io
-import json
 import math
 from pathlib import Path
 
 from workflow_scripts import atomic
 from workflow_scripts.glue import tasks
-from workflow_scripts.cli import one_line_errors, read_record
+from workflow_scripts.cli import json_lines, one_line_errors, read_record
 from workflow_scripts.errors import BadInput
 
 
@@ -38,13 +37,7 @@ def read_log(path: Path) -> dict:
     if not path.is_file():
         raise BadInput(f"{path}: file not found")
     events = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise BadInput(f"{path}, line {n}: not JSON ({e})") from None
+    for n, record in json_lines(path.read_text(encoding="utf-8").splitlines(), str(path)):
         if not isinstance(record, dict) or "event" not in record:
             raise BadInput(f"{path}, line {n}: no \"event\" key")
         events.setdefault(record["event"], []).append(record)

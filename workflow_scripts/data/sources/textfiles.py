@@ -12,10 +12,10 @@ Files are streamed (parquet by row batches), never loaded whole, except that a c
 import bz2
 import gzip
 import io
-import json
 import shutil
 import tempfile
 from pathlib import Path
+from workflow_scripts.cli import json_lines
 from workflow_scripts.errors import BadInput
 
 FORMATS = (".txt", ".jsonl", ".parquet")
@@ -132,13 +132,7 @@ def _txt_documents(stream, path: Path):
 
 
 def _jsonl_documents(stream, path: Path, text_column: str):
-    for number, line in enumerate(stream, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise BadInput(f"corpus: {path} line {number} is not valid JSON: {e}") from None
+    for number, row in json_lines(stream, f"corpus: {path}"):
         if not isinstance(row, dict) or text_column not in row:
             keys = ", ".join(row) if isinstance(row, dict) else type(row).__name__
             raise BadInput(f"corpus: {path} line {number} has no `{text_column}` field "

@@ -262,6 +262,10 @@ class WikitextCleaner:
 
     def paragraphs(self, wikitext: str) -> list[str]:
         """The article's prose paragraphs (markup-free lines; not yet normalized or split)."""
+        return _prose_paragraphs(self.plain_text(wikitext))
+
+    def plain_text(self, wikitext: str) -> str:
+        """The article with its markup removed, line structure kept (headings, list items, table rows)."""
         text = _COMMENT.sub("", wikitext)
         text = _DROP_ELEMENT.sub("", text)
         text = self._strip_templates(text)
@@ -284,36 +288,42 @@ class WikitextCleaner:
         text = _CLOSE_SEPARATORS.sub(")", text)
         text = _REPEATED_COMMA.sub(",", text)
         text = _SPACE_BEFORE_PUNCT.sub("", text)
-        text = _SPACE_AFTER_OPEN.sub("", text)
-        # As MediaWiki renders it: consecutive plain lines form one paragraph (a single newline
-        # is a space); blank lines, headings, list items and table rows end it.
-        paragraphs: list[str] = []
-        lines: list[str] = []
-        for line in text.split("\n"):
-            line = " ".join(line.split())  # collapses all Unicode whitespace (&nbsp; too), fast
-            first = line[:1]
-            if first and first not in "=|!*#:;" and not line.startswith("----"):
-                lines.append(line)
-                continue
-            if lines:
-                paragraphs.append(_join(lines))
-                lines = []
-            if not line:
-                continue
-            if first == "=":
-                heading = _HEADING.match(line)
-                if heading:
-                    if len(heading.group(1)) <= 2 and heading.group(2).strip().lower() in TAIL_SECTIONS:
-                        return paragraphs
-                    continue
-                lines.append(line)  # "=" that does not make a heading
-            elif first in "|!" or line.startswith("----"):
-                continue  # table rows left by broken tables, horizontal rules
-            elif first in "*#:;":
-                if _PROSE_END.search(line):
-                    item = _LIST_MARKER.sub("", line)
-                    if item:
-                        paragraphs.append(item)
+        return _SPACE_AFTER_OPEN.sub("", text)
+
+
+def _prose_paragraphs(text: str) -> list[str]:
+    """Paragraphs of markup-free text, up to the first tail section (References, See also, ...).
+
+    As MediaWiki renders it: consecutive plain lines form one paragraph (a single newline is a
+    space); blank lines, headings, list items and table rows end it. List items are kept alone,
+    and only when they read as prose; table rows and rules are dropped."""
+    paragraphs: list[str] = []
+    lines: list[str] = []
+    for line in text.split("\n"):
+        line = " ".join(line.split())  # collapses all Unicode whitespace (&nbsp; too), fast
+        first = line[:1]
+        if first and first not in "=|!*#:;" and not line.startswith("----"):
+            lines.append(line)
+            continue
         if lines:
             paragraphs.append(_join(lines))
-        return paragraphs
+            lines = []
+        if not line:
+            continue
+        if first == "=":
+            heading = _HEADING.match(line)
+            if heading:
+                if len(heading.group(1)) <= 2 and heading.group(2).strip().lower() in TAIL_SECTIONS:
+                    return paragraphs
+                continue
+            lines.append(line)  # "=" that does not make a heading
+        elif first in "|!" or line.startswith("----"):
+            continue  # table rows left by broken tables, horizontal rules
+        elif first in "*#:;":
+            if _PROSE_END.search(line):
+                item = _LIST_MARKER.sub("", line)
+                if item:
+                    paragraphs.append(item)
+    if lines:
+        paragraphs.append(_join(lines))
+    return paragraphs
