@@ -20,7 +20,8 @@ Stop reasons (the `reason` of the log's end line), checked in this order:
                   early_stop_eval_loss). A validation is run when after_minutes is crossed, so the
                   check does not wait for the next regular one.
 (a SIGTERM/SIGINT stop is no end: the run checkpoints and exits 128 + signal, to be resumed.)
-None of these settings is part of the state key: rerun an ended run with settings under which
+None of these settings is part of the state key (the schema declares them where-to-stop keys,
+x-effect stop; max_steps too while the schedule runs on time): rerun an ended run with settings under which
 its end no longer holds (a later marker, a higher threshold) and it trains on from its final
 checkpoint (still_finished below).
 

@@ -1,9 +1,9 @@
 """What a recipe's `model:` may say, per family: light data and checks (no torch at import).
 
 recipe_checks (when the workflow is parsed), factory and the builders read these, so each
-family's keys, defaults and rules are written once.
+family's keys, defaults and rules are written once. The types themselves (bert, roberta, albert,
+deberta-v2) are the schema's enum of model.type.
 """
-TYPES = ("bert", "roberta", "albert", "deberta-v2")
 # Family-specific keys of `model:` and each family's default (the recipe's null = that default).
 FAMILY_KEYS = {
     "albert": {"embedding_size": 128, "num_hidden_groups": 1, "inner_group_num": 1},
