@@ -109,6 +109,27 @@ def test_placement_edits_rerun_nothing(demo, tmp_path):
     assert planned_jobs(snakemake(demo, "-n", "--cores", "2", "--configfile", str(edit))) == {}
 
 
+def test_validation_cadence_reruns_pretrain_under_max_valid_loss(demo, tmp_path):
+    """With early_stopping.max_valid_loss set, a validation decides where the run stops, so the
+    cadence and the validation size are rerun triggers there (placement only without it)."""
+    workdir = shutil.copytree(demo, tmp_path / "demo", symlinks=True)
+    target = "results/runs/demo/pretrain_log.jsonl"
+    stopping = {"early_stopping": {"max_valid_loss": 100.0}}
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump({"runs": {"demo": stopping}}))
+    # A stop edit: pretraining reruns, resumes the demo's finished state and only re-exports.
+    snakemake(workdir, target, "--cores", "2", "--configfile", str(base))
+    for change in ({"validation_interval_minutes": 1}, {"validation_max_samples": 16},
+                   {"validation_interval_minutes_end": 0.5, "validation_end_proportion": 0.5}):
+        edit = tmp_path / "edit.yaml"
+        edit.write_text(yaml.safe_dump({"runs": {"demo": {**stopping, **change}}}))
+        jobs = planned_jobs(snakemake(workdir, target, "-n", "--cores", "2", "--configfile", str(edit)))
+        assert set(jobs) == {"pretrain"}, (change, jobs)
+    placement = tmp_path / "placement.yaml"
+    placement.write_text(yaml.safe_dump({"runs": {"demo": {**stopping, "log_interval_steps": 5}}}))
+    assert planned_jobs(snakemake(workdir, target, "-n", "--cores", "2", "--configfile", str(placement))) == {}
+
+
 def test_pretrain_lr_edit_reruns_pretrain_onward(demo, tmp_path):
     edit = tmp_path / "edit.yaml"
     edit.write_text(yaml.safe_dump({"runs": {"demo": {"optimizer": {"lr": 5e-4}}}}))
