@@ -33,10 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def make_dumps(work: Path) -> tuple[Path, Path]:
-    sys.path.insert(0, str(REPO))
-    sys.path.insert(0, str(REPO / "tests"))
-    from multistream_data import write_multistream
-
+    from tests.helpers.multistream_data import write_multistream
     from workflow_scripts import fetch_demo_data
 
     fetch_demo_data.main([str(REPO / "resources")])

@@ -21,12 +21,11 @@ from pathlib import Path
 
 import yaml
 
+# The workflow tests' helpers: a copy of the working tree as git sees it, and the dry run's Job stats.
+from tests.helpers.workflow import copy_repo, planned_jobs
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 20
-
-# The workflow tests' helpers: a copy of the working tree as git sees it, and the dry run's Job stats.
-sys.path.insert(0, str(REPO / "tests"))
-from test_workflow import copy_repo, planned_jobs  # noqa: E402
 
 
 def write_config(workdir: Path, runs: int, seeds: int, stilts: bool, default_grid: bool) -> None:
@@ -56,7 +55,6 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="dry runs per case; the best counts")
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, str(REPO))
     from workflow_scripts import fetch_demo_data
 
     fetch_demo_data.main([str(REPO / "resources")])

@@ -21,7 +21,6 @@ Ends with `RESULT <metric> <value> target <target> peer <peer>` lines (ratio our
 """
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,10 +36,7 @@ SIZES = {
 
 def real_batches(n_rows: int):
     """Masked-LM micro-batches from real shards (seq 128, NSP pairs), as the pretrain loop reads them."""
-    sys.path.insert(0, str(REPO))
-    sys.path.insert(0, str(REPO / "tests"))
-    from pretrain_data import build_shards
-
+    from tests.helpers.pretrain_data import build_shards
     from workflow_scripts import fetch_demo_data
     from workflow_scripts.pretrain import batches
 

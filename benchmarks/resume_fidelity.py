@@ -41,10 +41,7 @@ MODEL = {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size"
 
 
 def shards(work: Path) -> dict:
-    sys.path.insert(0, str(REPO / "tests"))
-    sys.path.insert(0, str(REPO))
-    from pretrain_data import build_shards
-
+    from tests.helpers.pretrain_data import build_shards
     from workflow_scripts import fetch_demo_data
 
     fetch_demo_data.main([str(REPO / "resources")])

@@ -38,7 +38,6 @@ SPEC = {"max_seq_length": 128, "masked_lm_prob": 0.15, "max_predictions_per_seq"
 
 def make_text(work: Path) -> tuple[Path, Path]:
     """The 1x text part (the whole dump excerpt, cleaned by our corpus stage) and a 4x one (4 copies)."""
-    sys.path.insert(0, str(REPO))
     from workflow_scripts import fetch_demo_data
     from workflow_scripts.data import corpus
 

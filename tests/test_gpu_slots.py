@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
-# Where each fake job writes "<gpu ids> <start> <end>" (seconds since the epoch).
-HOLD = "import os, sys, time; t = time.time(); time.sleep(float(sys.argv[2])); open(sys.argv[1], 'w').write(f\"{os.environ['CUDA_VISIBLE_DEVICES']} {t} {time.time()}\")"
+from tests import probes
+
+# Each fake job writes "<gpu ids> <start> <end>" (seconds since the epoch): tests/probes/hold_gpus.py.
+HOLD = probes.command("hold_gpus")
+SHOW = probes.command("show_gpu_env")
 
 
 @pytest.fixture
@@ -32,7 +35,7 @@ def record(path: Path):
 
 
 def test_concurrent_jobs_get_distinct_gpus(gpu_env, tmp_path):
-    procs = [slots(n, sys.executable, "-c", HOLD, str(tmp_path / f"job{i}"), "1.5", env=gpu_env) for i, n in enumerate([1, 2])]
+    procs = [slots(n, *HOLD, str(tmp_path / f"job{i}"), "1.5", env=gpu_env) for i, n in enumerate([1, 2])]
     assert all(p.wait(timeout=30) == 0 for p in procs)
     (a, *_), (b, *_) = record(tmp_path / "job0"), record(tmp_path / "job1")
     assert len(a) == 1 and len(b) == 2
@@ -40,9 +43,9 @@ def test_concurrent_jobs_get_distinct_gpus(gpu_env, tmp_path):
 
 
 def test_waits_while_too_few_are_free_then_runs(gpu_env, tmp_path):
-    first = slots(2, sys.executable, "-c", HOLD, str(tmp_path / "first"), "2", env=gpu_env)
+    first = slots(2, *HOLD, str(tmp_path / "first"), "2", env=gpu_env)
     time.sleep(0.7)
-    second = slots(2, sys.executable, "-c", HOLD, str(tmp_path / "second"), "0", env=gpu_env)
+    second = slots(2, *HOLD, str(tmp_path / "second"), "0", env=gpu_env)
     assert first.wait(timeout=30) == 0 and second.wait(timeout=30) == 0
     ids1, _, end1 = record(tmp_path / "first")
     ids2, start2, _ = record(tmp_path / "second")
@@ -56,7 +59,7 @@ def test_lock_is_freed_when_the_job_is_killed(gpu_env, tmp_path):
     holders[1].send_signal(signal.SIGKILL)
     holders[1].wait(timeout=10)
     t0 = time.time()
-    late = slots(1, sys.executable, "-c", HOLD, str(tmp_path / "late"), "0", env=gpu_env)
+    late = slots(1, *HOLD, str(tmp_path / "late"), "0", env=gpu_env)
     assert late.wait(timeout=20) == 0
     for p in (holders[0], holders[2]):
         p.kill()
@@ -66,17 +69,16 @@ def test_lock_is_freed_when_the_job_is_killed(gpu_env, tmp_path):
 
 
 def test_zero_gpus_hides_them_and_slurm_jobs_pass_through(gpu_env):
-    show = "import os; print(repr(os.environ.get('CUDA_VISIBLE_DEVICES')), os.environ.get('DS_ACCELERATOR'))"
-    out = subprocess.run([sys.executable, "-m", "workflow_scripts.gpu_slots", "0", "--", sys.executable, "-c", show],
+    out = subprocess.run([sys.executable, "-m", "workflow_scripts.gpu_slots", "0", "--", *SHOW],
                          env=gpu_env, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["''", "cpu"]
     # Inside a SLURM job, SLURM has already chosen: the command sees its allocation unchanged.
     slurm = dict(gpu_env, SLURM_JOB_ID="7", CUDA_VISIBLE_DEVICES="3")
-    out = subprocess.run([sys.executable, "-m", "workflow_scripts.gpu_slots", "1", "--", sys.executable, "-c", show],
+    out = subprocess.run([sys.executable, "-m", "workflow_scripts.gpu_slots", "1", "--", *SHOW],
                          env=slurm, capture_output=True, text=True, check=True).stdout
     assert out.split()[0] == "'3'"
     # ...also when the rule asks for 0 (a multi-node launch asks srun for the GPUs itself).
-    out = subprocess.run([sys.executable, "-m", "workflow_scripts.gpu_slots", "0", "--", sys.executable, "-c", show],
+    out = subprocess.run([sys.executable, "-m", "workflow_scripts.gpu_slots", "0", "--", *SHOW],
                          env=slurm, capture_output=True, text=True, check=True).stdout
     assert out.split()[0] == "'3'"
 
@@ -88,18 +90,18 @@ def test_asking_more_gpus_than_exist_is_one_clear_line(gpu_env):
     assert res.stderr.strip() == "gpu_slots: the job needs 4 GPUs, this machine offers 3 (0,1,2)"
 
 
+@pytest.mark.workflow
 def test_snakemake_local_jobs_never_share_a_gpu(gpu_env, tmp_path, repo_root):
     """Six gpu=1 jobs, four at a time, three GPUs: no two overlapping jobs hold the same GPU id."""
     work = tmp_path / "wf"
     work.mkdir()
-    (work / "hold.py").write_text(HOLD)
     (work / "Snakefile").write_text(textwrap.dedent(f"""
         rule all:
             input: expand("out/{{i}}.txt", i=range(6))
         rule job:
             output: "out/{{i}}.txt"
             resources: gpu=1
-            shell: "{sys.executable} -m workflow_scripts.gpu_slots {{resources.gpu}} -- {sys.executable} hold.py {{output}} 1"
+            shell: "{sys.executable} -m workflow_scripts.gpu_slots {{resources.gpu}} -- {' '.join(HOLD)} {{output}} 1"
     """))
     res = subprocess.run([sys.executable, "-m", "snakemake", "--profile", str(repo_root / "profiles" / "local"),
                           "--cores", "4", "--retries", "0", "-d", str(work), "-s", str(work / "Snakefile")],

@@ -8,7 +8,7 @@ import bz2
 from pathlib import Path
 
 import pytest
-from multistream_data import write_multistream
+from tests.helpers.multistream_data import write_multistream
 
 from workflow_scripts.data import corpus
 from workflow_scripts.data.sources import download, multistream

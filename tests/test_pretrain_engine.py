@@ -30,14 +30,14 @@ def test_resolve_recipe_fills_schema_defaults_and_rejects_typos():
         "max_valid_loss": None, "after_minutes": 720, "nonfinite_loss": True, "loss_scale_stuck_steps": 100}
     with pytest.raises(BadInput, match="recipe key optimizer: unknown key 'lr_max'"):
         train.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1, "optimizer": {"lr_max": 1}}))
-    with pytest.raises(BadInput, match="recipe key model.layer_norm: 'middle' is not one of"):
+    with pytest.raises(BadInput, match=r"recipe key model\.layer_norm: 'middle' is not one of"):
         train.resolve_recipe(json.dumps({"total_training_time": 1, "model": {"layer_norm": "middle"}}))
     with pytest.raises(BadInput, match="--recipe is not valid JSON"):
         train.resolve_recipe("{model: 1}")
     # A user's schedule by import path passes the schema; a bare unknown name does not.
     train.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1,
                                         "schedule": {"name": "mypkg.lr:cosine"}}))
-    with pytest.raises(BadInput, match="recipe key schedule.name"):
+    with pytest.raises(BadInput, match=r"recipe key schedule\.name"):
         train.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1, "schedule": {"name": "cosin"}}))
 
 
@@ -125,20 +125,12 @@ def test_clock_counts_only_running_time():
 
 
 def test_fp16_on_cpu_is_refused_in_one_line():
-    code = ("from workflow_scripts.pretrain import engine; d = engine.setup_distributed(); import torch; "
-            "from workflow_scripts.pretrain.models.bert import BertConfig, BertForPretraining; "
-            "from workflow_scripts.pretrain.optimizers import param_groups; "
-            "from workflow_scripts.pretrain.train import resolve_recipe; "
-            "r = resolve_recipe('{\"model\": {}, \"total_training_time\": 1, \"batch_size\": 32, "
-            "\"implementation\": {\"precision\": \"fp16\"}}'); "
-            "m = BertForPretraining(BertConfig(vocab_size=10, hidden_size=8, num_layers=1, num_heads=2)); "
-            "from workflow_scripts.cli import one_line_errors; "
-            "one_line_errors(engine.Engine)(m, param_groups(m, 0.0), r, d)")
     import subprocess
-    import sys
+
+    from tests import probes
 
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+    proc = subprocess.run(probes.command("fp16_engine"), capture_output=True, text=True, env=env, timeout=300,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (

@@ -6,8 +6,7 @@ import subprocess
 import pytest
 import torch
 
-from pretrain_data import pretrain_shards  # noqa: F401  (fixture)
-from test_pretrain_run import REPO, command, events, recipe
+from tests.helpers.pretrain_run import REPO, command, events, recipe
 from workflow_scripts.pretrain.models import factory, hf_families
 
 FAMILIES = ["roberta", "albert", "deberta-v2"]

@@ -102,7 +102,7 @@ def test_weight_decay_skips_biases_and_layernorms():
 
 
 def test_bad_head_count_is_one_clear_error():
-    with pytest.raises(ValueError, match="hidden_size=30 is not a multiple of model.num_heads=4"):
+    with pytest.raises(ValueError, match=r"hidden_size=30 is not a multiple of model\.num_heads=4"):
         BertForPretraining(BertConfig(vocab_size=V, hidden_size=30, num_heads=4))
 
 
@@ -125,5 +125,5 @@ def test_sparse_last_layer_gives_the_full_models_loss_and_gradients(layer_norm, 
         ref = ref + torch.nn.functional.cross_entropy(full.nsp_head(torch.tanh(full.pooler(h[:, 0]))), labels.long())
     ref.backward()
     torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-6)
-    for (name, p), q in zip(sparse.named_parameters(), full.parameters()):
+    for (name, p), q in zip(sparse.named_parameters(), full.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)

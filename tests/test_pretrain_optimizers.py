@@ -1,46 +1,16 @@
 """Optimizers: built-ins with kwargs, a user's class by import path (in-process and in a real run,
 picked up from the recipe alone), the README's Lion example, and one-line errors."""
+import importlib.util
 import json
-import os
-import subprocess
 import sys
 
 import pytest
 import torch
 
-from pretrain_data import pretrain_shards  # noqa: F401  (fixture)
-from test_pretrain_run import REPO, command, events, recipe
+from tests.helpers.pretrain_run import REPO, USER_MODULE, events, recipe, run_with
 from workflow_scripts.errors import BadInput
 from workflow_scripts.pretrain import optimizers
 
-# A user's module, written to a temp folder and found through PYTHONPATH / sys.path only.
-USER_MODULE = '''
-import torch
-
-
-class TracedSGD(torch.optim.SGD):
-    """SGD that appends (step, lr, momentum) to `trace` after each step; at step `poison_at` it
-    writes NaN into the weights (so the next forward's loss is NaN)."""
-
-    def __init__(self, params, lr, trace, poison_at=None, momentum=0.0):
-        super().__init__(params, lr=lr, momentum=momentum)
-        self.trace, self.poison_at, self.steps = trace, poison_at, 0
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        super().step(closure)
-        self.steps += 1
-        group = self.param_groups[0]
-        with open(self.trace, "a") as f:
-            f.write(f"{self.steps} {group['lr']!r} {group['momentum']}\\n")
-        if self.steps == self.poison_at:
-            for g in self.param_groups:
-                for p in g["params"]:
-                    p.fill_(float("nan"))
-
-
-NOT_AN_OPTIMIZER = 42
-'''
 
 
 @pytest.fixture
@@ -83,13 +53,13 @@ def test_a_users_class_by_import_path(user_module, tmp_path):
 
 
 def test_bad_optimizers_fail_in_one_line(user_module):
-    with pytest.raises(BadInput, match="optimizer.name='my_opts:NOT_AN_OPTIMIZER' is not a torch.optim.Optimizer"):
+    with pytest.raises(BadInput, match=r"optimizer\.name='my_opts:NOT_AN_OPTIMIZER' is not a torch\.optim\.Optimizer"):
         optimizers.make(groups(), spec(name="my_opts:NOT_AN_OPTIMIZER"), "cpu")
     with pytest.raises(BadInput, match="cannot import module nowhere_pkg"):
         optimizers.make(groups(), spec(name="nowhere_pkg.opt:Opt"), "cpu")
     with pytest.raises(BadInput, match=r"optimizer.kwargs \{'betas2': 1\}: AdamW does not accept them"):
         optimizers.make(groups(), spec(kwargs={"betas2": 1}), "cpu")
-    with pytest.raises(BadInput, match="optimizer.name: 'lamb' is not one of adamw, adam, sgd"):
+    with pytest.raises(BadInput, match=r"optimizer\.name: 'lamb' is not one of adamw, adam, sgd"):
         optimizers.make(groups(), spec(name="lamb"), "cpu")
 
 
@@ -116,12 +86,6 @@ def test_readme_lion_example_steps_by_the_sign_of_the_momentum():
     assert losses[-1] < 0.01 * losses[0]
 
 
-def run_with(env_path, shards, tokenizer, out, rec):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(env_path), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run(command(shards, tokenizer, out, rec), cwd=REPO, capture_output=True, text=True,
-                          timeout=300, env=env)
-
-
 def test_pretraining_picks_up_a_users_optimizer_from_the_recipe_alone(user_module, pretrain_shards,
                                                                       bert_tokenizer_dir, tmp_path):
     trace = tmp_path / "trace.txt"
@@ -136,7 +100,7 @@ def test_pretraining_picks_up_a_users_optimizer_from_the_recipe_alone(user_modul
     log = events(tmp_path / "log.jsonl")
     assert log[0]["optimizer"]["name"] == "my_opts:TracedSGD" and log[-1]["reason"] == "max_steps"
     # TensorBoard asked for but not installed here: said once, in one line, and the run went on.
-    if subprocess.run([sys.executable, "-c", "import tensorboard"], capture_output=True).returncode:
+    if importlib.util.find_spec("tensorboard") is None:
         assert proc.stdout.count("the tensorboard package is not installed (pip install tensorboard)") == 1
     else:
         assert list((tmp_path / "state").glob("*/tensorboard/events.out.tfevents.*"))

@@ -4,40 +4,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from pretrain_data import pretrain_shards  # noqa: F401  (fixture)
+from tests import probes
+from tests.helpers.pretrain_run import REPO, command, events, recipe, run
 
-REPO = Path(__file__).resolve().parents[1]
 TRAIN_FIELDS = {"event", "step", "elapsed_s", "loss", "lr", "samples_per_s", "tokens_per_s"}
-
-
-def recipe(seconds, **over):
-    r = {"model": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128},
-         "optimizer": {"lr": 3e-3}, "schedule": {"name": "linear", "warmup_proportion": 0.1},
-         "total_training_time": seconds / 3600, "batch_size": 8, "log_interval_steps": 2,
-         "implementation": {"micro_batch_size": 4}}
-    r.update(over)
-    return r
-
-
-def command(shards, tokenizer, out: Path, rec: dict, launcher=(sys.executable,)):
-    return [*launcher, "-m", "workflow_scripts.pretrain.train", "--recipe", json.dumps(rec),
-            "--train", *map(str, shards["train"]), "--valid", *map(str, shards["valid"]),
-            "--tokenizer", str(tokenizer), "--state-dir", str(out / "state"),
-            "--model-out", str(out / "model"), "--log-out", str(out / "log.jsonl")]
-
-
-def run(shards, tokenizer, out, rec, **kw):
-    proc = subprocess.run(command(shards, tokenizer, out, rec, **kw), cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
-    return proc
-
-
-def events(path):
-    return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +64,7 @@ def test_lr_follows_the_time_schedule(finished):
     """Step k runs at peak * linear(elapsed after step k-1 / budget): warmup 10%, then decay to 0."""
     train = [e for e in events(finished["out"] / "log.jsonl") if e["event"] == "train"]
     before = [0.0] + [e["elapsed_s"] for e in train[:-1]]
-    for e, t in zip(train, before):
+    for e, t in zip(train, before, strict=True):
         f = t / 6.0
         expected = 3e-3 * (f / 0.1 if f < 0.1 else (1 - f) / 0.9)
         assert e["lr"] == pytest.approx(expected, abs=3e-3 * 1e-3), (e, t)
@@ -155,6 +128,7 @@ def test_changed_recipe_starts_fresh(finished, pretrain_shards, bert_tokenizer_d
     assert log[0]["state_key"] not in {p.name for p in old}
 
 
+@pytest.mark.workflow  # a long real run (30-45 s here)
 def test_sigterm_checkpoints_and_a_rerun_resumes(pretrain_shards, bert_tokenizer_dir, tmp_path):
     rec = recipe(600, max_steps=12, checkpoint_interval_minutes=60, log_interval_steps=1)
     proc = subprocess.Popen(command(pretrain_shards, bert_tokenizer_dir, tmp_path, rec), cwd=REPO,
@@ -187,6 +161,7 @@ def test_sigterm_checkpoints_and_a_rerun_resumes(pretrain_shards, bert_tokenizer
     assert after and all(e["elapsed_s"] > latest["elapsed_s"] for e in after)
 
 
+@pytest.mark.workflow  # a long real run (30-45 s here)
 def test_sigkill_then_rerun_resumes_from_the_periodic_checkpoint(learned, pretrain_shards, bert_tokenizer_dir,
                                                                  tmp_path):
     """kill -9 (no handler runs, no checkpoint on the way out) mid-run, then the same command again:
@@ -229,47 +204,15 @@ def torch_equal(x, y) -> bool:
     return bool(torch.equal(x, y))
 
 
-ENGINE_ROUND_TRIP = """
-import sys, tempfile, torch
-from workflow_scripts.pretrain import batches, engine
-dist = engine.setup_distributed()
-from workflow_scripts.pretrain.models.bert import BertConfig, BertForPretraining
-from workflow_scripts.pretrain.optimizers import param_groups
-recipe = {"batch_size": 8, "implementation": {"micro_batch_size": 4, "precision": "fp32", "zero_stage": 0},
-          "optimizer": {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.98], "eps": 1e-6, "weight_decay": 0.01,
-                        "gradient_clipping": 1.0}}
-def make(seed):
-    torch.manual_seed(seed)
-    m = BertForPretraining(BertConfig(vocab_size=30522, hidden_size=32, num_layers=1, num_heads=2,
-                                      intermediate_size=64, dropout=0.3))
-    return engine.Engine(m, param_groups(m, 0.01), recipe, dist)
-batches = list(batches.TrainStream([sys.argv[1]], 0, 1, 4, 2, 0).epoch(0))[:8]
-a = make(0)
-for b in batches[:4]:
-    a.train_micro_batch(b)
-folder = tempfile.mkdtemp()
-a.save(folder, "t", {})
-for b in batches[4:]:                       # a goes on: 2 more optimizer steps, dropout drawing from its RNG
-    a.train_micro_batch(b)
-c = make(1)                                 # other initial weights, fresh optimizer, other RNG
-c.load(folder, "t")
-for b in batches[4:]:
-    c.train_micro_batch(b)
-same = all(torch.equal(p, q) for p, q in zip(a.module.parameters(), c.module.parameters()))
-state_a, state_c = a.optimizer.state_dict()["state"], c.optimizer.state_dict()["state"]
-same_opt = all(torch.equal(state_a[k]["exp_avg_sq"], state_c[k]["exp_avg_sq"]) for k in state_a)
-print("SAME" if same and same_opt and len(state_a) == len(state_c) > 0 else "DIFFERENT")
-"""
-
-
 def test_checkpoint_restores_weights_optimizer_and_rng_exactly(pretrain_shards):
     """Resuming continues bit-for-bit: after loading, the same batches give the same weights and
     Adam moments as the run that never stopped (dropout on, so the RNG state matters too)."""
-    proc = subprocess.run([sys.executable, "-c", ENGINE_ROUND_TRIP, str(pretrain_shards["train"][0])], cwd=REPO,
+    proc = subprocess.run(probes.command("engine_round_trip", pretrain_shards["train"][0]), cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("SAME"), proc.stdout + proc.stderr
 
 
+@pytest.mark.workflow  # a long real run (30-45 s here)
 def test_two_ranks_through_torchrun(pretrain_shards, bert_tokenizer_dir, tmp_path):
     """2 CPU ranks: they agree on the time-budget stop (none hangs), and under ZeRO-3 the parameters
     partitioned across them are gathered for the checkpoint and the export."""

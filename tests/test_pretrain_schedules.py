@@ -99,7 +99,7 @@ def test_step_clock_runs_on_optimizer_steps():
     assert s.lr(elapsed_s=9999.0, step=5) == pytest.approx(1.0)          # time is ignored
     assert s.lr(elapsed_s=0.0, step=55) == pytest.approx(1.0)            # u = 0.5 of the decay phase
     assert s.lr(elapsed_s=0.0, step=100) == 0.0
-    with pytest.raises(BadInput, match="schedule.by: 'step' needs max_steps"):
+    with pytest.raises(BadInput, match=r"schedule\.by: 'step' needs max_steps"):
         Schedule(spec, 1.0, budget_s=10.0, max_steps=None)
 
 
@@ -117,11 +117,11 @@ def half_life(progress: Progress, half: float = 0.5) -> float:
 
 def test_user_schedule_by_import_path_with_kwargs():
     # Warmup is ours; the user's function gets the decay-phase fraction and its kwargs.
-    assert at("test_pretrain_schedules:half_life", 0.05) == pytest.approx(0.5)
-    assert at("test_pretrain_schedules:half_life", 0.55) == pytest.approx(0.5 ** (0.5 / 0.5))
-    assert at("test_pretrain_schedules:half_life", 0.55, half=0.25) == pytest.approx(0.25)
-    with pytest.raises(BadInput, match="returned -1.0"):
-        Schedule({"name": "test_pretrain_schedules:negative"}, 1.0, 10.0).lr(1.0, 0)
+    assert at("tests.test_pretrain_schedules:half_life", 0.05) == pytest.approx(0.5)
+    assert at("tests.test_pretrain_schedules:half_life", 0.55) == pytest.approx(0.5 ** (0.5 / 0.5))
+    assert at("tests.test_pretrain_schedules:half_life", 0.55, half=0.25) == pytest.approx(0.25)
+    with pytest.raises(BadInput, match=r"returned -1\.0"):
+        Schedule({"name": "tests.test_pretrain_schedules:negative"}, 1.0, 10.0).lr(1.0, 0)
 
 
 def negative(progress):
@@ -129,9 +129,9 @@ def negative(progress):
 
 
 def test_unknown_or_broken_schedules_fail_in_one_line():
-    with pytest.raises(BadInput, match="schedule.name: 'cosin' is not one of linear, constant, exp, cosine"):
+    with pytest.raises(BadInput, match=r"schedule\.name: 'cosin' is not one of linear, constant, exp, cosine"):
         Schedule({"name": "cosin"}, 1.0, 10.0)
-    with pytest.raises(BadInput, match="module workflow_scripts.pretrain.schedules has no attribute nope"):
+    with pytest.raises(BadInput, match=r"module workflow_scripts\.pretrain\.schedules has no attribute nope"):
         Schedule({"name": "workflow_scripts.pretrain.schedules:nope"}, 1.0, 10.0)
     with pytest.raises(BadInput, match="cannot import module no_such_pkg"):
         Schedule({"name": "no_such_pkg.mod:fn"}, 1.0, 10.0)
@@ -141,7 +141,7 @@ def test_unknown_or_broken_schedules_fail_in_one_line():
         Schedule({"name": "cosine", "kwargs": {"t_mul": 0.5}}, 1.0, 10.0)
     with pytest.raises(BadInput, match="cr_k=1 must be an integer >= 2"):
         Schedule({"name": "elastic_step", "kwargs": {"cr_k": 1}}, 1.0, 10.0)
-    with pytest.raises(BadInput, match="linear curve .allowed: none"):
+    with pytest.raises(BadInput, match=r"linear curve \(allowed: none"):
         Schedule({"name": "linear", "kwargs": {"power": 1}}, 1.0, 10.0)
 
 

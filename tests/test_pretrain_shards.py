@@ -3,7 +3,6 @@ import h5py
 import numpy as np
 import pytest
 
-from pretrain_data import pretrain_shards  # noqa: F401  (fixture)
 from workflow_scripts.pretrain import batches
 from workflow_scripts.errors import BadInput
 
@@ -93,14 +92,14 @@ def test_bad_shards_stop_with_one_line_naming_file_and_dataset(pretrain_shards, 
         batches.TrainStream([str(truncated)], 0, 1, 8, 1, seed=0)
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"not hdf5 at all")
-    with pytest.raises(BadInput, match="junk.h5: not a readable HDF5 file"):
+    with pytest.raises(BadInput, match=r"junk\.h5: not a readable HDF5 file"):
         batches.TrainStream([str(junk)], 0, 1, 8, 1, seed=0)
     with pytest.raises(BadInput, match="fewer than one optimizer step"):
         batches.TrainStream([subset(good, tmp_path / "tiny.h5", 10)], 0, 1, 8, 2, seed=0)
 
 
 def test_nsp_labels_are_passed_when_present(wiki_dump, bert_tokenizer_dir, tmp_path):
-    from pretrain_data import build_shards
+    from tests.helpers.pretrain_data import build_shards
 
     shards = build_shards(wiki_dump, bert_tokenizer_dir, tmp_path, train_shards=1, rows_per_shard=32,
                           valid_rows=8, nsp=True)
@@ -117,5 +116,5 @@ def test_empty_valid_shard_and_missing_file(pretrain_shards, tmp_path):
     v = batches.ValidSet([empty, str(pretrain_shards["valid"][0])], 0, 1, 16, max_samples=20, seq_len=64)
     assert v.samples == 20 and [len(b["input_ids"]) for b in v.batches] == [16, 4]
     assert batches.ValidSet([empty], 0, 1, 16, max_samples=20, seq_len=64).batches == []
-    with pytest.raises(BadInput, match="shard .*nowhere.h5: no such file"):
+    with pytest.raises(BadInput, match=r"shard .*nowhere\.h5: no such file"):
         batches.TrainStream([str(tmp_path / "nowhere.h5")], 0, 1, 8, 1, seed=0)

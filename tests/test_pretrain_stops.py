@@ -3,9 +3,9 @@ applied), a validation loss above the early-stopping threshold, and early_exit_t
 still on the total_training_time curve). Relaxing the setting that ended a run lets a rerun train on."""
 import pytest
 
-from pretrain_data import pretrain_shards  # noqa: F401  (fixture)
-from test_pretrain_optimizers import USER_MODULE, run_with
-from test_pretrain_run import events, recipe, run
+from tests.helpers.pretrain_run import USER_MODULE, events, recipe, run, run_with
+
+pytestmark = pytest.mark.workflow  # each test is two real runs (~30 s here)
 
 
 def test_nan_loss_stops_before_its_step_is_applied(pretrain_shards, bert_tokenizer_dir, tmp_path):

@@ -81,9 +81,9 @@ def test_bad_log_line_is_named(tmp_path):
 def test_two_runs_over_all_nine_tasks(tmp_path):
     """An optimizer study: both runs in the summary, each task's chosen score (mean over seeds) and the GLUE average."""
     scores = {"adamw": dict(zip(["CoLA", "SST-2", "MRPC", "STS-B", "QQP", "MNLI", "QNLI", "RTE", "WNLI"],
-                                [40.0, 88.0, 85.0, 84.0, 86.0, 78.0, 86.0, 62.0, 56.0])),
+                                [40.0, 88.0, 85.0, 84.0, 86.0, 78.0, 86.0, 62.0, 56.0], strict=True)),
               "lamb": dict(zip(["CoLA", "SST-2", "MRPC", "STS-B", "QQP", "MNLI", "QNLI", "RTE", "WNLI"],
-                               [30.0, 86.0, 83.0, 82.0, 85.0, 77.0, 84.0, 58.0, 56.0]))}
+                               [30.0, 86.0, 83.0, 82.0, 85.0, 77.0, 84.0, 58.0, 56.0], strict=True))}
     stilts = {"MRPC", "STS-B", "RTE"}
     bests = []
     for run, by_task in scores.items():

@@ -290,12 +290,12 @@ def test_whole_word_masking_masks_complete_words(text_part, bert_tokenizer_dir, 
 def test_truncation_matches_reference_loop():
     """truncate()'s closed form against create_pretraining_data's truncate_seq_pair loop (longer side, B on ties)."""
     cases = [(a, b, m) for a in range(1, 40) for b in range(0, 40) for m in (5, 6, 9, 30)]
-    a, b, m = (np.array(x) for x in zip(*cases))
+    a, b, m = (np.array(x) for x in zip(*cases, strict=True))
     for limit in (5, 6, 9, 30):
         sel = m == limit
         a0, la, b0, lb = samples.truncate(np.zeros(sel.sum(), np.int64), a[sel], np.full(sel.sum(), 1000), b[sel],
                                           limit, np.random.default_rng(0))
-        for i, (x, y) in enumerate(zip(a[sel], b[sel])):
+        for i, (x, y) in enumerate(zip(a[sel], b[sel], strict=True)):
             while x + y > limit:
                 if x > y:
                     x -= 1

@@ -7,7 +7,6 @@ checkpoint on SIGTERM, and Snakemake's retry resumes it. Skips, saying why, only
 cannot be installed (tests/slurm/install.sh needs root and Debian packages).
 """
 import collections
-import importlib.util
 import json
 import os
 import re
@@ -19,27 +18,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_workflow import copy_repo
+
+from tests.helpers.workflow import SUBMISSION_FILES, copy_repo, feature_config
+from tests.slurm import cluster
 
 pytestmark = pytest.mark.slurm
 
 HERE = Path(__file__).resolve().parent
-SUBMISSION_FILES = {"CoLA.tsv", "SST-2.tsv", "MRPC.tsv", "STS-B.tsv", "QQP.tsv", "MNLI-m.tsv",
-                    "MNLI-mm.tsv", "QNLI.tsv", "RTE.tsv", "WNLI.tsv", "AX.tsv"}
-BUDGET_H = 0.025                             # pretraining budget in the SLURM demo: 90 s
+DEMO_CONFIG = "tests/configs/slurm-demo.yaml"   # the demo with a 90 s pretraining budget (in the copy)
+BUDGET_H = feature_config("slurm-demo")["runs"]["demo"]["total_training_time"]
 GPU_RULES = {"pretrain", "finetune_trial"}   # sent to XBERT_SLURM_GPU_PARTITION by the profile
 # "Job 3 has been submitted with SLURM jobid 12 (log: .../slurm_logs/rule_make_samples/k_0/12.log)."
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_([A-Za-z0-9_]+)/")
-
-
-def _load_cluster():
-    spec = importlib.util.spec_from_file_location("slurm_cluster", HERE / "slurm" / "cluster.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cluster = _load_cluster()
 
 
 @pytest.fixture(scope="session")
@@ -177,13 +167,12 @@ def slurm_demo(slurm, tmp_path_factory, repo_root, resources):
     copy_repo(repo_root, workdir, resources)
     # 90 s of training against the test profile's first 1-minute limit (enforced at 60-90 s,
     # startup and Snakemake's own start come first), so the first job cannot finish.
-    (workdir / "slurm_test.yaml").write_text(yaml.safe_dump({"runs": {"demo": {"total_training_time": BUDGET_H}}}))
-    plan = run_snakemake(workdir, env, "-n", "--cores", "1", "--configfile", "slurm_test.yaml", timeout=300)
+    plan = run_snakemake(workdir, env, "-n", "--cores", "1", "--configfile", DEMO_CONFIG, timeout=300)
     assert plan.returncode == 0, plan.stderr[-3000:]
     table = (plan.stdout + plan.stderr).split("Job stats:", 1)[1]
     planned = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] not in ("total", "all")}
     before = set(jobcomp(root))
-    proc = through_slurm(repo_root, workdir, env, "--configfile", "slurm_test.yaml", timeout=1200)
+    proc = through_slurm(repo_root, workdir, env, "--configfile", DEMO_CONFIG, timeout=1200)
     assert proc.returncode == 0, failure_report(proc, workdir)
     records = {k: v for k, v in jobcomp(root).items() if k not in before}
     return {"dir": workdir, "proc": proc, "planned": planned, "records": records, "env": env}

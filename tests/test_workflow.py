@@ -3,8 +3,6 @@
 The demo runs once per session in a copy of the repo (resources/ linked in), exactly as a user
 runs it: `snakemake --cores all --profile profiles/local`.
 """
-import os
-import re
 import shutil
 import subprocess
 import sys
@@ -14,44 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers.workflow import SUBMISSION_FILES, copy_repo, planned_jobs, snakemake
+
 pytestmark = pytest.mark.workflow
 
-SUBMISSION_FILES = {"CoLA.tsv", "SST-2.tsv", "MRPC.tsv", "STS-B.tsv", "QQP.tsv", "MNLI-m.tsv",
-                    "MNLI-mm.tsv", "QNLI.tsv", "RTE.tsv", "WNLI.tsv", "AX.tsv"}
 UPSTREAM = {"extract_text_wiki", "prepare_tokenizer", "make_samples", "pretrain"}
-
-
-def copy_repo(repo: Path, dest: Path, resources: Path) -> Path:
-    """The working tree as git sees it (tracked + new files, nothing ignored), plus the demo data."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                           cwd=repo, capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        src = repo / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    (dest / "resources").symlink_to(resources)
-    return dest
-
-
-def snakemake(workdir: Path, *args, check=True, timeout=900):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode:
-        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "logs").rglob("*.log"))
-                         if "rror" in p.read_text())
-        pytest.fail(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}\n{logs}")
-    return proc
-
-
-def planned_jobs(proc) -> dict:
-    """The 'Job stats' table of a dry run: rule name -> count."""
-    text = proc.stdout + proc.stderr
-    if "Nothing to be done" in text:
-        return {}
-    table = text.split("Job stats:", 1)[1]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
 
 
 @pytest.fixture(scope="session")

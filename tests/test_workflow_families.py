@@ -1,38 +1,29 @@
 """The four model families through the real workflow: one tiny run each (bert, roberta, albert,
 deberta-v2), pretrained for a few steps on the real Wikipedia excerpt, fine-tuned on two GLUE smoke
 tasks (a classification and a regression), and compared in one report. With fewer than the nine
-GLUE tasks the default target is the report (no submission)."""
+GLUE tasks the default target is the report (no submission). Config: tests/configs/families.yaml."""
 import json
 
 import pytest
-import yaml
 
-from test_workflow import copy_repo, planned_jobs, snakemake
+from tests.helpers.workflow import copy_repo, feature_config, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
-TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64}
-FAMILIES = {"bert": {"type": "bert", "layer_norm": "post"}, "roberta": {"type": "roberta"},
-            "albert": {"type": "albert", "embedding_size": 16}, "deberta": {"type": "deberta-v2"}}
+CONFIG = ("--configfile", "tests/configs/families.yaml", "--replace-workflow-config")
+FAMILIES = {name: run["model"] for name, run in feature_config("families")["runs"].items()}
 EXPORTED_AS = {"bert": "bert", "roberta": "roberta", "albert": "albert", "deberta": "deberta-v2"}
-TASKS = ["RTE", "STS-B"]
+TASKS = feature_config("families")["finetune"]["tasks"]
 
 
 @pytest.fixture(scope="module")
 def families(tmp_path_factory, repo_root, resources):
     workdir = copy_repo(repo_root, tmp_path_factory.mktemp("families"), resources)
-    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
-    run = {"total_training_time": 1.0, "max_steps": 3, "batch_size": 16, "validation_interval_minutes": 10,
-           "log_interval_steps": 1, "implementation": {"micro_batch_size": 16}}
-    config["runs"] = {name: {**run, "model": {**TINY, **model}} for name, model in FAMILIES.items()}
-    config["samples"]["dup_factor"] = 1
-    config["finetune"] = {"tasks": TASKS, "grid": {"default": {"lr": [1.0e-4], "batch_size": [16], "epochs": [1]}},
-                          "seeds": [1]}
-    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    jobs = planned_jobs(snakemake(workdir, "-n", "--cores", "2"))
+    assert set(FAMILIES) == set(EXPORTED_AS) and TASKS == ["RTE", "STS-B"]
+    jobs = planned_jobs(snakemake(workdir, "-n", "--cores", "2", *CONFIG))
     assert jobs["pretrain"] == 4 and jobs["finetune_trial"] == 8 and jobs["report"] == 1, jobs
     assert "make_submission" not in jobs
-    snakemake(workdir, "--cores", "2", "--profile", "profiles/local", timeout=1500)
+    snakemake(workdir, "--cores", "2", "--profile", "profiles/local", *CONFIG, timeout=1500)
     return workdir
 
 
@@ -60,4 +51,4 @@ def test_every_family_fine_tunes_in_the_workflow(families):
     table = (families / "results/report/glue_dev.md").read_text()
     assert all(run in table for run in FAMILIES) and all(task in table for task in TASKS)
     assert not (families / "submission.zip").exists()
-    assert planned_jobs(snakemake(families, "-n", "--cores", "2")) == {}
+    assert planned_jobs(snakemake(families, "-n", "--cores", "2", *CONFIG)) == {}

@@ -10,8 +10,7 @@ import re
 import pytest
 import yaml
 
-from test_glue_data import hub_copy  # noqa: F401  (fixture: the smoke set in the hub repo's layout)
-from test_workflow import copy_repo, planned_jobs, snakemake
+from tests.helpers.workflow import copy_repo, feature_config, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -40,7 +39,7 @@ def workdir(tmp_path_factory, repo_root, resources):
 
 
 def test_stilts_plan_puts_rte_and_mrpc_after_mnli_selection(workdir):
-    edit = write_config(workdir, "stilts.yaml", {"finetune": {"stilts": ["RTE", "MRPC"], "seeds": [1, 2]}})
+    edit = "tests/configs/stilts.yaml"  # the copy's
     jobs = planned_jobs(snakemake(workdir, "-n", "--cores", "2", "--configfile", edit))
     # MNLI's 2 trials (one per seed) keep their models; the other 8 tasks' 16 trials don't.
     assert jobs["finetune_mnli_trial"] == 2 and jobs["finetune_trial"] == 16
@@ -60,10 +59,7 @@ def test_stilts_plan_puts_rte_and_mrpc_after_mnli_selection(workdir):
 
 
 def test_two_runs_plan_everything_twice_and_one_report(workdir):
-    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
-    second = {**config["runs"]["demo"], "optimizer": {**config["runs"]["demo"]["optimizer"], "lr": 5.0e-4}}
-    edit = write_config(workdir, "two_runs.yaml", {"runs": {"demo": config["runs"]["demo"], "lowlr": second},
-                                                   "finetune": {"stilts": ["RTE"]}})
+    edit = "tests/configs/two-runs.yaml"
     proc = snakemake(workdir, "-n", "-p", "--cores", "2", "--configfile", edit)
     jobs = planned_jobs(proc)
     assert jobs["pretrain"] == 2 and jobs["finetune_trial"] == 16 and jobs["finetune_mnli_trial"] == 2
@@ -109,11 +105,9 @@ def place_tiny_model(folder, tokenizer_dir):
 def test_tiny_stilts_run_from_the_hub_layout(workdir, hub_copy, bert_tokenizer_dir, tmp_path):
     """MNLI (2 trials) -> its selection exports best_model -> the RTE trial starts from it; data from hub files."""
     cache = tmp_path / "datasets_cache"
-    edit = write_config(workdir, "tiny_run.yaml", {
-        "glue": {"source": "huggingface", "name": str(hub_copy / "hub"), "path": "no/such/folder", "cache_dir": str(cache)},
-        "finetune": {"tasks": ["MNLI", "RTE"], "stilts": ["RTE"], "seeds": [1],
-                     "grid": {"default": {"lr": [1.0e-4], "batch_size": [32], "epochs": [1]},
-                              "MNLI": {"lr": [1.0e-4, 3.0e-4], "batch_size": [32], "epochs": [1]}}}})
+    config = feature_config("glue-hub-stilts")
+    config["glue"].update(name=str(hub_copy / "hub"), cache_dir=str(cache))
+    edit = write_config(workdir, "glue-hub-stilts.yaml", config)
     place_tiny_model(workdir / "results/runs/demo/model", bert_tokenizer_dir)
     targets = ["results/runs/demo/glue/RTE/best.json", "results/runs/demo/glue/MNLI/best.json"]
     proc = snakemake(workdir, *targets, "--cores", "2", "--allowed-rules", *GLUE_RULES, "--configfile", edit)

@@ -4,6 +4,7 @@ with weights and planted cross-source duplicates, run up to the samples.
 The folder and the jsonl hold real articles too: the ones past the dump corpus's max_documents cap,
 so nothing repeats by accident. Planted: one dump article in the jsonl, one folder article in the
 jsonl. Config order (wiki, folder, rows) keeps the dump's and the folder's copies.
+Config: tests/configs/mixed-corpora.yaml, with the paths of the data written here.
 """
 import gzip
 import json
@@ -11,16 +12,14 @@ import re
 
 import h5py
 import pytest
-import yaml
-from test_workflow import copy_repo, planned_jobs, snakemake
 
+from tests.helpers.workflow import copy_repo, feature_config, planned_jobs, snakemake, write_config
 from workflow_scripts.data import corpus, samples
 
 pytestmark = pytest.mark.workflow
 
-WIKI_CAP = 40
-SAMPLES = {"max_seq_length": 128, "masked_lm_prob": 0.15, "max_predictions_per_seq": 20, "dup_factor": 2,
-           "short_seq_prob": 0.0, "nsp": False, "valid_fraction": 0.1, "seed": 42}
+CONFIG = ("--configfile", "mixed-corpora.yaml", "--replace-workflow-config")
+WIKI_CAP = feature_config("mixed-corpora")["corpora"]["wiki"]["max_documents"]
 
 
 def sentences_of(path):
@@ -34,7 +33,8 @@ def mixed(tmp_path_factory, repo_root, resources, wiki_dump):
     (workdir / "resources").unlink()
     (workdir / "resources").mkdir()
     (workdir / "resources" / "bert-base-uncased").symlink_to(resources / "bert-base-uncased")
-    data = tmp_path_factory.mktemp("data")
+    data = workdir / "mixed-data"  # the feature config's relative paths
+    data.mkdir()
     cleaned = data / "cleaned.txt"
     corpus.extract({"type": "wikipedia", "path": str(wiki_dump)}, [cleaned])
     articles = sentences_of(cleaned)  # in dump order; the capped wiki corpus keeps the first WIKI_CAP
@@ -48,14 +48,12 @@ def mixed(tmp_path_factory, repo_root, resources, wiki_dump):
     rows = articles[WIKI_CAP + 20:WIKI_CAP + 30] + [articles[3], shared]
     # One sentence per paragraph: the jsonl rows clean to exactly these sentences.
     (data / "rows.jsonl").write_text("".join(json.dumps({"text": "\n\n".join(a)}) + "\n" for a in rows))
-    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
-    config["corpora"] = {
-        "wiki": {"type": "wikipedia", "path": wiki_dump.resolve().as_uri(), "parts": 2, "max_documents": WIKI_CAP},
-        "folder": {"type": "text", "path": str(folder), "weight": 2.0},
-        "rows": {"type": "text", "path": str(data / "rows.jsonl"), "weight": 0.5}}
-    config["samples"] = dict(SAMPLES)
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    snakemake(workdir, "--cores", "2", "samples")
+    config = feature_config("mixed-corpora")
+    config["corpora"]["wiki"]["path"] = wiki_dump.resolve().as_uri()
+    assert (workdir / config["corpora"]["folder"]["path"]) == folder
+    assert (workdir / config["corpora"]["rows"]["path"]).is_file()
+    write_config(workdir / "mixed-corpora.yaml", config)
+    snakemake(workdir, "--cores", "2", "samples", *CONFIG)
     return workdir, config
 
 
@@ -131,14 +129,13 @@ def test_a_weight_edit_reruns_only_that_corpus_samples(mixed, tmp_path):
     workdir, config = mixed
     edited = json.loads(json.dumps(config))
     edited["corpora"]["folder"]["weight"] = 3.0
-    original = (workdir / "config" / "config.yaml").read_text()
     try:
-        (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
-        jobs = planned_jobs(snakemake(workdir, "-n", "--cores", "2", "samples"))
+        write_config(workdir / "mixed-corpora.yaml", edited)
+        jobs = planned_jobs(snakemake(workdir, "-n", "--cores", "2", "samples", *CONFIG))
     finally:
-        (workdir / "config" / "config.yaml").write_text(original)
+        write_config(workdir / "mixed-corpora.yaml", config)
     assert jobs == {"make_samples": 1, "samples": 1}, jobs
-    assert planned_jobs(snakemake(workdir, "-n", "--cores", "2", "samples")) == {}
+    assert planned_jobs(snakemake(workdir, "-n", "--cores", "2", "samples", *CONFIG)) == {}
 
 
 def edited_plan(workdir, config, corpus, **changes):
@@ -146,12 +143,11 @@ def edited_plan(workdir, config, corpus, **changes):
     one corpus's settings; the config is restored after."""
     edited = json.loads(json.dumps(config))
     edited["corpora"][corpus].update(changes)
-    original = (workdir / "config" / "config.yaml").read_text()
     try:
-        (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
-        proc = snakemake(workdir, "-n", "--cores", "2", "samples")
+        write_config(workdir / "mixed-corpora.yaml", edited)
+        proc = snakemake(workdir, "-n", "--cores", "2", "samples", *CONFIG)
     finally:
-        (workdir / "config" / "config.yaml").write_text(original)
+        write_config(workdir / "mixed-corpora.yaml", config)
     planned = {}
     for name, value in re.findall(r"^\s+wildcards: (\w+)=(\S+)$", proc.stdout + proc.stderr, re.M):
         planned.setdefault(name, set()).add(value)
@@ -168,4 +164,4 @@ def test_a_corpus_edit_redoes_only_its_own_and_later_corpora_duplicates_and_samp
     jobs, planned = edited_plan(workdir, config, "wiki", max_documents=WIKI_CAP - 1)
     assert jobs == {"extract_text_wiki": 1, "find_duplicate_documents": 3, "make_samples": 4, "samples": 1}, jobs
     assert planned == {"corpus": {"wiki", "folder", "rows"}, "k": {"0", "1", "2", "3"}}
-    assert planned_jobs(snakemake(workdir, "-n", "--cores", "2", "samples")) == {}
+    assert planned_jobs(snakemake(workdir, "-n", "--cores", "2", "samples", *CONFIG)) == {}

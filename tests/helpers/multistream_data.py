@@ -1,7 +1,6 @@
 """Test and benchmark input: a MediaWiki export written in Wikipedia's multistream bz2 layout.
 
-Shared by tests/test_multistream.py and benchmarks/corpus_multistream.py (which puts tests/ on
-sys.path, as the pretraining benchmarks do for pretrain_data.py).
+Shared by tests/test_multistream.py and benchmarks/corpus_multistream.py.
 """
 import bz2
 import re
@@ -15,7 +14,7 @@ def write_multistream(xml: bytes, dump: Path, pages_per_stream: int = 100, index
     starts = [m.start() for m in re.finditer(rb"[ \t]*<page>", xml)]
     cuts = sorted({0, *starts[::pages_per_stream], xml.rindex(b"</mediawiki>"), len(xml)})
     offsets, lines, blob = [], [], bytearray()
-    for begin, end in zip(cuts, cuts[1:]):
+    for begin, end in zip(cuts, cuts[1:], strict=False):
         offsets.append(len(blob))
         segment = xml[begin:end]
         for page in re.finditer(rb"<page>\s*<title>(.*?)</title>.*?<id>(\d+)</id>", segment, re.S):

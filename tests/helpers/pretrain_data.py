@@ -1,13 +1,13 @@
 """Small real masked-LM shards for the pretraining tests: the real Wikipedia excerpt, the real
 bert-base-uncased tokenizer, the academic-budget-bert HDF5 layout. Independent of samples.py on
-purpose, so the engine's tests do not move with the sample builder's choices."""
+purpose, so the engine's tests do not move with the sample builder's choices. The `pretrain_shards`
+fixture (tests/conftest.py) and benchmarks/{pretrain_throughput,resume_fidelity}.py build with it."""
 import bz2
 import html
 import re
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 CLEAN = [(re.compile(r"\{\{[^{}]*\}\}"), " "), (re.compile(r"<ref[^>]*/>|<ref.*?</ref>", re.S), " "),
          (re.compile(r"<[^>]+>"), " "), (re.compile(r"\[\[(?:[^|\]]*\|)?([^\]]*)\]\]"), r"\1"),
@@ -98,8 +98,3 @@ def build_shards(dump: Path, tokenizer_dir: Path, out: Path, *, train_shards=2, 
     valid.append(path)
     return {"train": train, "valid": valid, "seq_len": seq_len}
 
-
-@pytest.fixture(scope="session")
-def pretrain_shards(wiki_dump, bert_tokenizer_dir, tmp_path_factory):
-    """Two train shards of 256 rows and one valid shard of 64, seq 64, up to 10 predictions."""
-    return build_shards(wiki_dump, bert_tokenizer_dir, tmp_path_factory.mktemp("shards"))
