@@ -8,7 +8,8 @@ _xbert_install() (
   local py=${PYTHON:-python3}
   # pip on these machines warns about every missing local index folder: keep the log readable.
   quiet() { "$@" 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }; }
-  local stamp=.venv/.installed-$(cat envs/requirements.txt envs/constraints.txt | sha1sum | cut -c1-12)
+  # pyproject.toml too: a change of the package layout must reinstall the editable package.
+  local stamp=.venv/.installed-$(cat envs/requirements.txt envs/constraints.txt pyproject.toml | sha1sum | cut -c1-12)
   if [ ! -f "$stamp" ]; then
     echo "install.sh: creating .venv and installing the pinned stack (a few minutes, once)"
     [ -x .venv/bin/python ] || "$py" -m venv .venv

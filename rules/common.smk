@@ -16,9 +16,7 @@ RUNS = list(config["runs"])
 TASKS = config["finetune"]["tasks"]
 # One train shard (and one valid shard) per text part, numbered across corpora.
 TEXT_PARTS = [
-    f"results/text/{name}/part_{i}.txt"
-    for name, source in config["corpora"].items()
-    for i in range(source["parts"])
+    f"results/text/{name}/part_{i}.txt" for name, source in config["corpora"].items() for i in range(source["parts"])
 ]
 SHARDS = list(range(len(TEXT_PARTS)))
 # The corpus each text part (= shard k) comes from, for per-corpus settings of its samples job.

@@ -53,6 +53,7 @@ rule select_trial:
 
 
 if STILTS:
+
     # MNLI trials keep their model and the selection exports the chosen one: a copy, because an
     # input function can't read best.json (no checkpoints: `-n` plans the whole DAG up front).
     use rule finetune_trial as finetune_mnli_trial with:

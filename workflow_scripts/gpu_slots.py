@@ -116,7 +116,7 @@ def main(argv=None):
     try:
         os.execvp(command[0], command)
     except OSError as e:
-        raise BadInput(f"gpu_slots: cannot run {command[0]!r}: {e.strerror}")
+        raise BadInput(f"gpu_slots: cannot run {command[0]!r}: {e.strerror}") from None
 
 
 if __name__ == "__main__":

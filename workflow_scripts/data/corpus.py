@@ -182,7 +182,7 @@ class PartWriter:
 
     def commit(self) -> None:
         self._close()
-        for temp, out in zip(self.temps, self.outputs):
+        for temp, out in zip(self.temps, self.outputs, strict=True):
             os.replace(temp, out)
 
     def abort(self) -> None:
@@ -274,7 +274,7 @@ class CorpusCounts:
                 "dropped": dropped, "min_chars": self.min_chars, "stopped_at": stopped,
                 "read_past_cap": self.read_past_cap,
                 "parts": [{"file": out.name, "documents": docs, "size_characters": size}
-                          for out, size, docs in zip(writer.outputs, writer.sizes, writer.documents)],
+                          for out, size, docs in zip(writer.outputs, writer.sizes, writer.documents, strict=True)],
                 "seconds": round(seconds, 3)}
 
 
@@ -382,7 +382,7 @@ def extract(source: dict, outputs: list[Path], progress_every: int = 10000, work
           f"{counts.kept} kept, {counts.sentences} sentences, {counts.characters} characters", flush=True)
     if counts.drops():
         print(f"corpus: {counts.drops()}", flush=True)
-    for out, size, docs in zip(outputs, writer.sizes, writer.documents):
+    for out, size, docs in zip(outputs, writer.sizes, writer.documents, strict=True):
         print(f"corpus: {out}: {docs} documents, {size} characters", flush=True)
     if stats_out is not None:
         atomic.write_json(stats_out, counts.record(source, writer, stopped, elapsed))

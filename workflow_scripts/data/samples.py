@@ -88,7 +88,7 @@ def read_documents(path: Path):
                     yield doc
                     doc = []
     except UnicodeDecodeError as e:
-        raise BadInput(f"samples: {path} is not UTF-8 text ({e.reason} at byte {e.start} of a read block)")
+        raise BadInput(f"samples: {path} is not UTF-8 text ({e.reason} at byte {e.start} of a read block)") from None
     if doc:
         yield doc
 
@@ -354,7 +354,7 @@ def pack(corpus: Corpus, docs, rng, max_seq_length: int, short_seq_prob: float, 
     if not out:
         z = np.zeros(0, np.int64)
         return z, z, z, z, np.zeros(0, bool)
-    a_start, a_len, b_start, b_len, random_next = (np.concatenate(x) for x in zip(*out))
+    a_start, a_len, b_start, b_len, random_next = (np.concatenate(x) for x in zip(*out, strict=True))
     # Truncation needs no sequential state: once for all segments, not per round.
     return (*truncate(a_start, a_len, b_start, b_len, max_tokens, rng), random_next)
 

@@ -197,7 +197,7 @@ def predict(model, features: list, task, batch_size: int, pad_id: int, device, d
             ids = order[start:start + batch_size]
             logits = model(**collate(features, ids, pad_id, device)).logits.float()
             values = logits[:, 0].tolist() if task.is_regression else logits.argmax(-1).tolist()
-            for i, v in zip(ids, values):
+            for i, v in zip(ids, values, strict=True):
                 out[i] = v
     return out
 
@@ -293,7 +293,7 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
     start = time.time()
     task = tasks.get_task(task_name)
     hp = dict(zip(HPARAMS, (float(need(hparams, "lr", "--hparams")), int(need(hparams, "batch_size", "--hparams")),
-                            float(need(hparams, "epochs", "--hparams")), int(need(hparams, "seed", "--hparams")))))
+                            float(need(hparams, "epochs", "--hparams")), int(need(hparams, "seed", "--hparams"))), strict=True))
     for key in SETTINGS:
         need(settings, key, "--settings")
     impl = settings["implementation"]
@@ -332,7 +332,7 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
                                                      for name, examples in devs.items()})
     print(f"dev: score {score:.2f} " + " ".join(f"{k} {v:.2f}" for k, v in dev_metrics.items()), flush=True)
     rows = [(name, e.index, format_prediction(task, p))
-            for name, examples in tests.items() for e, p in zip(examples, predictions(examples))]
+            for name, examples in tests.items() for e, p in zip(examples, predictions(examples), strict=True)]
     record = {"task": task_name, "hparams": hparams, "score": score, "metrics": dev_metrics,
               "dev_examples": sum(len(v) for v in devs.values()), "train_examples": len(train),
               "steps": steps, "final_train_loss": final_loss, "init_model": str(model_dir), "init_task": from_task,

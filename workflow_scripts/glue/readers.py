@@ -24,7 +24,7 @@ def read_tsv(path: Path, names: tuple | None = None):
                 raise BadInput(f"{path}: empty file (expected a header line)")
         for row in reader:
             if row:
-                yield reader.line_num, dict(zip(header, row)), header
+                yield reader.line_num, dict(zip(header, row, strict=False)), header
 
 
 def _parse_label(task: Task, value: str, where: str):

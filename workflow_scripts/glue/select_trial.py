@@ -83,7 +83,7 @@ def main(argv=None):
     if not source.is_file():
         raise BadInput(f"{source}: file not found (the chosen trial's test predictions)")
     trials = [{"trial": p.parent.name, "hparams": r["hparams"], "score": r["score"], "metrics": r["metrics"],
-               "chosen": i == chosen} for i, (p, r) in enumerate(zip(args.metrics, records))]
+               "chosen": i == chosen} for i, (p, r) in enumerate(zip(args.metrics, records, strict=True))]
     best = {"task": args.task, "chosen": args.metrics[chosen].parent.name,
             "chosen_hparams": records[chosen]["hparams"], "score": group_score,
             "chosen_trial_score": records[chosen]["score"],
