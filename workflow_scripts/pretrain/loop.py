@@ -140,7 +140,7 @@ def train(state: TrainState, run: Run, stop: StopSignal) -> None:
                 log.say(f"step {state.step} | checkpoint saved")
             clock.start()
     clock.pause()
-    if signum:
+    if signum and state.reason is None:   # a run that ended at this step ends normally
         run.folder.save(eng, state)
         log.say(f"stopped by {signal.Signals(int(signum)).name} at step {state.step} after "
                 f"{state.elapsed_s:.1f}s of training; checkpoint saved, a rerun resumes")
