@@ -16,7 +16,7 @@ about, but other jobs on a shared machine stretch it; the CPU time of all proces
 corpus process and its workers) shows what parallelism costs: RESULT multistream_cpu_overhead is
 multistream CPU / serial CPU (lower is better; 1.0 = no overhead).
 
-    python benchmarks/corpus_multistream.py [--repeats 3] [--workers 2]
+    python -m benchmarks.corpus_multistream [--repeats 3] [--workers 2]
 """
 import argparse
 import bz2

@@ -1,6 +1,6 @@
 """How long `snakemake -n` takes to plan ExtremeBERT's full default fine-tuning grid (issue: under 20 s).
 
-    python benchmarks/dag_planning.py [--repeats 3]
+    python -m benchmarks.dag_planning [--repeats 3]
 
 Plans the demo config with the schema's default grid (156 trials per seed per run: MNLI,
 QQP, QNLI 4 each, the other six tasks 24 each) in a copy of the working tree, as a user runs

@@ -15,7 +15,7 @@ steps first), best of --rounds for each; tokens are non-padding tokens. The mach
 each side is charged the CPU time of its steps (process time: all threads) unless --wall; with
 --threads 1 (default) CPU time is the time the one core spent, whoever else ran beside it.
 
-    python benchmarks/pretrain_throughput.py [--rounds 3] [--threads 1] [--wall]
+    python -m benchmarks.pretrain_throughput [--rounds 3] [--threads 1] [--wall]
 
 Ends with `RESULT <metric> <value> target <target> peer <peer>` lines (ratio ours / peer, > 1: we are faster).
 """

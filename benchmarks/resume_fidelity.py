@@ -19,7 +19,7 @@ A. Time budget (the paper's mode): total_training_time --budget seconds, a check
 B. Step budget (schedule.by step, max_steps): the same kill and rerun must end at the same step
    with bit-identical weights (data position, RNG, optimizer and LR all carried over).
 
-    python benchmarks/resume_fidelity.py [--budget 20] [--interval 2]
+    python -m benchmarks.resume_fidelity [--budget 20] [--interval 2]
 
 Ends with `RESULT <metric> <value> target <target> peer <peer>` lines; the peer is the same
 recipe run without interruption.

@@ -13,7 +13,7 @@ user would), one process each with RAYON_NUM_THREADS=1 and OMP_NUM_THREADS=1. Ea
 end to end as a subprocess (imports included) and charged its CPU time (user + sys), so the
 rate is per core and robust to other load on the machine; best of --repeats runs.
 
-    python benchmarks/samples_throughput.py [--repeats 3] [--dup-factor 10]
+    python -m benchmarks.samples_throughput [--repeats 3] [--dup-factor 10]
 
 Ends with `RESULT <metric> <value> target <target> peer <peer>` lines. The throughput ratio
 is ours / peer (> 1: we are better); the RSS ratio is ours at 4x / ours at 1x (lower is better).
