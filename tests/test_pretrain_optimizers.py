@@ -105,3 +105,20 @@ def test_pretraining_picks_up_a_users_optimizer_from_the_recipe_alone(user_modul
     else:
         assert list((tmp_path / "state").glob("*/tensorboard/events.out.tfevents.*"))
     json.dumps(log)   # the log is plain JSON
+
+
+@pytest.mark.workflow
+def test_a_stop_signal_at_the_last_step_ends_the_run_normally(user_module, pretrain_shards, bert_tokenizer_dir,
+                                                                tmp_path):
+    # SIGTERM during step 4's optimizer step is seen at step 5's agreement; step 5 is also the last
+    # (max_steps): the run ends as a finished run (final validation, end event, export, exit 0),
+    # not as a signalled one that a retry would only re-export without its final valid loss.
+    rec = recipe(600, max_steps=5, schedule={"name": "constant", "warmup_proportion": 0},
+                 optimizer={"name": "my_opts:TracedSGD", "lr": 0.05,
+                            "kwargs": {"trace": str(tmp_path / "trace.txt"), "signal_at": 4}})
+    proc = run_with(user_module, pretrain_shards, bert_tokenizer_dir, tmp_path, rec)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = events(tmp_path / "log.jsonl")
+    assert log[-1]["event"] == "end" and log[-1]["reason"] == "max_steps" and log[-1]["step"] == 5
+    assert log[-2]["event"] == "valid" and log[-2]["step"] == 5
+    assert (tmp_path / "model" / "config.json").is_file()

@@ -10,16 +10,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 # A user's module, written to a temp folder and found through PYTHONPATH / sys.path only.
 USER_MODULE = '''
+import os
+import signal
+
 import torch
 
 
 class TracedSGD(torch.optim.SGD):
     """SGD that appends (step, lr, momentum) to `trace` after each step; at step `poison_at` it
-    writes NaN into the weights (so the next forward's loss is NaN)."""
+    writes NaN into the weights (so the next forward's loss is NaN); at step `signal_at` it sends its
+    own process SIGTERM (as SLURM does before a time limit)."""
 
-    def __init__(self, params, lr, trace, poison_at=None, momentum=0.0):
+    def __init__(self, params, lr, trace, poison_at=None, signal_at=None, momentum=0.0):
         super().__init__(params, lr=lr, momentum=momentum)
-        self.trace, self.poison_at, self.steps = trace, poison_at, 0
+        self.trace, self.poison_at, self.signal_at, self.steps = trace, poison_at, signal_at, 0
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -32,6 +36,8 @@ class TracedSGD(torch.optim.SGD):
             for g in self.param_groups:
                 for p in g["params"]:
                     p.fill_(float("nan"))
+        if self.steps == self.signal_at:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 NOT_AN_OPTIMIZER = 42
