@@ -30,9 +30,21 @@ wildcard_constraints:
     k=r"\d+",
 
 
+# Shell lines (issue 14): no config value is pasted into a command unquoted. Config slices reach a
+# script as data, one JSON word made by json_arg; every path is `{x:q}` in the shell line (corpus and
+# run names are also held to a safe pattern by the schema, and a download's file name is sanitised,
+# see download.url_filename). A params value that is already shell words (json_arg, shell_flag, the
+# launcher) is used without `:q`; tests/test_shell_injection.py checks each shell line for this.
+
+
 def json_arg(value):
     """A config slice as one shell word; sorted keys keep the params text stable across runs."""
     return shlex.quote(json.dumps(value, sort_keys=True))
+
+
+def shell_flag(flag, value):
+    """`flag value` with the value quoted as one shell word, or nothing where there is no value."""
+    return f"{flag} {shlex.quote(str(value))}" if value else ""
 
 
 # Corpora: what each extraction job reads and is told.
@@ -163,12 +175,12 @@ def glue_files(wildcards):
 def hub_cache_arg(wildcards):
     """--cache-dir for the hub reader (placement: handed over untracked, see glue.cache_dir)."""
     cache = config["glue"]["cache_dir"]
-    return f"--cache-dir {shlex.quote(cache)}" if cache and config["glue"]["source"] == "huggingface" else ""
+    return shell_flag("--cache-dir", cache if config["glue"]["source"] == "huggingface" else None)
 
 
 def keep_model_arg(wildcards, output):
     """The flag that writes the job's model folder, where its outputs include one (MNLI under STILTs)."""
-    return f"--model-out {output.model}" if "model" in output.keys() else ""
+    return shell_flag("--model-out", output.model if "model" in output.keys() else None)
 
 
 def submission_possible():
@@ -204,11 +216,12 @@ def pretrain_launcher(wildcards, resources):
     """python (CPU or one GPU); torchrun for several GPUs of one node; with nodes > 1 (SLURM
     profile), one torchrun per node started by srun, meeting at a c10d rendezvous on the
     allocation's first node (a port of its own per job). The plugin strips SLURM_* variables
-    from the job step, so srun is told CPUs, memory and GPUs explicitly."""
-    gpus = config["runs"][wildcards.run]["implementation"]["gpus"]
-    nodes = getattr(resources, "nodes", 1) or 1
+    from the job step, so srun is told CPUs, memory and GPUs explicitly. Shell words: only
+    integers (int() on what a profile sets) go into it, so it is pasted in unquoted."""
+    gpus = int(config["runs"][wildcards.run]["implementation"]["gpus"])
+    nodes = int(getattr(resources, "nodes", 1) or 1)
     if nodes > 1:
-        cpus = getattr(resources, "cpus_per_task", 0) or getattr(resources, "cpus_per_gpu", 1) * max(gpus, 1)
+        cpus = int(getattr(resources, "cpus_per_task", 0) or getattr(resources, "cpus_per_gpu", 1) * max(gpus, 1))
         gres = f" --gres=gpu:{gpus}" if gpus else ""
         per_node = (
             f"exec torchrun --nnodes=$SLURM_NNODES --nproc_per_node={max(gpus, 1)} --rdzv_backend=c10d"

@@ -10,7 +10,7 @@ rule download_corpus:
         url=lambda w: config["corpora"][w.corpus]["path"],
     wildcard_constraints:
         corpus="|".join(config["corpora"]),
-        filename=r"[^/]+",
+        filename=download.FILENAME_PATTERN,  # url_filename's sanitised names only
     localrule: True  # on a cluster, the submit host is the one that reaches the internet
     conda:
         "../envs/workflow.yaml"
@@ -19,7 +19,7 @@ rule download_corpus:
     benchmark:
         "results/benchmarks/corpus/download_{corpus}_{filename}.tsv"
     shell:
-        "python -m workflow_scripts.data.sources.download --url {params.url:q} --out {output} > {log} 2>&1"
+        "python -m workflow_scripts.data.sources.download --url {params.url:q} --out {output:q} > {log:q} 2>&1"
 
 
 for _name, _source in config["corpora"].items():
@@ -43,8 +43,8 @@ for _name, _source in config["corpora"].items():
         benchmark:
             f"results/benchmarks/corpus/{_name}.tsv"
         shell:
-            "python -m workflow_scripts.data.corpus --source {params.source} --workers {threads} --out {output.parts}"
-            " --hashes {output.hashes} --stats {output.stats} > {log} 2>&1"
+            "python -m workflow_scripts.data.corpus --source {params.source} --workers {threads} --out {output.parts:q}"
+            " --hashes {output.hashes:q} --stats {output.stats:q} > {log:q} 2>&1"
 
 
 rule find_duplicate_documents:
@@ -68,5 +68,5 @@ rule find_duplicate_documents:
     benchmark:
         "results/benchmarks/corpus/{corpus}.duplicates.tsv"
     shell:
-        "python -m workflow_scripts.data.dedup --earlier {input.earlier} --hashes {input.hashes} --out {output}"
-        " > {log} 2>&1"
+        "python -m workflow_scripts.data.dedup --earlier {input.earlier:q} --hashes {input.hashes:q} --out {output:q}"
+        " > {log:q} 2>&1"

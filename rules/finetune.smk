@@ -26,10 +26,10 @@ rule finetune_trial:
     benchmark:
         "results/benchmarks/finetune/{run}/{task}/{trial}.tsv"
     shell:
-        "python -m workflow_scripts.gpu_slots {resources.gpu} -- python -m workflow_scripts.glue.finetune --task {wildcards.task} --glue {params.glue}"
-        " --model {input.model} --hparams {params.hparams} --settings {params.settings}"
-        " --metrics-out {output.metrics} --predictions-out {output.predictions} {params.cache} {params.keep_model}"
-        " > {log} 2>&1"
+        "python -m workflow_scripts.gpu_slots {resources.gpu:q} -- python -m workflow_scripts.glue.finetune --task {wildcards.task:q} --glue {params.glue}"
+        " --model {input.model:q} --hparams {params.hparams} --settings {params.settings}"
+        " --metrics-out {output.metrics:q} --predictions-out {output.predictions:q} {params.cache} {params.keep_model}"
+        " > {log:q} 2>&1"
 
 
 rule select_trial:
@@ -48,8 +48,8 @@ rule select_trial:
     benchmark:
         "results/benchmarks/finetune/{run}/{task}/select.tsv"
     shell:
-        "python -m workflow_scripts.glue.select_trial --task {wildcards.task} --metrics {input.metrics}"
-        " --best-out {output.best} --predictions-out {output.predictions} {params.keep_model} > {log} 2>&1"
+        "python -m workflow_scripts.glue.select_trial --task {wildcards.task:q} --metrics {input.metrics:q}"
+        " --best-out {output.best:q} --predictions-out {output.predictions:q} {params.keep_model} > {log:q} 2>&1"
 
 
 if STILTS:

@@ -29,6 +29,6 @@ rule pretrain:
         "results/benchmarks/pretrain/{run}.tsv"
     shell:
         # gpu_slots gives the job GPUs of its own on a workstation (no-op in SLURM or without GPUs).
-        "python -m workflow_scripts.gpu_slots {resources.gpu} -- {params.launcher} -m workflow_scripts.pretrain.train --recipe {params.recipe}"
-        " --train {input.train} --valid {input.valid} --tokenizer {input.tokenizer}"
-        " --state-dir {params.state} --model-out {output.model} --log-out {output.log} > {log} 2>&1"
+        "python -m workflow_scripts.gpu_slots {resources.gpu:q} -- {params.launcher} -m workflow_scripts.pretrain.train --recipe {params.recipe}"
+        " --train {input.train:q} --valid {input.valid:q} --tokenizer {input.tokenizer:q}"
+        " --state-dir {params.state:q} --model-out {output.model:q} --log-out {output.log:q} > {log:q} 2>&1"

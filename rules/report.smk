@@ -22,7 +22,7 @@ rule report:
     shell:
         # Benchmark files are written after their job's outputs, so they can't be inputs: the
         # report reads what the folder holds.
-        "python -m workflow_scripts.report.make_report --pretrain-logs {input.logs} --best {input.best}"
-        " --table-out {output.table} --curves-out {output.curves}"
-        " --data-out {output.data} --corpus-stats {input.corpus_stats} --duplicates {input.duplicates}"
-        " --sample-stats {input.sample_stats} --benchmarks results/benchmarks > {log} 2>&1"
+        "python -m workflow_scripts.report.make_report --pretrain-logs {input.logs:q} --best {input.best:q}"
+        " --table-out {output.table:q} --curves-out {output.curves:q}"
+        " --data-out {output.data:q} --corpus-stats {input.corpus_stats:q} --duplicates {input.duplicates:q}"
+        " --sample-stats {input.sample_stats:q} --benchmarks results/benchmarks > {log:q} 2>&1"

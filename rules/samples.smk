@@ -22,7 +22,7 @@ rule make_samples:
         "results/benchmarks/samples/shard_{k}.tsv"
     shell:
         # The Rust tokenizer would take every core; parts run side by side instead.
-        "RAYON_NUM_THREADS={threads} python -m workflow_scripts.data.samples --spec {params.spec} --tokenizer {input.tokenizer}"
-        " --text {input.text} --shard-index {wildcards.k} --weight {params.weight}"
-        " --duplicates {input.duplicates} --train-out {output.train} --valid-out {output.valid}"
-        " --stats-out {output.stats} > {log} 2>&1"
+        "RAYON_NUM_THREADS={threads} python -m workflow_scripts.data.samples --spec {params.spec} --tokenizer {input.tokenizer:q}"
+        " --text {input.text:q} --shard-index {wildcards.k:q} --weight {params.weight:q}"
+        " --duplicates {input.duplicates:q} --train-out {output.train:q} --valid-out {output.valid:q}"
+        " --stats-out {output.stats:q} > {log:q} 2>&1"

@@ -14,8 +14,8 @@ rule make_submission:
     benchmark:
         "results/benchmarks/submission/{run}.tsv"
     shell:
-        "python -m workflow_scripts.glue.submission --predictions {input}"
-        " --out-dir {output.folder} --zip {output.zip} > {log} 2>&1"
+        "python -m workflow_scripts.glue.submission --predictions {input:q}"
+        " --out-dir {output.folder:q} --zip {output.zip:q} > {log:q} 2>&1"
 
 
 rule copy_submission:
@@ -32,4 +32,4 @@ rule copy_submission:
         "results/benchmarks/submission/top_level.tsv"
     shell:
         # Copy under a temp name, then rename: a killed copy never looks like a whole zip.
-        "cp {input} {output}.tmp 2> {log} && mv {output}.tmp {output}"
+        "cp {input:q} {output:q}.tmp 2> {log:q} && mv {output:q}.tmp {output:q}"

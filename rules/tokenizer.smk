@@ -16,4 +16,4 @@ rule prepare_tokenizer:
     benchmark:
         "results/benchmarks/tokenizer/tokenizer.tsv"
     shell:
-        "python -m workflow_scripts.data.tokenizer --spec {params.spec} --texts {params.texts} --out {output} > {log} 2>&1"
+        "python -m workflow_scripts.data.tokenizer --spec {params.spec} --texts {params.texts:q} --out {output:q} > {log:q} 2>&1"

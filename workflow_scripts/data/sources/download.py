@@ -8,6 +8,7 @@ says how long it is, only when every byte arrived), so a killed or failed downlo
 leaves a file that looks whole. Snakemake then keeps it: it is fetched once.
 """
 import argparse
+import re
 import time
 import urllib.parse
 from pathlib import PurePosixPath
@@ -16,6 +17,10 @@ from workflow_scripts.cli import one_line_errors
 
 URL_SCHEMES = ("http://", "https://", "file://")
 CHUNK = 1 << 20
+# The characters a local copy's file name keeps (letters, digits, _ . + - and space); the download
+# rule's `filename` wildcard allows these only. Spaces are kept (the rules quote every path).
+FILENAME_CHARS = r"\w .+-"
+FILENAME_PATTERN = rf"[{FILENAME_CHARS}]+"
 
 
 def is_url(path: str) -> bool:
@@ -23,9 +28,15 @@ def is_url(path: str) -> bool:
 
 
 def url_filename(url: str) -> str:
-    """The file name a URL ends with (percent-decoded), for the local copy."""
-    name = PurePosixPath(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name
-    return name or "download"
+    """The file name a URL ends with (percent-decoded), for the local copy, sanitised
+    deterministically rather than refused: the name comes from a URL the user may not choose, and
+    it becomes a path in resources/ and in shell commands. Each run of other characters (quotes,
+    ; $ ( ) ` { } * ? and the like) becomes one `_`, so the suffix that says the format
+    (.xml.bz2, .jsonl.gz) survives; a name that would be hidden or empty gets a `download` prefix.
+    urlsplit, not urlparse: a `;` belongs to the name, it does not start URL parameters."""
+    name = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
+    name = re.sub(rf"[^{FILENAME_CHARS}]+", "_", name)
+    return name if re.match(r"\w", name) else "download" + name
 
 
 def download(url: str, out, progress_every: int = 256 << 20) -> int:
