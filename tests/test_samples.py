@@ -76,7 +76,9 @@ def expected_predictions(rows, nsp):
 def test_layout_matches_academic_budget_bert(shard):
     spec, train, valid, counts = shard
     names = {"input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids"}
-    assert set(train) == names | ({"next_sentence_labels"} if spec["nsp"] else set())
+    # academic-budget-bert's datasets, plus our per-row pass and document (issue 10; its loader ignores them)
+    row_ids = {"pass_index", "document_index"}
+    assert set(train) == names | row_ids | ({"next_sentence_labels"} if spec["nsp"] else set())
     n = len(train["input_ids"])
     assert n == counts.train_samples > 1000
     for name, dtype, shape in [("input_ids", np.int32, (n, 128)), ("input_mask", np.int8, (n, 128)),
@@ -85,6 +87,8 @@ def test_layout_matches_academic_budget_bert(shard):
         assert train[name].dtype == dtype and train[name].shape == shape, name
     if spec["nsp"]:
         assert train["next_sentence_labels"].dtype == np.int8 and train["next_sentence_labels"].shape == (n,)
+    assert train["pass_index"].dtype == np.int16 and train["document_index"].dtype == np.int32
+    assert train["pass_index"].shape == train["document_index"].shape == (n,)
     assert len(valid["input_ids"]) == counts.valid_samples > 0
 
 

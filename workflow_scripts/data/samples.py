@@ -40,7 +40,9 @@ across all corpora is kept), documents with fewer than samples.min_chars_per_tok
 per token (Cramming's filter against tables, code and text the vocabulary cannot spell), and
 documents without a token. A corpus `weight` w makes each train document go through
 dup_factor x w passes (fractions drawn per document: document_passes), so a weight-2 corpus
-shows each of its documents twice as often as a weight-1 corpus.
+shows each of its documents twice as often as a weight-1 corpus. Each row records its pass and
+its document's number in the part (shard_format.ROW_IDS: pass_index, document_index), so the
+loader can read an epoch pass-major and count the distinct documents a run has read.
 Same text, tokenizer, spec, shard index, weight and duplicates give byte-identical files.
 """
 import argparse
@@ -205,19 +207,22 @@ class Pool:
 
     def __init__(self, writer):
         self.writer = writer
-        self.pieces, self.passes, self.tokens, self.docs = [], [], 0, 0
+        self.pieces, self.passes, self.numbers, self.tokens, self.docs = [], [], [], 0, 0
 
-    def add(self, corpus: Corpus, docs, passes) -> None:
-        """Pool these documents (indices into corpus), each to be packed and masked passes[i] times."""
+    def add(self, corpus: Corpus, docs, passes, numbers) -> None:
+        """Pool these documents (indices into corpus; numbers: their numbers in the text part), each
+        to be packed and masked passes[i] times."""
         import numpy as np
 
-        docs, passes = np.asarray(docs), np.asarray(passes)
-        docs, passes = docs[passes > 0], passes[passes > 0]
+        docs, passes, numbers = np.asarray(docs), np.asarray(passes), np.asarray(numbers)
+        keep = passes > 0
+        docs, passes, numbers = docs[keep], passes[keep], numbers[keep]
         if len(docs):
             # A copy of just these documents, so the pool never keeps a whole chunk alive.
             piece = Corpus.merge([(corpus, docs)])
             self.pieces.append(piece)
             self.passes.append(passes)
+            self.numbers.append(numbers)
             self.docs += piece.num_docs
             self.tokens += len(piece.tokens)
 
@@ -225,16 +230,17 @@ class Pool:
         return self.tokens >= POOL_TOKENS and self.docs >= POOL_DOCS
 
     def flush(self, rng, spec: dict, vocab) -> None:
-        """Pass j packs and masks (a fresh draw) every pooled document with more than j passes; rows appended."""
+        """Pass j packs and masks (a fresh draw) every pooled document with more than j passes; rows
+        appended, each with its pass and document number (shard_format.ROW_IDS)."""
         import numpy as np
 
         if not self.pieces:
             return
         corpus = Corpus.merge([(piece, range(piece.num_docs)) for piece in self.pieces])
-        passes = np.concatenate(self.passes)
+        passes, numbers = np.concatenate(self.passes), np.concatenate(self.numbers)
         for j in range(int(passes.max())):
-            self.writer.append(make_rows(corpus, np.flatnonzero(passes > j), rng, spec, vocab))
-        self.pieces, self.passes, self.tokens, self.docs = [], [], 0, 0
+            self.writer.append(make_rows(corpus, np.flatnonzero(passes > j), rng, spec, vocab, numbers, j))
+        self.pieces, self.passes, self.numbers, self.tokens, self.docs = [], [], [], 0, 0
 
 
 KEPT, EMPTY, LOW_CPT = 0, 1, 2  # what tokenize_documents did with each document
@@ -298,9 +304,9 @@ def document_passes(rng, n: int, passes: float):
 def pack(corpus: Corpus, docs, rng, max_seq_length: int, short_seq_prob: float, nsp: bool):
     """Segments for the given documents (indices into corpus): token ranges A (and B) after truncation.
 
-    Returns int64 arrays a_start, a_len, b_start, b_len (b_len 0 without NSP) and a bool
-    is_random_next. Vectorized over documents: each round cuts the next segment of every
-    document that still has sentences left.
+    Returns int64 arrays a_start, a_len, b_start, b_len (b_len 0 without NSP), a bool
+    is_random_next and the document of each segment (an index into docs). Vectorized over
+    documents: each round cuts the next segment of every document that still has sentences left.
     """
     import numpy as np
 
@@ -348,15 +354,15 @@ def pack(corpus: Corpus, docs, rng, max_seq_length: int, short_seq_prob: float, 
                 b_end = np.minimum(np.searchsorted(C, C[start] + want, side="left"), end[other])
                 b_start[r], b_len[r] = C[start], C[b_end] - C[start]
                 nxt[r] = p[r] + a_end[r]  # unused sentences of the segment are put back
-        out.append((a_start, a_len, b_start, b_len, random_next))
+        out.append((a_start, a_len, b_start, b_len, random_next, active))
         pos[active] = nxt
         active = active[nxt < e_doc]
     if not out:
         z = np.zeros(0, np.int64)
-        return z, z, z, z, np.zeros(0, bool)
-    a_start, a_len, b_start, b_len, random_next = (np.concatenate(x) for x in zip(*out, strict=True))
+        return z, z, z, z, np.zeros(0, bool), z
+    a_start, a_len, b_start, b_len, random_next, doc_of = (np.concatenate(x) for x in zip(*out, strict=True))
     # Truncation needs no sequential state: once for all segments, not per round.
-    return (*truncate(a_start, a_len, b_start, b_len, max_tokens, rng), random_next)
+    return (*truncate(a_start, a_len, b_start, b_len, max_tokens, rng), random_next, doc_of)
 
 
 def truncate(a_start, a_len, b_start, b_len, max_tokens, rng):
@@ -456,12 +462,16 @@ def mask_rows(ids, cand, rng, spec: dict, vocab: Vocab):
     return positions, labels
 
 
-def make_rows(corpus: Corpus, docs, rng, spec: dict, vocab: Vocab) -> dict:
-    """One pass over the documents: pack, lay out, mask, shuffle. Returns the shard's datasets for these rows."""
+def make_rows(corpus: Corpus, docs, rng, spec: dict, vocab: Vocab, numbers=None, pass_index: int = 0) -> dict:
+    """One pass over the documents: pack, lay out, mask, shuffle. Returns the shard's datasets for these rows.
+
+    numbers: the part's number of each corpus document (default: its index), written per row as
+    document_index, with pass_index (shard_format.ROW_IDS)."""
     import numpy as np
 
     nsp, length = spec["nsp"], spec["max_seq_length"]
-    a_start, a_len, b_start, b_len, random_next = pack(corpus, docs, rng, length, spec["short_seq_prob"], nsp)
+    docs = np.asarray(docs, dtype=np.int64)
+    a_start, a_len, b_start, b_len, random_next, doc_of = pack(corpus, docs, rng, length, spec["short_seq_prob"], nsp)
     ids, segment, real, cand = materialize(corpus.tokens, a_start, a_len, b_start, b_len, nsp, length, vocab)
     positions, labels = mask_rows(ids, cand, rng, spec, vocab)
     order = rng.permutation(len(ids))
@@ -470,6 +480,10 @@ def make_rows(corpus: Corpus, docs, rng, spec: dict, vocab: Vocab) -> dict:
             "masked_lm_positions": positions[order], "masked_lm_ids": labels[order]}
     if nsp:
         rows[shard_format.NSP.name] = random_next[order].astype(np.int8)
+    document = docs[doc_of[order]]
+    rows[shard_format.PASS.name] = np.full(len(ids), pass_index, shard_format.PASS.dtype)
+    rows[shard_format.DOCUMENT.name] = (document if numbers is None else np.asarray(numbers)[document]).astype(
+        shard_format.DOCUMENT.dtype)
     return rows
 
 
@@ -674,11 +688,12 @@ class PartBuilder:
         if is_last:
             self._one_document_each_side(is_valid)
         c.add_chunk(n_read, len(unique), status, corpus, is_valid, doc_passes)
-        train_docs = np.flatnonzero(~is_valid)
+        train_docs, valid_docs = np.flatnonzero(~is_valid), np.flatnonzero(is_valid)
+        numbers = first + kept    # each kept document's number in the part (read order): its document_index
         for pool, rng, docs, reps in (
                 (self.train_pool, self.train_rng, train_docs, doc_passes[train_docs]),
-                (self.valid_pool, self.valid_rng, np.flatnonzero(is_valid), np.ones(int(is_valid.sum()), np.int64))):
-            pool.add(corpus, docs, reps)
+                (self.valid_pool, self.valid_rng, valid_docs, np.ones(len(valid_docs), np.int64))):
+            pool.add(corpus, docs, reps, numbers[docs])
             if pool.ready() or is_last:
                 pool.flush(rng, self.spec, self.vocab)
         elapsed = time.perf_counter() - self.started

@@ -7,6 +7,13 @@ The writer (workflow_scripts.data.samples), this validator and the training load
 width, the model argument it feeds) and shard_attrs (what a shard records about its making).
 masked_lm_positions and masked_lm_ids are zero-padded past the real predictions (position 0
 is [CLS] and never predicted, so the first 0 ends the list).
+
+ROW_IDS (pass_index, document_index) say which of the dup_factor x weight passes made a row and
+from which document of the text part (its number in read order); no model argument reads them.
+The loader reads an epoch pass-major with them (issue 10: any prefix of an epoch covers the
+documents as evenly as the passes allow) and counts the distinct documents read. Shards written
+before them still load (read as one pass, documents not counted); academic-budget-bert's
+loader reads only the datasets it knows, so they stay compatible.
 """
 import argparse
 from dataclasses import dataclass
@@ -20,7 +27,7 @@ class Dataset:
     name: str
     dtype: str        # numpy dtype
     width: str | None  # trailing dimension: "L" (max_seq_length), "P" (max_predictions_per_seq), None for [N]
-    argument: str     # the model keyword argument it feeds
+    argument: str | None  # the model keyword argument it feeds (None: bookkeeping, not fed to the model)
 
 
 DATASETS = (
@@ -31,18 +38,31 @@ DATASETS = (
     Dataset("masked_lm_ids", "int32", "P", "masked_lm_ids"),
 )
 NSP = Dataset("next_sentence_labels", "int8", None, "next_sentence_labels")  # only in shards built with NSP
+PASS = Dataset("pass_index", "int16", None, None)            # 0 .. passes-1: the masking pass that made the row
+DOCUMENT = Dataset("document_index", "int32", None, None)    # the row's document: its number in the text part
+ROW_IDS = (PASS, DOCUMENT)  # written by samples.py since issue 10; older shards lack both
 # The attr that records each width (and names it in errors).
 WIDTH_ATTRS = {"L": "max_seq_length", "P": "max_predictions_per_seq"}
 
 
-def layout(nsp: bool) -> tuple:
-    """The datasets of a shard built with or without NSP, in the order they are written."""
+def model_layout(nsp: bool) -> tuple:
+    """The datasets that feed the model, with or without NSP."""
     return DATASETS + ((NSP,) if nsp else ())
 
 
+def layout(nsp: bool) -> tuple:
+    """The datasets of a shard built with or without NSP, in the order they are written."""
+    return model_layout(nsp) + ROW_IDS
+
+
 def arguments() -> dict:
-    """Shard dataset name -> model keyword argument."""
-    return {d.name: d.argument for d in layout(nsp=True)}
+    """Shard dataset name -> model keyword argument (the datasets that feed the model)."""
+    return {d.name: d.argument for d in model_layout(nsp=True)}
+
+
+def has_row_ids(f) -> bool:
+    """Whether an open shard records each row's pass and document (the layout since issue 10)."""
+    return all(d.name in f for d in ROW_IDS)
 
 
 def shard_attrs(spec: dict, tokenizer_sha1: str, shard_index: int, source: str, split: str, dup_factor: int,
@@ -95,10 +115,16 @@ def _check(f, path, max_seq_length, max_predictions, nsp):
     if nsp is not None and nsp != has_nsp:
         raise ShardError(f"shard {path}: NSP expected {nsp} but dataset {NSP.name} is "
                          f"{'present' if has_nsp else 'missing'}")
-    expected = layout(has_nsp)
+    expected = model_layout(has_nsp)
     missing = [d.name for d in expected if d.name not in f]
     if missing:
         raise ShardError(f"shard {path}: missing dataset(s) {', '.join(missing)} (has {', '.join(sorted(f.keys()))})")
+    present = [d.name for d in ROW_IDS if d.name in f]
+    if present and len(present) < len(ROW_IDS):
+        raise ShardError(f"shard {path}: has {present[0]} but not "
+                         f"{', '.join(d.name for d in ROW_IDS if d.name not in f)}: rebuild its samples")
+    if present:
+        expected += ROW_IDS
     dims = {"L": max_seq_length, "P": max_predictions}
     rows = None
     for d in expected:
@@ -132,7 +158,7 @@ def shard_summary(path, **expect) -> dict:
     with open_shard(path, **expect) as f:
         n, length = f["input_ids"].shape
         return {"num_samples": n, "max_seq_length": length, "max_predictions": f["masked_lm_positions"].shape[1],
-                "nsp": NSP.name in f, "attrs": {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}}
+                "nsp": NSP.name in f, "row_ids": has_row_ids(f), "attrs": {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}}
 
 
 def load_shard(path, **expect) -> dict:
@@ -141,7 +167,6 @@ def load_shard(path, **expect) -> dict:
     Also catches damage only reading finds (a corrupt compressed chunk) and values out of
     range (positions past the sequence, a mask that is not 0/1).
     """
-    import numpy as np
 
     path = Path(path)
     with open_shard(path, **expect) as f:
@@ -151,16 +176,56 @@ def load_shard(path, **expect) -> dict:
                 arrays[name] = f[name][()]
             except OSError as e:
                 raise ShardError(f"shard {path}: dataset {name} cannot be read, corrupt ({e})") from None
-    length = arrays["input_ids"].shape[1]
-    positions = arrays["masked_lm_positions"]
-    if positions.size and (positions.min() < 0 or positions.max() >= length):
-        row = int(np.flatnonzero(((positions < 0) | (positions >= length)).any(axis=1))[0])
-        raise ShardError(f"shard {path}: row {row} has a masked_lm_position outside [0, {length})")
-    for name in ("input_mask", "segment_ids"):
-        bad = (arrays[name] != 0) & (arrays[name] != 1)
-        if bad.any():
-            raise ShardError(f"shard {path}: row {int(np.flatnonzero(bad.any(axis=1))[0])} of {name} is not 0/1")
+    _check_values(path, arrays, None)
     return arrays
+
+
+# Rows closer than this are read in one slice (HDF5 decodes whole chunks of 1024 rows anyway).
+SPAN_GAP = 4096
+
+
+def read_rows(path, rows, names) -> dict:
+    """Validate a shard and read the given rows (sorted, unique row numbers) of the named datasets:
+    {name: numpy array}, value-checked as load_shard does. Rows are read as slices of nearby rows,
+    so reading one pass of a shard never holds the whole shard."""
+    import numpy as np
+
+    path, rows = Path(path), np.asarray(rows, dtype=np.int64)
+    cuts = np.flatnonzero(np.diff(rows) > SPAN_GAP) + 1
+    spans = [(int(r[0]), int(r[-1]) + 1, r - r[0]) for r in np.split(rows, cuts) if len(r)]
+    with open_shard(path) as f:
+        arrays = {}
+        for name in names:
+            ds = f[name]
+            try:
+                parts = [ds[lo:hi][local] for lo, hi, local in spans]
+            except OSError as e:
+                raise ShardError(f"shard {path}: dataset {name} cannot be read, corrupt ({e})") from None
+            arrays[name] = np.concatenate(parts) if parts else np.zeros((0, *ds.shape[1:]), ds.dtype)
+    _check_values(path, arrays, rows)
+    return arrays
+
+
+def _check_values(path, arrays: dict, rows) -> None:
+    """Positions inside the sequence and 0/1 masks, for the datasets read; `rows` maps array rows
+    to the file's row numbers in the message (None: all rows were read)."""
+    import numpy as np
+
+    def row_of(bad):
+        i = int(np.flatnonzero(bad.any(axis=1))[0])
+        return i if rows is None else int(rows[i])
+
+    if "masked_lm_positions" in arrays and "input_ids" in arrays:
+        length = arrays["input_ids"].shape[1]
+        positions = arrays["masked_lm_positions"]
+        if positions.size and (positions.min() < 0 or positions.max() >= length):
+            raise ShardError(f"shard {path}: row {row_of((positions < 0) | (positions >= length))} has a "
+                             f"masked_lm_position outside [0, {length})")
+    for name in ("input_mask", "segment_ids"):
+        if name in arrays:
+            bad = (arrays[name] != 0) & (arrays[name] != 1)
+            if bad.any():
+                raise ShardError(f"shard {path}: row {row_of(bad)} of {name} is not 0/1")
 
 
 @one_line_errors

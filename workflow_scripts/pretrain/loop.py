@@ -160,11 +160,21 @@ def micro_batches(run: Run, state: TrainState):
 
 
 def log_train(run: Run, state: TrainState, window: Window, lr: float) -> None:
-    """The train line: the mean micro-batch loss and the throughput since the last one, over all ranks."""
-    loss_sum, micros, tokens, samples = run.eng.all_reduce([window.loss, window.micro, window.tokens, window.samples])
+    """The train line: the mean micro-batch loss and the throughput since the last one, over all ranks;
+    and how far into the epoch the run is, with the distinct documents read in it so far (issue 10;
+    summed over ranks, absent for shards without document ids: the same on every rank)."""
+    stream = run.stream
+    counted = stream.documents_seen is not None
+    sums = run.eng.all_reduce([window.loss, window.micro, window.tokens, window.samples,
+                               *((stream.documents_seen, stream.documents) if counted else ())])
+    loss_sum, micros, tokens, samples = sums[:4]
     dt = max(state.elapsed_s - window.since, 1e-9)
     scalars = dict(loss=loss_sum / micros, lr=lr, samples_per_s=samples / dt, tokens_per_s=tokens / dt)
-    run.folder.log.event("train", step=state.step, elapsed_s=round(state.elapsed_s, 3), **scalars, epoch=state.epoch)
+    data = {"epoch_fraction": round(state.epoch_samples / (stream.micro_per_epoch * run.micro), 5)}
+    if counted:
+        data.update(documents_seen=int(sums[4]), documents=int(sums[5]))
+    run.folder.log.event("train", step=state.step, elapsed_s=round(state.elapsed_s, 3), **scalars, epoch=state.epoch,
+                         **data)
     run.tb.scalars("train", state.step, **scalars)
     run.folder.log.say(f"step {state.step} | {state.elapsed_s:.0f}/{run.plan.budget_s:.0f}s | "
                        f"loss {scalars['loss']:.4f} | lr {lr:.2e} | {scalars['samples_per_s']:.1f} samples/s")
