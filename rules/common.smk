@@ -6,10 +6,48 @@ import shlex
 from pathlib import Path
 
 from workflow_scripts import config_checks, config_effects
+from workflow_scripts.data import tokenizer as tokenizer_folder
 from workflow_scripts.data.sources import download, textfiles
+from workflow_scripts.errors import BadInput
 from workflow_scripts.glue import grid, tasks
 
-config_checks.validate(config, Path(workflow.basedir) / "config" / "schema.yaml")
+# Parse-time checks: bad config, or a local input the config names that is missing, stops the plan
+# with one line on stderr before any job runs, so nothing already made is touched (Snakemake would
+# add its own header and a stack). URLs are checked when downloaded.
+
+
+def one_line_or_stop(check):
+    try:
+        check()
+    except BadInput as e:
+        raise SystemExit(str(e)) from None
+
+
+def check_local_inputs():
+    """Each corpus's local path, a local tokenizer folder's vocabulary, each asked-for GLUE task's files."""
+    for name, source in config["corpora"].items():
+        path = source.get("path")
+        if source["type"] in ("wikipedia", "text") and not download.is_url(path) and not os.path.exists(path):
+            raise BadInput(
+                f"corpora.{name}.path: {path} does not exist (relative to {os.getcwd()}): fix the path or remove the corpus"
+            )
+    if config["tokenizer"].get("pretrained"):
+        tokenizer_folder.check_pretrained(config["tokenizer"]["pretrained"])
+    if config["glue"]["source"] != "dir":
+        return
+    folder = config["glue"]["path"]
+    for task in config["finetune"]["tasks"]:
+        for f in tasks.split_files(tasks.TASKS[task]):
+            if not os.path.isfile(os.path.join(folder, f)):
+                where = "" if os.path.isdir(folder) else f"; glue.path {folder} is no folder"
+                raise BadInput(
+                    f"glue: task {task} needs {os.path.join(folder, f)}, which does not exist{where}: "
+                    f"point glue.path at a GLUE-layout folder, or drop {task} from finetune.tasks"
+                )
+
+
+one_line_or_stop(lambda: config_checks.validate(config, Path(workflow.basedir) / "config" / "schema.yaml"))
+one_line_or_stop(check_local_inputs)
 
 GLUE_TASKS = list(tasks.TASKS)  # the one task list: workflow_scripts/glue/tasks.py
 RUNS = list(config["runs"])

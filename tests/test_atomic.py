@@ -66,3 +66,59 @@ def test_replacing_dir_replaces_a_file_of_the_same_name(tmp_path):
     with atomic.replacing_dir(out) as tmp:
         (tmp / "vocab.txt").write_text("[PAD]\n")
     assert out.is_dir() and (out / "vocab.txt").read_text() == "[PAD]\n"
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended (its zombie reaped, so nothing runs under it now)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_writer_removes_the_stale_temps_of_its_target_and_keeps_a_live_ones(tmp_path):
+    """A killed job leaves `.NAME.tmp-PID` (a file, or a folder from replacing_dir); the next writer of
+    NAME removes it. A temp of a process that still runs, and other targets' temps, are kept."""
+    target, dead = tmp_path / "part_0.txt", dead_pid()
+    stale_file = tmp_path / f".part_0.txt.tmp-{dead}"
+    stale_file.write_text("half a corpus")
+    stale_dir = tmp_path / f".part_0.txt.tmp-{dead}-k2x9_q1a"
+    (stale_dir / "sub").mkdir(parents=True)
+    live = tmp_path / f".part_0.txt.tmp-{os.getppid()}"          # pytest's parent runs
+    live.write_text("another job's, still writing")
+    other = tmp_path / f".part_1.txt.tmp-{dead}"                 # another target's: its own writer's business
+    other.write_text("x")
+    atomic.write_text(target, "whole\n")
+    assert target.read_text() == "whole\n"
+    assert {p.name for p in tmp_path.iterdir()} == {"part_0.txt", live.name, other.name}
+
+
+def test_writers_of_shards_parts_and_folders_clean_up_too(tmp_path):
+    """temp_path (what the corpus's PartWriter and the samples' ShardWriter ask for) and replacing_dir
+    clean the same way before they write."""
+    dead = dead_pid()
+    shard = tmp_path / f".shard_3.h5.tmp-{dead}"
+    shard.write_bytes(b"\x89HDF half")
+    assert atomic.temp_path(tmp_path / "shard_3.h5") == tmp_path / f".shard_3.h5.tmp-{os.getpid()}"
+    assert not shard.exists()
+    old_dir = tmp_path / f".model.tmp-{dead}-abc123"
+    old_dir.mkdir()
+    with atomic.replacing_dir(tmp_path / "model") as tmp:
+        assert tmp.name.startswith(f".model.tmp-{os.getpid()}-")
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_corpus_part_writer_removes_a_killed_runs_part_temps(tmp_path):
+    from workflow_scripts.data.corpus import PartWriter
+
+    dead = dead_pid()
+    parts = [tmp_path / "text" / f"part_{i}.txt" for i in range(2)]
+    parts[0].parent.mkdir()
+    stale = [p.with_name(f".{p.name}.tmp-{dead}") for p in parts]
+    for s in stale:
+        s.write_text("a killed run's half part")
+    writer = PartWriter(parts)
+    assert not any(s.exists() for s in stale)
+    writer.abort()

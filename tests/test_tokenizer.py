@@ -119,3 +119,36 @@ def test_errors_are_one_clear_line(repo_root, tmp_path):
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("tokenizer: cannot load pretrained tokenizer") and "no-such-tokenizer" in last
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("kept", [["tokenizer_config.json", "special_tokens_map.json"], []])
+def test_a_folder_without_its_vocabulary_is_one_line_and_replaces_nothing(bert_tokenizer_dir, tmp_path, kept):
+    """Without tokenizer.json or vocab.txt, transformers builds a tokenizer of the 5 special tokens
+    (the samples jobs then crash): one line naming the folder and the files it needs, and the good
+    tokenizer already in --out stays."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in kept:
+        shutil.copy(bert_tokenizer_dir / name, bad / name)
+    out = tmp_path / "tok"
+    tokenizer.main(["--spec", json.dumps({"pretrained": str(bert_tokenizer_dir)}), "--out", str(out)])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    run = subprocess.run([sys.executable, "-m", "workflow_scripts.data.tokenizer", "--spec",
+                          json.dumps({"pretrained": str(bad)}), "--texts", "--out", str(out)],
+                         capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert str(bad) in run.stderr and "tokenizer.json" in run.stderr and "vocab.txt" in run.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "tok"]      # no temporary folder left
+
+
+def test_check_pretrained_leaves_hub_names_to_the_loader(bert_tokenizer_dir, tmp_path):
+    tokenizer.check_pretrained(str(bert_tokenizer_dir))
+    tokenizer.check_pretrained("bert-base-uncased")
+    tokenizer.check_pretrained("google/bert_uncased_L-2_H-128_A-2")
+    (tmp_path / "vocab.json").write_text("{}")
+    with pytest.raises(tokenizer.BadInput, match="no such folder"):
+        tokenizer.check_pretrained(str(tmp_path / "vocab.json"))
+    with pytest.raises(tokenizer.BadInput, match="no such folder"):
+        tokenizer.check_pretrained("resources/typo/bert-base-uncased")

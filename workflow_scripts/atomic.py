@@ -1,13 +1,15 @@
 """Write files and folders atomically: built under a temporary name beside the target, renamed over it when complete.
 
 Same folder, so os.replace is a rename on one file system: a reader sees the old target or the
-whole new one, and a killed job leaves only a dot-name no rule declares. Outputs get the modes
+whole new one, and a killed job leaves only a dot-name no rule declares; the next writer of the same
+target removes such leftovers (remove_stale_temps), so a full disk is not kept full by them. Outputs get the modes
 a plain open() or mkdir() would give them (0666 / 0777 less the umask), never the private
 0600 / 0700 of mkstemp / mkdtemp: on a shared cluster the group reads what a job wrote.
 """
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,10 +22,43 @@ def current_umask() -> int:
     return mask
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (another user's counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
+def remove_stale_temps(path) -> list[Path]:
+    """Remove the temporaries of `path` that a killed or failed writer left: `.NAME.tmp-PID` files
+    and `.NAME.tmp-PID-XXXX` folders whose PID no longer runs (nor this process's own, which only an
+    earlier writer of this process can have left). A live writer's temp is not touched. Snakemake runs
+    one job per output, so a temp whose PID is gone here is garbage (on a cluster a live job on another
+    node may share the PID of none here: that job is a stale one, which the rerun replaces anyway)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    ours = re.compile(rf"\.{re.escape(path.name)}\.tmp-(\d+)(?:-[A-Za-z0-9_]+)?")
+    removed = []
+    for old in path.parent.iterdir():
+        m = ours.fullmatch(old.name)
+        if m and (int(m[1]) == os.getpid() or not pid_alive(int(m[1]))):
+            with contextlib.suppress(OSError):
+                _remove(old)
+                removed.append(old)
+    return removed
+
+
 def temp_path(path) -> Path:
     """The temporary name a file is written under before it becomes `path`: a dot-file beside it.
-    The pid keeps two jobs writing the same target (a rerun racing a stale one) apart."""
+    The pid keeps two jobs writing the same target (a rerun racing a stale one) apart. Asking for it
+    removes the stale temps of `path` first (remove_stale_temps): every writer asks before writing."""
     path = Path(path)
+    remove_stale_temps(path)
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
@@ -71,7 +106,8 @@ def replacing_dir(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    remove_stale_temps(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-"))
     try:
         tmp.chmod(0o777 & ~current_umask())
         yield tmp

@@ -23,6 +23,24 @@ SPECIAL_TOKENS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS
                   "mask_token": "[MASK]"}
 REQUIRED_SPECIALS = ("pad_token", "cls_token", "sep_token", "mask_token")
 MODEL_MAX_LENGTH = 512  # BERT's position embeddings; recorded in tokenizer_config.json
+# A local folder holds a vocabulary in one of these forms (without one, transformers quietly builds
+# a tokenizer of the special tokens alone, and the samples jobs crash on it).
+VOCABULARY_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
+NEEDS = "a tokenizer folder needs tokenizer.json, or vocab.txt (a BERT WordPiece vocabulary)"
+
+
+def check_pretrained(name: str) -> None:
+    """One line if `pretrained` names a local folder without a vocabulary, or a path that is no folder
+    (a hub name, org/name, is left to the loader). rules/common.smk calls it at parse time, load_pretrained
+    before anything is written."""
+    folder = Path(name)
+    if folder.is_dir():
+        if not any((folder / f).is_file() for f in VOCABULARY_FILES):
+            raise BadInput(f"tokenizer: cannot load pretrained tokenizer folder {folder}: it holds no vocabulary; "
+                           f"{NEEDS} (config tokenizer.pretrained)")
+    elif folder.exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1:
+        raise BadInput(f"tokenizer: cannot load pretrained tokenizer {name}: no such folder; {NEEDS} "
+                       "(config tokenizer.pretrained: a folder, or a hub name org/name)")
 
 
 def _bare_vocab_is_cased(vocab_file: Path) -> bool:
@@ -36,6 +54,7 @@ def load_pretrained(name: str):
     """A fast tokenizer from a local folder or a hub name, or one clear line saying why not."""
     from transformers import AutoTokenizer, BertTokenizer
 
+    check_pretrained(name)
     folder = Path(name)
     try:
         if folder.is_dir() and not (folder / "tokenizer.json").exists() and not (
@@ -56,6 +75,9 @@ def load_pretrained(name: str):
     if missing:
         raise BadInput(f"tokenizer: {name} has no {', '.join(missing)}: masked-LM pretraining needs "
                          "pad, cls, sep and mask tokens")
+    if len(tok) <= len(tok.all_special_tokens):
+        raise BadInput(f"tokenizer: pretrained tokenizer {name} has {len(tok)} tokens, its special tokens alone "
+                       f"(no vocabulary); {NEEDS}")
     return tok
 
 

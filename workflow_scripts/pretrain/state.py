@@ -23,9 +23,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from workflow_scripts import atomic
+from workflow_scripts.pretrain import stopping
 from workflow_scripts.pretrain.runlog import RunLog
 
 KEY = re.compile(r"[0-9a-f]{16}")
+# Periodic checkpoints come at least this many times per time budget: a short run (the demo's
+# budget is 0.02 h = 72 s) would otherwise never reach the default 30-minute interval, and a kill
+# would restart it from step 0.
+CHECKPOINTS_PER_BUDGET = 10
 
 
 def state_key(recipe: dict, files: list, world: int) -> str:
@@ -38,6 +43,14 @@ def state_key(recipe: dict, files: list, world: int) -> str:
     stamps = [(str(f), os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]
     blob = json.dumps({"recipe": config_effects.state_view(recipe), "files": stamps, "world": world}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def checkpoint_interval_s(recipe: dict) -> float:
+    """Seconds of training between periodic checkpoints: checkpoint_interval_minutes, or a tenth of
+    total_training_time where that is shorter. A run that max_steps ends keeps the same rule: its
+    time is not known beforehand, and the budget still bounds it."""
+    return min(recipe["checkpoint_interval_minutes"] * 60.0,
+               stopping.budget_seconds(recipe) / CHECKPOINTS_PER_BUDGET)
 
 
 @dataclass

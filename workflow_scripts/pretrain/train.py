@@ -11,10 +11,11 @@ state.py.
 
 Resume: a run whose state key has a checkpoint resumes from it with its step, elapsed time (hence
 the LR schedule position), optimizer, RNG states and data position (state.py). A SIGKILL loses
-what came after the last periodic checkpoint. The final checkpoint stays, so a rerun with the
-same recipe (its outputs deleted) only re-exports, or trains on if its end no longer holds (a later
-early_exit_time_marker, a relaxed early_stopping). Delete the state folder to reclaim the disk
-(a bert-base checkpoint with Adam moments is ~1.3 GB).
+what came after the last periodic checkpoint (every checkpoint_interval_minutes of training, or
+every tenth of the budget where that is shorter: state.checkpoint_interval_s). The final
+checkpoint stays, so a rerun with the same recipe (its outputs deleted) only re-exports, or trains
+on if its end no longer holds (a later early_exit_time_marker, a relaxed early_stopping). Delete
+the state folder to reclaim the disk (a bert-base checkpoint with Adam moments is ~1.3 GB).
 
 Log (JSON lines, written to the state folder while running, copied to --log-out at the end):
 config (the resolved recipe + world_size + derived values) first; train every log_interval_steps
@@ -125,7 +126,7 @@ def main(argv=None):
     log = folder.log
     position = resume(folder, eng, plan)
     if position is None:
-        position = state.TrainState(next_ckpt_s=recipe["checkpoint_interval_minutes"] * 60.0)
+        position = state.TrainState(next_ckpt_s=state.checkpoint_interval_s(recipe))
         log.event("config", **recipe, world_size=dist.world, gradient_accumulation_steps=accumulation,
                   model_config=built.description, parameters=n_params, seq_len=stream.layout["seq_len"],
                   train_samples=sum(i["rows"] for i in stream.infos), steps_per_epoch=stream.steps_per_epoch,
@@ -139,7 +140,7 @@ def main(argv=None):
     schedule = schedules.Schedule(recipe["schedule"], recipe["optimizer"]["lr"], plan.budget_s, recipe["max_steps"])
     tb = tb_log.TensorBoard(folder.dir / "tensorboard", impl["tensorboard"] and dist.rank == 0, position.step, log.say)
     run = loop.Run(eng, stream, valid, plan, schedule, folder, tb, micro, recipe["log_interval_steps"],
-                   recipe["checkpoint_interval_minutes"] * 60.0)
+                   state.checkpoint_interval_s(recipe))
     if position.reason is None:                    # else it had ended, and its end holds: export again
         loop.train(position, run, stop)
     log.event("end", step=position.step, elapsed_s=round(position.elapsed_s, 3), reason=position.reason,
