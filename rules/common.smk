@@ -243,11 +243,20 @@ def all_cores(wildcards):
     return int(granted) if granted else (workflow.resource_settings.cores or 1)
 
 
+# Time limit of a step-scheduled run that sets no total_training_time (ExtremeBERT counts
+# steps): its time is not known beforehand, so ask for a day (ExtremeBERT's 23k steps are its
+# "1 day" budget); the profile's set-resources pretrain runtime overrides it.
+STEP_RUN_MINUTES = 24 * 60
+
+
 def pretrain_minutes(wildcards):
     """Time limit (runtime, minutes) of a pretraining job. The budget counts training only, so
     add 10% and 30 min for startup, validation, checkpoints and export. Where a partition allows
     less, the profile sets runtime: the job checkpoints on SIGTERM and its retry resumes."""
-    return math.ceil(config["runs"][wildcards.run]["total_training_time"] * 60 * 1.1) + 30
+    hours = config["runs"][wildcards.run].get("total_training_time")
+    if hours is None:
+        return STEP_RUN_MINUTES
+    return math.ceil(hours * 60 * 1.1) + 30
 
 
 def pretrain_launcher(wildcards, resources):

@@ -41,6 +41,7 @@ rule select_trial:
         predictions="results/runs/{run}/glue/{task}/best_predictions.tsv",
     params:
         keep_model=keep_model_arg,
+        select_by=config["finetune"]["select_by"],
     conda:
         "../envs/workflow.yaml"
     log:
@@ -49,7 +50,8 @@ rule select_trial:
         "results/benchmarks/finetune/{run}/{task}/select.tsv"
     shell:
         "python -m workflow_scripts.glue.select_trial --task {wildcards.task:q} --metrics {input.metrics:q}"
-        " --best-out {output.best:q} --predictions-out {output.predictions:q} {params.keep_model} > {log:q} 2>&1"
+        " --best-out {output.best:q} --predictions-out {output.predictions:q} {params.keep_model}"
+        " --select-by {params.select_by:q} > {log:q} 2>&1"
 
 
 if STILTS:

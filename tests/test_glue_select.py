@@ -87,3 +87,32 @@ def test_model_out_without_a_kept_model_fails_in_one_line(tmp_path):
         select_trial.main(["--task", "MNLI", "--metrics", str(metrics[0]), "--best-out", str(tmp_path / "best.json"),
                            "--predictions-out", str(tmp_path / "p.tsv"), "--model-out", str(tmp_path / "best_model")])
     assert not (tmp_path / "best.json").exists() and not (tmp_path / "best_model").exists()
+
+
+def mrpc_trial(root, lr, f1, accuracy):
+    """An MRPC trial whose GLUE score is the mean of F1 and accuracy."""
+    path = make_trial(root, "MRPC", lr, 32, 3, 42, (f1 + accuracy) / 2)
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "metrics": {"f1": f1, "accuracy": accuracy}}))
+    return path
+
+
+@pytest.mark.parametrize("select_by, chosen", [("mean", "lr1e-05_bs32_ep3_seed42"),
+                                                ("first_metric", "lr3e-05_bs32_ep3_seed42")])
+def test_select_by_mean_or_extremeberts_first_metric(tmp_path, select_by, chosen):
+    # lr 1e-5: F1 88, accuracy 86 (mean 87); lr 3e-5: F1 89, accuracy 80 (mean 84.5). ExtremeBERT
+    # ranks MRPC by F1 alone (summarize_val.sh), so it takes 3e-5; the GLUE-score mean takes 1e-5.
+    metrics = [mrpc_trial(tmp_path, 1e-5, 88.0, 86.0), mrpc_trial(tmp_path, 3e-5, 89.0, 80.0)]
+    select_trial.main(["--task", "MRPC", "--metrics", *map(str, metrics), "--best-out", str(tmp_path / "best.json"),
+                       "--predictions-out", str(tmp_path / "best_predictions.tsv"), "--select-by", select_by])
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["chosen"] == chosen and best["select_by"] == select_by
+    assert best["selection_score"] == (87.0 if select_by == "mean" else 89.0)
+    assert best["score"] == (87.0 if select_by == "mean" else 84.5)       # the GLUE score, whatever ranked it
+
+
+def test_first_metric_per_task_follows_extremebert():
+    assert {t: select_trial.FIRST_METRIC.get(t, "accuracy") for t in ("CoLA", "MRPC", "STS-B", "QQP", "MNLI", "RTE")} == {
+        "CoLA": "mcc", "MRPC": "f1", "STS-B": "pearson", "QQP": "f1", "MNLI": "accuracy_matched", "RTE": "accuracy"}
+    with pytest.raises(select_trial.BadInput, match="lack a finite 'f1'"):
+        select_trial.selection_score({"task": "QQP", "score": 80.0, "metrics": {"accuracy": 80.0}}, "first_metric")

@@ -89,3 +89,44 @@ def test_built_from_a_resolved_recipe():
     assert (b.budget_s, b.early_exit_s, b.valid_s, b.valid_begin_s, b.valid_end_s) == (7200.0, 1800.0, 600.0, None, 120.0)
     assert (b.begin_proportion, b.end_proportion, b.by, b.max_steps) == (0.1, 0.25, "step", 9)
     assert (b.max_valid_loss, b.after_s, b.nonfinite_loss, b.stuck_steps) == (3.0, 3600.0, True, 100)
+
+
+def test_fp16_stops_only_on_nonfinite_losses_n_in_a_row():
+    # fp16: DeepSpeed skips an overflowing step; only a run stuck there (N in a row) ends.
+    b = plan(nonfinite_steps=3)
+    assert b.stop_before_step(True, 1) is None and b.stop_before_step(True, 2) is None
+    reason, detail = b.stop_before_step(True, 3)
+    assert reason == "nonfinite_loss" and "3 steps in a row" in detail and "not applied" in detail
+    assert b.stop_before_step(False, 0) is None
+    assert plan(nonfinite_steps=3, nonfinite_loss=False).stop_before_step(True, 99) is None
+
+
+def test_nonfinite_steps_apply_to_fp16_only():
+    def budget(precision, **es):
+        return Budget.from_recipe(train.resolve_recipe(json.dumps({
+            "model": {}, "total_training_time": 1.0, "implementation": {"precision": precision},
+            "early_stopping": es})))
+    assert budget("fp16").nonfinite_steps == 10                      # the schema's default
+    assert budget("fp16", nonfinite_loss_steps=4).nonfinite_steps == 4
+    for precision in ("fp32", "bf16"):                               # no loss scaler to recover: the first stops
+        assert budget(precision, nonfinite_loss_steps=4).nonfinite_steps == 1
+
+
+def test_a_step_schedule_needs_no_time_budget():
+    r = train.resolve_recipe(json.dumps({"model": {}, "max_steps": 23000, "schedule": {"by": "step"}}))
+    b = Budget.from_recipe(r)
+    assert b.budget_s == math.inf and b.stop_after_step(10 ** 9, 100, 0) is None
+    assert b.stop_after_step(10 ** 9, 23000, 0)[0] == "max_steps"
+
+
+def test_only_a_step_schedule_may_leave_out_the_time_budget():
+    import pytest
+    from workflow_scripts.errors import BadInput
+    from workflow_scripts.pretrain import state
+
+    for recipe in ({"model": {}}, {"model": {}, "max_steps": 10}, {"model": {}, "schedule": {"by": "time"}}):
+        with pytest.raises(BadInput, match=r"^recipe key total_training_time: missing .*schedule\.by: step and max_steps"):
+            train.resolve_recipe(json.dumps(recipe))
+    steps_only = train.resolve_recipe(json.dumps({"model": {}, "max_steps": 5, "schedule": {"by": "step"}}))
+    assert "total_training_time" not in steps_only
+    assert state.checkpoint_interval_s(steps_only) == 30 * 60.0      # checkpoint_interval_minutes alone

@@ -1,11 +1,15 @@
 """Pick a task's best fine-tuning trial: best mean dev score over seeds, then its best seed.
 
     python -m workflow_scripts.glue.select_trial --task CoLA --metrics <every trial's dev_metrics.json> \\
-        --best-out .../best.json --predictions-out .../best_predictions.tsv [--model-out .../best_model]
+        --best-out .../best.json --predictions-out .../best_predictions.tsv [--model-out .../best_model] \\
+        [--select-by mean|first_metric]
 
-Trials are grouped by (lr, batch_size, epochs); the group with the highest mean score wins
-(ties: the first group in --metrics order), and within it the seed with the highest score
-(ties: the first). That trial's sibling test_predictions.tsv is copied to --predictions-out.
+A trial's selection score (config finetune.select_by): `mean`, the mean of the task's dev metrics
+(the GLUE score, finetune's `score`; the default), or `first_metric`, the one metric ExtremeBERT's
+summarize_val.sh sorts its trials by (FIRST_METRIC: MRPC and QQP F1, STS-B Pearson, CoLA MCC, MNLI
+matched accuracy, the others accuracy). Trials are grouped by (lr, batch_size, epochs); the group
+with the highest mean selection score over its seeds wins (ties: the first group in --metrics
+order), and within it the seed with the highest selection score (ties: the first). That trial's sibling test_predictions.tsv is copied to --predictions-out.
 The trial's name is its folder's name (e.g. lr3e-05_bs32_ep3_seed42). With --model-out, the
 chosen trial's kept model (its sibling model/ folder, see finetune --model-out) is exported
 there, for the STILTs tasks to start from: file by file as hard links where the file system
@@ -23,6 +27,10 @@ from workflow_scripts.cli import one_line_errors, read_record
 from workflow_scripts.errors import BadInput
 
 GROUP_KEYS = ("lr", "batch_size", "epochs")
+SELECT_BY = ("mean", "first_metric")
+# The dev metric ExtremeBERT sorts each task's trials by (the first column of summarize_val.sh),
+# as named in finetune's metrics record; tasks not listed: accuracy.
+FIRST_METRIC = {"CoLA": "mcc", "MRPC": "f1", "STS-B": "pearson", "QQP": "f1", "MNLI": "accuracy_matched"}
 
 
 def load_trial(path: Path, task: str) -> dict:
@@ -38,14 +46,27 @@ def load_trial(path: Path, task: str) -> dict:
     return record
 
 
-def select(records: list) -> tuple:
-    """(index of the chosen record, its group's mean score) for records in --metrics order."""
+def selection_score(record: dict, select_by: str = "mean") -> float:
+    """The number a trial is ranked by: its GLUE score (mean of its metrics) or ExtremeBERT's metric."""
+    if select_by == "mean":
+        return record["score"]
+    name = FIRST_METRIC.get(record["task"], "accuracy")
+    value = record["metrics"].get(name)
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BadInput(f"{record['task']} trial: metrics lack a finite {name!r} for select_by first_metric "
+                       f"(it has {', '.join(record['metrics']) or 'none'})")
+    return value
+
+
+def select(records: list, select_by: str = "mean") -> tuple:
+    """(index of the chosen record, its group's mean selection score) for records in --metrics order."""
+    scores = [selection_score(r, select_by) for r in records]
     groups = {}
     for i, r in enumerate(records):
         groups.setdefault(tuple(r["hparams"][k] for k in GROUP_KEYS), []).append(i)
-    means = {key: sum(records[i]["score"] for i in ids) / len(ids) for key, ids in groups.items()}
+    means = {key: sum(scores[i] for i in ids) / len(ids) for key, ids in groups.items()}
     best_group = max(groups, key=lambda key: means[key])  # max keeps the first of equals
-    chosen = max(groups[best_group], key=lambda i: records[i]["score"])
+    chosen = max(groups[best_group], key=lambda i: scores[i])
     return chosen, means[best_group]
 
 
@@ -75,18 +96,23 @@ def main(argv=None):
     parser.add_argument("--best-out", required=True, type=Path)
     parser.add_argument("--predictions-out", required=True, type=Path)
     parser.add_argument("--model-out", type=Path, help="export the chosen trial's kept model here (MNLI, for STILTs)")
+    parser.add_argument("--select-by", choices=SELECT_BY, default="mean",
+                        help="rank trials by the mean of the task's metrics or by ExtremeBERT's first metric")
     args = parser.parse_args(argv)
 
     records = [load_trial(p, args.task) for p in args.metrics]
-    chosen, group_score = select(records)
+    chosen, group_score = select(records, args.select_by)
     source = args.metrics[chosen].parent / "test_predictions.tsv"
     if not source.is_file():
         raise BadInput(f"{source}: file not found (the chosen trial's test predictions)")
     trials = [{"trial": p.parent.name, "hparams": r["hparams"], "score": r["score"], "metrics": r["metrics"],
                "chosen": i == chosen} for i, (p, r) in enumerate(zip(args.metrics, records, strict=True))]
+    group = [r for r in records if all(r["hparams"][k] == records[chosen]["hparams"][k] for k in GROUP_KEYS)]
+    # score: the chosen group's GLUE score (the report's table) whatever ranked it; selection_score: what did.
     best = {"task": args.task, "chosen": args.metrics[chosen].parent.name,
-            "chosen_hparams": records[chosen]["hparams"], "score": group_score,
+            "chosen_hparams": records[chosen]["hparams"], "score": sum(r["score"] for r in group) / len(group),
             "chosen_trial_score": records[chosen]["score"],
+            "select_by": args.select_by, "selection_score": group_score,
             # The task the chosen trial started from (MNLI under STILTs; None: the pre-trained model).
             "init_task": records[chosen].get("init_task"), "trials": trials}
     if args.model_out:
@@ -94,9 +120,9 @@ def main(argv=None):
         print(f"{args.task}: exported {args.metrics[chosen].parent / 'model'} to {args.model_out}", flush=True)
     atomic.write_bytes(args.predictions_out, source.read_bytes())
     atomic.write_json(args.best_out, best, indent=2)
-    print(f"{args.task}: chose {best['chosen']} (group mean {group_score:.2f} over "
-          f"{sum(1 for r in records if all(r['hparams'][k] == records[chosen]['hparams'][k] for k in GROUP_KEYS))} "
-          f"seeds, trial {records[chosen]['score']:.2f}) of {len(records)} trials", flush=True)
+    print(f"{args.task}: chose {best['chosen']} by {args.select_by} (group mean {group_score:.2f} over "
+          f"{len(group)} seeds, trial {selection_score(records[chosen], args.select_by):.2f}) of {len(records)} trials",
+          flush=True)
 
 
 if __name__ == "__main__":

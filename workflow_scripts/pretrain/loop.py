@@ -95,6 +95,7 @@ def train(state: TrainState, run: Run, stop: StopSignal) -> None:
     state.end(plan.stop_after_step(state.elapsed_s, state.step, state.stuck))   # killed just after its last step
     clock, window = Clock(state.elapsed_s), Window(state.elapsed_s)
     validated_at, micro, nonfinite, signum = None, 0, False, 0          # validated_at: in this process
+    nonfinite_in_a_row = 0                                              # fp16 skips them (stopping.py); not resumed
     clock.start()
     for batch in ([] if state.reason else micro_batches(run, state)):
         if micro == 0:
@@ -113,8 +114,11 @@ def train(state: TrainState, run: Run, stop: StopSignal) -> None:
         state.elapsed_s, signum, bad = eng.all_reduce([clock.elapsed(), float(stop.signum), float(nonfinite)],
                                                       op="max")
         micro, nonfinite = 0, False
-        if state.end(plan.stop_before_step(bool(bad))):
+        nonfinite_in_a_row = nonfinite_in_a_row + 1 if bad else 0
+        if state.end(plan.stop_before_step(bool(bad), nonfinite_in_a_row)):
             break
+        if bad:   # fp16 (else the run ended above, unless switched off): DeepSpeed's overflow check skips it
+            log.say(f"step {state.step + 1} | non-finite loss ({nonfinite_in_a_row} in a row; fp16: DeepSpeed skips the step)")
         eng.step()
         state.step += 1
         state.epoch_samples += run.micro * eng.accumulation     # samples each rank reads per optimizer step

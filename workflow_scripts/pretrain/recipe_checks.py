@@ -11,4 +11,16 @@ def problem(recipe: dict) -> str | None:
     """'key: what is wrong' for the first problem found, or None. Keys are relative to the recipe."""
     return (specs.check(recipe.get("model", {}), recipe.get("implementation", {}))
             or schedules.check(recipe.get("schedule", {}), recipe.get("max_steps"))
+            or _budget(recipe)
             or optimizers.check(recipe.get("optimizer", {})))
+
+
+def _budget(recipe: dict) -> str | None:
+    """A run needs a clock that ends it: total_training_time, or a step schedule over max_steps
+    (ExtremeBERT's recipes count steps only; a fake time budget would also inflate the SLURM request)."""
+    if recipe.get("total_training_time") is not None:
+        return None
+    if recipe.get("schedule", {}).get("by", "time") == "step" and recipe.get("max_steps"):
+        return None
+    return ("total_training_time: missing (hours of training); only a run with schedule.by: step and max_steps "
+            "set may leave it out")

@@ -8,7 +8,12 @@ Stop reasons (the `reason` of the log's end line), checked in this order:
                   NaN or infinite. Checked before the optimizer step, which is then not applied:
                   NaN gradients never reach the weights or the Adam moments, so the exported
                   model is the one whose forward pass first overflowed, not a NaN-filled one.
-  budget          elapsed training time reached total_training_time.
+                  Under fp16 only after early_stopping.nonfinite_loss_steps such steps in a row:
+                  DeepSpeed skips an overflowing step and lowers the loss scale, and a run that
+                  recovers (as under the originals, which never stop on it) trains on. fp32 and
+                  bf16 stop at the first: no loss scaler recovers there.
+  budget          elapsed training time reached total_training_time (none where a step-scheduled
+                  run leaves it out: max_steps ends that run).
   early_exit      elapsed reached early_exit_time_marker hours (academic-budget-bert: stop there
                   although the LR schedule runs to total_training_time).
   max_steps       the optimizer step count reached max_steps.
@@ -39,6 +44,27 @@ from dataclasses import dataclass
 from workflow_scripts.pretrain import schedules
 
 
+def budget_seconds(recipe: dict) -> float:
+    """total_training_time in seconds; infinite where a step-scheduled run leaves it out (recipe_checks
+    allows that only with schedule.by step and max_steps, which then ends the run)."""
+    hours = recipe.get("total_training_time")
+    return math.inf if hours is None else hours * 3600.0
+
+
+# fp16: consecutive non-finite training losses that end a run where the recipe does not say. A
+# recovering run sees isolated ones (the loss scale halves and the next step is fine); ten in a
+# row is a forward pass that overflows whatever the scale, i.e. a diverged model.
+NONFINITE_STEPS_FP16 = 10
+
+
+def nonfinite_steps(recipe: dict) -> int:
+    """Consecutive non-finite training losses that end the run: early_stopping.nonfinite_loss_steps
+    under fp16 (DeepSpeed skips each such step as an overflow), 1 under fp32 and bf16."""
+    if recipe.get("implementation", {}).get("precision") != "fp16":
+        return 1
+    return recipe.get("early_stopping", {}).get("nonfinite_loss_steps", NONFINITE_STEPS_FP16)
+
+
 @dataclass
 class Budget:
     budget_s: float
@@ -53,6 +79,7 @@ class Budget:
     max_valid_loss: float | None = None
     after_s: float = 0.0
     nonfinite_loss: bool = True
+    nonfinite_steps: int = 1
     stuck_steps: int | None = None
 
     @classmethod
@@ -62,7 +89,7 @@ class Budget:
 
         es = recipe.get("early_stopping", {})
         marker = recipe.get("early_exit_time_marker")
-        return cls(budget_s=recipe["total_training_time"] * 3600.0, max_steps=recipe.get("max_steps"),
+        return cls(budget_s=budget_seconds(recipe), max_steps=recipe.get("max_steps"),
                    by=recipe.get("schedule", {}).get("by", "time"),
                    early_exit_s=None if marker is None else marker * 3600.0,
                    valid_s=recipe["validation_interval_minutes"] * 60.0,
@@ -71,7 +98,8 @@ class Budget:
                    begin_proportion=recipe.get("validation_begin_proportion", 0.1),
                    end_proportion=recipe.get("validation_end_proportion", 0.1),
                    max_valid_loss=es.get("max_valid_loss"), after_s=es.get("after_minutes", 0.0) * 60.0,
-                   nonfinite_loss=es.get("nonfinite_loss", True), stuck_steps=es.get("loss_scale_stuck_steps"))
+                   nonfinite_loss=es.get("nonfinite_loss", True), stuck_steps=es.get("loss_scale_stuck_steps"),
+                   nonfinite_steps=nonfinite_steps(recipe))
 
     # ---- validation ----
     def validation_interval_s(self, elapsed_s: float, step: int) -> float:
@@ -89,10 +117,12 @@ class Budget:
         return self.max_valid_loss is not None and last_valid_s < self.after_s <= elapsed_s
 
     # ---- stopping ----
-    def stop_before_step(self, nonfinite: bool) -> tuple | None:
-        """(reason, detail) when the step about to be applied must not be; else None."""
-        if nonfinite and self.nonfinite_loss:
-            return "nonfinite_loss", "the training loss is NaN or infinite; this step was not applied"
+    def stop_before_step(self, nonfinite: bool, in_a_row: int = 1) -> tuple | None:
+        """(reason, detail) when the step about to be applied must not be (in_a_row: consecutive
+        steps with a non-finite loss, this one included); else None."""
+        if nonfinite and self.nonfinite_loss and in_a_row >= self.nonfinite_steps:
+            times = f" for {in_a_row} steps in a row" if in_a_row > 1 else ""
+            return "nonfinite_loss", f"the training loss is NaN or infinite{times}; this step was not applied"
         return None
 
     def stop_after_step(self, elapsed_s: float, step: int, stuck: int) -> tuple | None:
