@@ -27,7 +27,8 @@ def test_resolve_recipe_fills_schema_defaults_and_rejects_typos():
     assert r["model"]["type"] == "bert" and r["model"]["embedding_size"] is None
     assert r["model"]["layer_norm"] == "pre" and r["model"]["intermediate_size"] == 3072
     assert r["early_exit_time_marker"] is None and r["early_stopping"] == {
-        "max_valid_loss": None, "after_minutes": 720, "nonfinite_loss": True, "loss_scale_stuck_steps": 100}
+        "max_valid_loss": None, "after_minutes": 720, "nonfinite_loss": True, "nonfinite_loss_steps": 10,
+        "loss_scale_stuck_steps": 100}
     with pytest.raises(BadInput, match="recipe key optimizer: unknown key 'lr_max'"):
         train.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1, "optimizer": {"lr_max": 1}}))
     with pytest.raises(BadInput, match=r"recipe key model\.layer_norm: 'middle' is not one of"):

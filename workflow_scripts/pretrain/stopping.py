@@ -51,18 +51,12 @@ def budget_seconds(recipe: dict) -> float:
     return math.inf if hours is None else hours * 3600.0
 
 
-# fp16: consecutive non-finite training losses that end a run where the recipe does not say. A
-# recovering run sees isolated ones (the loss scale halves and the next step is fine); ten in a
-# row is a forward pass that overflows whatever the scale, i.e. a diverged model.
-NONFINITE_STEPS_FP16 = 10
-
-
 def nonfinite_steps(recipe: dict) -> int:
     """Consecutive non-finite training losses that end the run: early_stopping.nonfinite_loss_steps
     under fp16 (DeepSpeed skips each such step as an overflow), 1 under fp32 and bf16."""
-    if recipe.get("implementation", {}).get("precision") != "fp16":
+    if recipe["implementation"]["precision"] != "fp16":
         return 1
-    return recipe.get("early_stopping", {}).get("nonfinite_loss_steps", NONFINITE_STEPS_FP16)
+    return recipe["early_stopping"]["nonfinite_loss_steps"]     # the schema fills it (10)
 
 
 @dataclass
