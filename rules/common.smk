@@ -31,18 +31,24 @@ def check_local_inputs():
             raise BadInput(
                 f"corpora.{name}.path: {path} does not exist (relative to {os.getcwd()}): fix the path or remove the corpus"
             )
+        if source["type"] == "text" and not download.is_url(path):
+            textfiles.list_files(Path(path))  # a folder (or file) holding no .txt/.jsonl/.parquet: one line
     if config["tokenizer"].get("pretrained"):
         tokenizer_folder.check_pretrained(config["tokenizer"]["pretrained"])
     if config["glue"]["source"] != "dir":
         return
     folder = config["glue"]["path"]
-    for task in config["finetune"]["tasks"]:
+    asked = config["finetune"]["tasks"]
+    # Under STILTs MNLI is fine-tuned first, even where finetune.tasks leaves it out.
+    stilts = [t for t in config["finetune"]["stilts"] if t in asked]
+    for task in asked + (["MNLI"] if stilts and "MNLI" not in asked else []):
         for f in tasks.split_files(tasks.TASKS[task]):
             if not os.path.isfile(os.path.join(folder, f)):
                 where = "" if os.path.isdir(folder) else f"; glue.path {folder} is no folder"
                 raise BadInput(
                     f"glue: task {task} needs {os.path.join(folder, f)}, which does not exist{where}: "
-                    f"point glue.path at a GLUE-layout folder, or drop {task} from finetune.tasks"
+                    f"point glue.path at a GLUE-layout folder, or drop {task} from "
+                    + ("finetune.tasks" if task in asked else "finetune.stilts (STILTs starts from MNLI)")
                 )
 
 

@@ -82,6 +82,16 @@ def test_a_text_corpus_folder_that_does_not_exist(demo):
 
 
 @pytest.mark.workflow
+def test_a_text_corpus_folder_without_text_files(demo):
+    (demo / "notes only").mkdir(exist_ok=True)
+    (demo / "notes only" / "readme.md").write_text("not a corpus file\n")
+    stops_in_one_line(demo, {"corpora": {"wiki": {"type": "wikipedia", "path": "resources/enwiki-excerpt.xml.bz2",
+                                                  "parts": 2},
+                                         "mine": {"type": "text", "path": "notes only", "parts": 1}}},
+                      "no .txt, .jsonl or .parquet files", "notes only")
+
+
+@pytest.mark.workflow
 @pytest.mark.parametrize("kept", [["tokenizer_config.json", "special_tokens_map.json"], []])
 def test_a_tokenizer_folder_without_its_vocabulary(demo, bert_tokenizer_dir, kept):
     bad = demo / f"tok-{len(kept)}"
@@ -109,6 +119,17 @@ def test_a_task_whose_file_is_missing(demo, missing):
     tasks = [t for t in TASKS if t != task]
     edit = write_config(demo / "edit.yaml", {"glue": {"source": "dir", "path": str(glue)}, "finetune": {"tasks": tasks}})
     snakemake(demo, "-n", "--cores", "1", "--configfile", edit, timeout=300)
+
+
+@pytest.mark.workflow
+def test_stilts_checks_mnli_though_tasks_leave_it_out(demo):
+    glue = demo / "glue-no-mnli"
+    if not glue.exists():
+        shutil.copytree(demo / "demo" / "glue_smoke", glue)
+        shutil.rmtree(glue / "MNLI")
+    stops_in_one_line(demo, {"glue": {"source": "dir", "path": str(glue)},
+                             "finetune": {"tasks": ["RTE"], "stilts": ["RTE"]}},
+                      "task MNLI", "finetune.stilts")
 
 
 # --- kills ----------------------------------------------------------------------------------

@@ -89,8 +89,10 @@ def test_what_a_recipe_edit_reruns_and_restarts(config, over, tracked, state):
 def test_finetune_and_glue_views(config):
     finetune, glue = config["finetune"], config["glue"]
     settings = config_effects.finetune_settings(finetune)
-    # The trials get the whole section less what shapes the DAG (as before the effects were declared).
-    assert settings == {k: v for k, v in finetune.items() if k not in ("tasks", "grid", "seeds", "stilts")}
+    # The trials get the whole section less what shapes the DAG (as before the effects were declared)
+    # and the ranking of trials, which only the selection jobs read.
+    assert settings == {k: v for k, v in finetune.items() if k not in ("tasks", "grid", "seeds", "stilts", "select_by")}
+    assert "select_by" not in config_effects.finetune_tracked(finetune)
     tracked = config_effects.finetune_tracked(finetune)
     assert tracked["implementation"] == {"precision": finetune["implementation"]["precision"]}
     assert {k: v for k, v in tracked.items() if k != "implementation"} == {

@@ -17,6 +17,10 @@ children share (nothing below a declared key declares again). The vocabulary:
               training loss a step later, so that alone is not worth a rerun.)
   step_clock  max_steps: stop, but results where schedule.by is step (the LR curve and the
               validation stages then run on steps / max_steps).
+  time_budget total_training_time: results, but stop where schedule.by is step (it is then only
+              a time cap on a step schedule: a larger cap continues the same state).
+  selection   how a task's trials are ranked (finetune.select_by): only the selection jobs
+              rerun (their params hold it); no trial is handed it, so none reruns.
 
 Pure Python + yaml: the rules import it while the workflow is parsed.
 """
@@ -26,7 +30,8 @@ from pathlib import Path
 from workflow_scripts.errors import BadInput
 
 SCHEMA = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
-EFFECTS = ("results", "plan", "stop", "state", "placement", "monitoring", "step_clock")
+EFFECTS = ("results", "plan", "stop", "state", "placement", "monitoring", "step_clock", "time_budget",
+           "selection")
 
 
 @functools.lru_cache(maxsize=None)
@@ -47,11 +52,13 @@ def resolve_ref(node: dict, root: dict) -> dict:
 
 
 def effect_in_run(effect: str, recipe: dict) -> str:
-    """A conditional effect (monitoring, step_clock) resolved for one run recipe; others as they are."""
+    """A conditional effect (monitoring, step_clock, time_budget) resolved for one run recipe; others as they are."""
     if effect == "monitoring":
         return "stop" if (recipe.get("early_stopping") or {}).get("max_valid_loss") is not None else "placement"
     if effect == "step_clock":
         return "results" if (recipe.get("schedule") or {}).get("by") == "step" else "stop"
+    if effect == "time_budget":
+        return "stop" if (recipe.get("schedule") or {}).get("by") == "step" else "results"
     return effect
 
 
@@ -94,8 +101,8 @@ def _section(name: str) -> dict:
 
 
 def finetune_settings(finetune: dict) -> dict:
-    """What every fine-tuning trial is handed: the finetune section less its plan keys."""
-    return _keep(finetune, _section("finetune"), "finetune.", set(EFFECTS) - {"plan"}, None)
+    """What every fine-tuning trial is handed: the finetune section less its plan and selection keys."""
+    return _keep(finetune, _section("finetune"), "finetune.", set(EFFECTS) - {"plan", "selection"}, None)
 
 
 def finetune_tracked(finetune: dict) -> dict:

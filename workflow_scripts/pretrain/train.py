@@ -28,6 +28,7 @@ valid_loss (see stopping.py). With implementation.tensorboard the same scalars g
 """
 import argparse
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -130,7 +131,7 @@ def main(argv=None):
         log.event("config", **recipe, world_size=dist.world, gradient_accumulation_steps=accumulation,
                   model_config=built.description, parameters=n_params, seq_len=stream.layout["seq_len"],
                   train_samples=sum(i["rows"] for i in stream.infos), steps_per_epoch=stream.steps_per_epoch,
-                  valid_samples_per_rank=valid.samples, budget_s=plan.budget_s, state_key=key, deepspeed=eng.config)
+                  valid_samples_per_rank=valid.samples, budget_s=plan.budget_s if math.isfinite(plan.budget_s) else None, state_key=key, deepspeed=eng.config)
     log.say(f"world {dist.world} on {dist.device} | {n_params / 1e6:.2f}M parameters | {'; '.join(built.notes)} | "
             f"batch {recipe['batch_size']} = {micro} x {accumulation} accumulation x {dist.world} | "
             f"{stream.steps_per_epoch} steps/epoch | budget {plan.budget_s:.0f}s | "
