@@ -86,6 +86,20 @@ def test_what_a_recipe_edit_reruns_and_restarts(config, over, tracked, state):
     assert changes(recipe, config_effects.state_view, **over) is state
 
 
+def test_a_time_cap_on_a_step_schedule_is_a_stop(config):
+    # On a step schedule total_training_time only caps the run: a larger cap reruns pretraining,
+    # which resumes the same state; on a time schedule it is the LR curve's clock (results).
+    step_run = edited(config["runs"]["demo"], max_steps=10, schedule={"by": "step"})
+    assert changes(step_run, config_effects.tracked_recipe, total_training_time=1.0)
+    assert not changes(step_run, config_effects.state_view, total_training_time=1.0)
+
+
+def test_select_by_reruns_no_trial(config):
+    finetune = config["finetune"]
+    for view in (config_effects.finetune_settings, config_effects.finetune_tracked):
+        assert view({**finetune, "select_by": "first_metric"}) == view(finetune)
+
+
 def test_finetune_and_glue_views(config):
     finetune, glue = config["finetune"], config["glue"]
     settings = config_effects.finetune_settings(finetune)
