@@ -63,6 +63,8 @@ def test_extremebert_pretraining_is_its_scripts():
     sources = {(c["name"], c["config"]) for c in config["corpora"].values()}
     assert sources == {("wikipedia", "20220301.en"), ("bookcorpusopen", "plain_text")}
     assert sum(c["parts"] for c in config["corpora"].values()) == 256
+    # an article / a book per row already: each row is a document, as their shards take them
+    assert {c["documents"]["by"] for c in config["corpora"].values()} == {"row"}
     budget = stopping.Budget.from_recipe(run)
     assert budget.budget_s == math.inf and budget.max_steps == 23000
 
@@ -115,6 +117,12 @@ def test_academic_budget_bert_is_its_readme_best_configuration():
     assert run["implementation"]["precision"] == "fp16" and run["implementation"]["micro_batch_size"] == 32
     assert subset(config["samples"], SAMPLES) == SAMPLES
     assert config["tokenizer"] == {"pretrained": "bert-large-uncased"}
+    # Theirs reads a book per document; the hub's bookcorpus is a sentence per row with no book id, so
+    # rows are joined into book-sized documents (a quarter of a mean book), never a sentence each.
+    books = config["corpora"]["books"]
+    assert books["name"] == "bookcorpus"
+    assert subset(books["documents"], {"by": "chars", "chars": 100000}) == {"by": "chars", "chars": 100000}
+    assert config["corpora"]["wiki"]["documents"]["by"] == "row"   # a dump: a document per article
     ft = config["finetune"]
     assert set(ft["tasks"]) == ALL_TASKS and ft["grid"] == SEARCH_GRID
     assert set(ft["stilts"]) == {"RTE", "MRPC", "STS-B"}
