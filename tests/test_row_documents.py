@@ -73,6 +73,17 @@ def test_documents_never_span_files(tmp_path):
     assert documents(out) == [[A1, A2], [A3]]  # same book id, but two files
 
 
+def test_txt_files_keep_their_blank_line_documents(tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "a.txt").write_text("First book. Still the first.\n\nSecond book.\n")
+    write_jsonl(folder / "b.jsonl", ROWS)
+    out = tmp_path / "part_0.txt"
+    corpus.extract({"type": "text", "path": str(folder), "documents": {"by": "blank_row"}}, [out])
+    assert documents(out) == [["First book.", "Still the first."], ["Second book."], *EXPECTED["blank_row"]]
+    assert "groups .jsonl/.parquet rows only: the .txt files" in capsys.readouterr().out
+
+
 def test_saved_huggingface_dataset_grouped_by_column(tmp_path, capsys):
     import datasets
 
@@ -87,6 +98,15 @@ def test_saved_huggingface_dataset_grouped_by_column(tmp_path, capsys):
     assert "8 rows -> 3 documents (documents.by column" in capsys.readouterr().out
     with pytest.raises(BadInput, match=r"has no column `book` \(documents\.column; it has: sentence, book_id\)$"):
         corpus.extract({**source, "documents": {"by": "column", "column": "book"}}, [out])
+
+
+def test_streamed_huggingface_builder_grouped_by_column(tmp_path):
+    """The packaged json builder streams rows (features may be unknown until read): same documents."""
+    rows = write_jsonl(tmp_path / "rows.jsonl", ROWS)
+    out = tmp_path / "part_0.txt"
+    corpus.extract({"type": "huggingface", "name": "json", "path": str(rows), "split": "train",
+                    "documents": {"by": "column", "column": "book"}}, [out])
+    assert documents(out) == EXPECTED["column"]
 
 
 def test_a_column_that_never_changes_still_gives_bounded_documents(tmp_path, capsys):
