@@ -22,6 +22,7 @@ def hf_config(cfg, special: dict):
         cls_token_id=special.get("cls"), sep_token_id=special.get("sep"), attention_bias=False,
         attention_dropout=cfg.attention_dropout, embedding_dropout=cfg.dropout, mlp_dropout=cfg.dropout,
         mlp_bias=False, decoder_bias=True, layer_types=["full_attention"] * cfg.num_layers,
+        global_attn_every_n_layers=1,      # the same, for transformers 4.x readers that predate layer_types
         rope_parameters={"full_attention": dict(rope), "sliding_attention": dict(rope)},
         classifier_pooling="mean", classifier_bias=False, classifier_activation="gelu", classifier_dropout=0.0,
         tie_word_embeddings=True, architectures=["ModernBertForMaskedLM"])
