@@ -50,6 +50,13 @@ def test_demo_writes_report_model_and_log(demo):
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in model.iterdir()}
     events = [yaml.safe_load(line)["event"] for line in (demo / "results/runs/demo/pretrain_log.jsonl").open()]
     assert events[0] == "config" and events[-1] == "end" and "train" in events and "valid" in events
+    # The model card names the config's corpora and counts what their shards hold (rule -> --card).
+    card = yaml.safe_load((model / "README.md").read_text().split("---")[1])
+    assert card["pipeline_tag"] == "fill-mask" and card["extremebert"]["run"] == "demo"
+    wiki = card["extremebert"]["corpora"]["wiki"]
+    assert wiki["type"] == "wikipedia" and wiki["train_documents"] > 0 and wiki["train_samples"] > 0
+    # `snakemake publish` plans one upload per run (after GLUE, whose scores its card lists).
+    assert planned_jobs(snakemake(demo, "-n", "publish", "--cores", "2")) == {"publish_model": 1, "publish": 1}
 
 
 def test_nothing_left_to_do_after_the_demo(demo):
