@@ -9,7 +9,7 @@ rule publish_model:
         receipt="results/runs/{run}/published.json",
     params:
         repo_id=lambda w: f"{config['publish']['namespace'] or ''}/{w.run}",
-        private="--private" if config["publish"]["private"] else "",
+        private=str(config["publish"]["private"]).lower(),
     localrule: True  # the submit host is the one that reaches the internet
     conda:
         "../envs/workflow.yaml"
@@ -19,4 +19,4 @@ rule publish_model:
         "results/benchmarks/publish/{run}.tsv"
     shell:
         "python -m workflow_scripts.report.publish --model {input.model:q} --repo-id {params.repo_id:q}"
-        " --best {input.best:q} {params.private} --receipt-out {output.receipt:q} > {log:q} 2>&1"
+        " --best {input.best:q} --private {params.private:q} --receipt-out {output.receipt:q} > {log:q} 2>&1"

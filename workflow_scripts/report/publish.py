@@ -68,7 +68,7 @@ def main(argv=None):
     parser.add_argument("--model", required=True, type=Path, help="the run's model folder")
     parser.add_argument("--repo-id", required=True, help="USER/NAME or ORG/NAME on the Hub")
     parser.add_argument("--best", nargs="*", default=[], help="the run's glue/TASK/best.json files")
-    parser.add_argument("--private", action="store_true", help="create the repo private")
+    parser.add_argument("--private", choices=["true", "false"], default="true", help="create the repo private")
     parser.add_argument("--receipt-out", required=True, type=Path, help="JSON written after the upload")
     args = parser.parse_args(argv)
     if "/" not in args.repo_id.strip("/"):
@@ -78,7 +78,7 @@ def main(argv=None):
     args.receipt_out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.receipt_out.parent, prefix=".publish-") as tmp:
         folder = prepare(args.model, args.best, Path(tmp) / "upload")
-        url = upload(folder, args.repo_id, args.private, hf_token)
+        url = upload(folder, args.repo_id, args.private == "true", hf_token)
     atomic.write_json(args.receipt_out, {"repo_id": args.repo_id, "commit": url,
                                          "files": sorted(p.name for p in args.model.iterdir())})
     print(f"publish: {args.model} -> {url}", flush=True)
