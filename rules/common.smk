@@ -200,6 +200,20 @@ def whole_recipe(wildcards):
     return json_arg(config["runs"][wildcards.run])
 
 
+def pretrain_card_arg(wildcards):
+    """What the run's model card says about its data: each corpus, its source and its shards (untracked:
+    corpora are tracked through the shards themselves)."""
+    corpora = {
+        name: {
+            "type": source["type"],
+            "source": source.get("path") or source.get("name"),
+            "shards": [k for k, c in enumerate(PART_CORPUS) if c == name],
+        }
+        for name, source in config["corpora"].items()
+    }
+    return json_arg({"run": wildcards.run, "corpora": corpora})
+
+
 def finetune_settings(wildcards):
     """What every trial is handed: the fine-tuning section less its plan keys (handed over
     untracked; config_effects.finetune_tracked is its rerun trigger)."""
