@@ -122,7 +122,7 @@ def test_absolute_chars_per_token_filter_warns_and_an_emptied_part_is_a_warning(
     part.write_text((RUSSIAN + "\n\n") * 2, encoding="utf-8")
     train, valid, counts, stats = build(tmp_path, part, bert_tokenizer_dir, "empty", min_chars_per_token_relative=0)
     message = (r"text part \S+ru/part_0\.txt holds no text left after the filters: of 2 documents, 0 are duplicates "
-               r".*2 are below 3 characters per token .*: its shards are empty")
+               r".*2 are below 3 characters per token .*: its shards are empty and training skips them")
     assert re.search("WARNING: " + message, capsys.readouterr().out)
     assert any(re.fullmatch(message, w) for w in stats["warnings"])
     for shard in (train, valid):  # valid shards with no rows, for the loader to skip

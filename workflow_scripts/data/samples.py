@@ -663,20 +663,25 @@ class PartCounts:
         self.weighted_out += int((train == 0).sum())
         self.train_document_passes += int(train.sum())
 
-    def no_text_message(self) -> str:
-        """Why a part gave no sample, in one line: empty, or emptied by the filters."""
+    def no_text_reason(self) -> str | None:
+        """Why a part gave no sample (None if it has text): no document, no token, or emptied by the filters."""
+        if self.tokens:
+            return None
         if self.documents_read == 0:
-            return (f"text part {self.text} holds no document (corpus {self.corpus} has fewer documents than "
-                    "parts): its shards are empty and training skips them")
+            return f"no document (corpus {self.corpus} has fewer documents than parts)"
         if self.documents_read == self.empty_dropped:
-            return f"text part {self.text} holds no text (no non-blank line with a token): its shards are empty"
-        return (f"text part {self.text} holds no text left after the filters: of {self.documents_read} "
-                f"documents, {self.duplicates_dropped} are duplicates of earlier ones, "
-                f"{self.low_chars_per_token_dropped} are below {self._threshold_words()} "
-                "(samples.min_chars_per_token: 0 switches that filter off): its shards are empty")
+            return "no text (no non-blank line with a token)"
+        return (f"no text left after the filters: of {self.documents_read} documents, {self.duplicates_dropped} are "
+                f"duplicates of earlier ones, {self.low_chars_per_token_dropped} are below {self._threshold_words()} "
+                "(samples.min_chars_per_token: 0 switches that filter off)")
+
+    def no_text_message(self) -> str:
+        return f"text part {self.text} holds {self.no_text_reason()}: its shards are empty and training skips them"
 
     def _threshold_words(self) -> str:
         applied, configured = self.chars_per_token_threshold, self.min_chars_per_token
+        if applied == 0:
+            return "the characters-per-token filter (off: min_chars_per_token 0)"
         if self.median_chars_per_token is None or applied == configured:
             return f"{applied:g} characters per token (min_chars_per_token)"
         return (f"{applied:.2f} characters per token (min_chars_per_token {configured:g}, lowered to "
@@ -713,7 +718,7 @@ class PartCounts:
     def record(self, train: "ShardWriter", valid: "ShardWriter", length: int) -> dict:
         """The per-shard stats JSON: what each filter removed, and the train/valid sample statistics."""
         return {"text": str(self.text), "corpus": self.corpus, "shard_index": self.shard_index, "weight": self.weight,
-                "dup_factor": self.dup_factor, "min_chars_per_token": self.min_chars_per_token,
+                "dup_factor": self.dup_factor, "max_seq_length": length, "min_chars_per_token": self.min_chars_per_token,
                 "documents": {"read": self.documents_read, "duplicates_dropped": self.duplicates_dropped,
                               "low_chars_per_token_dropped": self.low_chars_per_token_dropped,
                               "empty_dropped": self.empty_dropped, "used": self.documents,
@@ -724,7 +729,7 @@ class PartCounts:
                           "file": str(train.path)},
                 "valid": {**valid.statistics(length), "file": str(valid.path)},
                 "tokenizer_fit": self.fit.record(self.median_chars_per_token, self.chars_per_token_threshold),
-                "warnings": self.warnings, "seconds": round(self.seconds, 3)}
+                "empty_reason": self.no_text_reason(), "warnings": self.warnings, "seconds": round(self.seconds, 3)}
 
 
 class PartBuilder:
