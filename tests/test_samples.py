@@ -255,6 +255,9 @@ def test_single_document_part_has_an_empty_valid_shard(small_part, bert_tokenize
     summary = shard_format.shard_summary(valid, nsp=False)
     assert summary["num_samples"] == 0 and summary["max_seq_length"] == 128
     assert shard_format.load_shard(valid)["input_ids"].shape == (0, 128)
+    # Whatever the draw (valid_fraction near 1 draws valid): the one document trains.
+    _, valid, counts = build(tmp_path, one_doc, bert_tokenizer_dir, "high", valid_fraction=0.99)
+    assert counts.documents == 1 and counts.valid_documents == 0 and counts.train_samples > 0
 
 
 def test_small_chunks_give_the_same_documents(small_part, bert_tokenizer_dir, tmp_path):

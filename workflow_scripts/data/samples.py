@@ -783,9 +783,12 @@ class PartBuilder:
               f"peak RSS {peak_rss_mb():.0f} MB", flush=True)
 
     def _one_document_each_side(self, is_valid) -> None:
-        """Each split gets at least one document: fix the part's last document (in the last chunk) if needed."""
+        """Each split gets at least one document: fix the part's last document (in the last chunk) if needed.
+        A single-document part trains on it, whatever its draw (valid rows without train rows teach nothing)."""
         c, nd = self.counts, len(is_valid)
-        if c.documents + nd >= 2 and self.spec["valid_fraction"] > 0 and nd:
+        if c.documents + nd == 1 and nd:
+            is_valid[-1] = False
+        elif c.documents + nd >= 2 and self.spec["valid_fraction"] > 0 and nd:
             if c.valid_documents + is_valid.sum() == 0:
                 is_valid[-1] = True
             elif c.documents - c.valid_documents + (~is_valid).sum() == 0:

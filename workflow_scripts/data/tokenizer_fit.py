@@ -23,8 +23,9 @@ POOR_SPELLED_RATE = 0.25
 # The data report also warns when a corpus's characters per token are below this fraction of the
 # best-fitted corpus's (the others' text carries twice as much per token).
 FAR_BELOW_OTHERS = 0.5
-WHAT_TO_DO = ("train a tokenizer on the corpora (tokenizer: {train: {vocab_size: 30522}}) or use a multilingual "
-              "one (tokenizer: {pretrained: bert-base-multilingual-cased})")
+WHAT_TO_DO = ("train a tokenizer on the corpora (tokenizer: {train: {vocab_size: 30522}}; one trained already needs "
+              "a larger vocab_size, or more of this corpus's text) or use a multilingual one "
+              "(tokenizer: {pretrained: bert-base-multilingual-cased})")
 
 
 def document_chars(documents):
