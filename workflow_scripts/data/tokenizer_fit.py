@@ -16,7 +16,7 @@ vocabulary is ~1 character per token too, but spells nothing and has no [UNK]s.
 """
 from dataclasses import dataclass
 
-CPT_SAMPLE_CHARS = 1 << 20   # characters of a part's first documents that estimate its median
+CPT_SAMPLE_CHARS = 1 << 18   # characters of a part's first documents that estimate its median (a re-tokenizing pre-pass: kept short)
 # A part warns when more than this share of its tokens are [UNK], or are one-character pieces.
 POOR_UNK_RATE = 0.01
 POOR_SPELLED_RATE = 0.25
