@@ -28,7 +28,8 @@ What differs from the reference, and why:
 - Documents go to the valid shard with probability valid_fraction (drawn from their own
   seeded stream, so changing masking settings never moves a document across the split);
   if the part has >= 2 documents and valid_fraction > 0, at least one is valid and at
-  least one is train. A single-document part holds out nothing: its valid shard has 0 rows.
+  least one is train. A single-document part holds out nothing (whatever its draw): its valid
+  shard has 0 rows.
 - Valid documents are packed and masked once (dup_factor 1): re-masking them only
   lengthens evaluation without adding text. The shard's attrs record dup_factor 1. Their
   rows are drawn from a stream of their own, so dup_factor and corpus weights leave the
@@ -50,9 +51,11 @@ that are one-character word pieces, i.e. text spelled letter by letter) goes in 
 the log warns once when the fit is poor, and when the train samples hold on average under half of
 max_seq_length real tokens. A part left with no text (all filtered, or a corpus with fewer
 documents than parts) is a warning, not an error: its shards are written with 0 rows and the
-loader skips them (workflow_scripts.pretrain.batches fails in one line if every shard is empty). A corpus `weight` w makes each train document go through
-dup_factor x w passes (fractions drawn per document: document_passes), so a weight-2 corpus
-shows each of its documents twice as often as a weight-1 corpus. Each row records its pass and
+loader skips them (workflow_scripts.pretrain.batches fails in one line if every shard is empty).
+
+A corpus `weight` w makes each train document go through dup_factor x w passes (fractions
+drawn per document: document_passes), so a weight-2 corpus shows each of its documents twice as
+often as a weight-1 corpus. Each row records its pass and
 its document's number in the part (shard_format.ROW_IDS: pass_index, document_index), so the
 loader can read an epoch pass-major and count the distinct documents a run has read.
 Same text, tokenizer, spec, shard index, weight and duplicates give byte-identical files.
@@ -689,13 +692,12 @@ class PartCounts:
 
     def summary(self) -> list:
         """The log lines on the documents: what each filter dropped, the split, the weight's passes."""
-        lines = [f"samples: {self.documents_read} documents read: {self.duplicates_dropped} skipped as duplicates, "
+        return [f"samples: {self.documents_read} documents read: {self.duplicates_dropped} skipped as duplicates, "
                  f"{self.low_chars_per_token_dropped} below {self._threshold_words()}, {self.empty_dropped} "
                  f"without a token; {self.documents} used ({self.train_documents} train, {self.valid_documents} "
                  f"valid, {self.weighted_out} left out by weight {self.weight:g})",
                  f"samples: weight {self.weight:g} x dup_factor {self.dup_factor}: {self.train_document_passes} "
                  f"train document passes ({self.train_document_passes / max(self.train_documents, 1):.2f} each)"]
-        return lines
 
     def check_samples(self, train_stats: dict, max_seq_length: int) -> None:
         """Add the warnings the part's samples call for: none at all, short on average, a poor tokenizer fit."""
@@ -840,6 +842,7 @@ def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, 
         raise
     counts.seconds = time.perf_counter() - builder.started
     counts.train_samples, counts.valid_samples = train.rows, valid.rows
+    counts.check_samples(train.statistics(spec["max_seq_length"]), spec["max_seq_length"])
     log_part(counts, train, valid, spec["max_seq_length"])
     if stats_out is not None:
         atomic.write_json(stats_out, counts.record(train, valid, spec["max_seq_length"]))
@@ -859,10 +862,9 @@ def part_counts(spec: dict, text: Path, shard_index: int, weight: float, tokeniz
 
 
 def log_part(counts: PartCounts, train: "ShardWriter", valid: "ShardWriter", length: int) -> None:
-    """The part's summary lines, then each warning once, then the speed."""
+    """The part's summary lines, then each of its warnings (PartCounts.check_samples) once, then the speed."""
     lines = [*counts.summary(), f"samples: train {train.path}: {train.summary(length)}",
              f"samples: valid {valid.path}: {valid.summary(length)}"]
-    counts.check_samples(train.statistics(length), length)
     for line in lines + [f"samples: WARNING: {w}" for w in counts.warnings]:
         print(line)
     elapsed = max(counts.seconds, 1e-9)
