@@ -708,14 +708,11 @@ class PartCounts:
                                  f"of corpus {self.corpus}: below {self._threshold_words()}")
         if self.tokens == 0:
             self.warnings.append(self.no_text_message())
-        elif train_stats["samples"] and train_stats["tokens_per_sample"] < max_seq_length / 2:
-            self.warnings.append(
-                f"corpus {self.corpus}: its train samples hold {train_stats['tokens_per_sample']:.1f} real tokens on "
-                f"average, under half of max_seq_length {max_seq_length}: its documents are short (one sentence or "
-                "line per row?); form documents from consecutive rows, or lower max_seq_length")
-        poor = tokenizer_fit.poor_fit_warning(self.corpus, fit)
-        if poor:
-            self.warnings.append(poor)
+        elif train_stats["samples"]:
+            self.warnings.append(tokenizer_fit.short_samples_warning(self.corpus, train_stats["tokens_per_sample"],
+                                                                     max_seq_length))
+        self.warnings.append(tokenizer_fit.poor_fit_warning(self.corpus, fit))
+        self.warnings = [w for w in self.warnings if w]
 
     def record(self, train: "ShardWriter", valid: "ShardWriter", length: int) -> dict:
         """The per-shard stats JSON: what each filter removed, and the train/valid sample statistics."""

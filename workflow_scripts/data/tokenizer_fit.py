@@ -1,4 +1,5 @@
-"""How well the tokenizer fits a corpus, and the characters-per-token threshold judged against the corpus itself.
+"""How well the tokenizer fits a corpus, the characters-per-token threshold judged against the corpus itself,
+and the corpus warnings the samples log and the data report share.
 
 Characters per token measure how much text a token carries: English Wikipedia runs ~4.8 with
 bert-base-uncased, tables ~2.1, code ~1.6, and Russian ~1.2, Hindi ~1.6, Chinese ~1.0 under that
@@ -105,3 +106,13 @@ def far_below_others(chars_per_token: dict) -> dict:
         return {}
     best = max(known, key=known.get)
     return {c: (v, best, known[best]) for c, v in known.items() if v < FAR_BELOW_OTHERS * known[best]}
+
+
+def short_samples_warning(corpus: str, tokens_per_sample: float, max_seq_length: int) -> str | None:
+    """One line when a corpus's train samples hold under half of max_seq_length real tokens on average
+    (a sentence-per-row dataset fed as is: each sample one short sentence and padding)."""
+    if tokens_per_sample >= max_seq_length / 2:
+        return None
+    return (f"corpus {corpus}: its train samples hold {tokens_per_sample:.1f} real tokens on average, under half of "
+            f"max_seq_length {max_seq_length}: its documents are short (one sentence or line per row?); form "
+            "documents from consecutive rows, or lower max_seq_length")

@@ -186,14 +186,13 @@ def merge_duplicates(paths: list) -> dict:
 
 
 def corpus_samples(shards: list) -> dict:
-    """{corpus: its shards summed}: parts, the empty ones, train samples and their real tokens, the
-    tokenizer fit's characters, tokens, [UNK]s and one-character pieces, max_seq_length, and the
-    parts' warnings (each once)."""
+    """{corpus: its shards summed}: parts, the empty ones (with why), train samples and their real tokens,
+    the tokenizer fit's characters, tokens, [UNK]s and one-character pieces, and max_seq_length."""
     per = {}
     for st in sorted(shards, key=lambda st: st["shard_index"]):
         name = st.get("corpus") or Path(st["text"]).parent.name  # results/text/<corpus>/part_<i>.txt
         c = per.setdefault(name, {"parts": 0, "empty": [], "samples": 0, "real": 0.0, "tokens": 0, "chars": 0.0,
-                                  "unk": 0.0, "spelled": 0.0, "length": st.get("max_seq_length"), "warnings": []})
+                                  "unk": 0.0, "spelled": 0.0, "length": st.get("max_seq_length")})
         t, fit = st["train"], st.get("tokenizer_fit") or {}
         c["parts"] += 1
         if t["samples"] == 0 and st["valid"]["samples"] == 0:
@@ -205,7 +204,6 @@ def corpus_samples(shards: list) -> dict:
             c["tokens"] += st["tokens"]
             for key, rate in (("chars", "chars_per_token"), ("unk", "unk_rate"), ("spelled", "spelled_rate")):
                 c[key] += st["tokens"] * fit[rate]
-        c["warnings"] += [w for w in st.get("warnings", []) if w not in c["warnings"]]
     return per
 
 
@@ -234,11 +232,9 @@ def data_warnings(per: dict) -> list:
             mine, best, theirs = below[name]
             lines.append(f"the tokenizer fits corpus {name} poorly: {mine:.2f} characters per token, under "
                          f"{tokenizer_fit.FAR_BELOW_OTHERS:g} x corpus {best}'s {theirs:.2f}; {tokenizer_fit.WHAT_TO_DO}")
-        mean = c["real"] / c["samples"] if c["samples"] else None
-        if mean is not None and c["length"] and mean < c["length"] / 2:
-            lines.append(f"corpus {name}: its train samples hold {mean:.1f} real tokens on average, under half of "
-                         f"max_seq_length {c['length']}: its documents are short (one sentence or line per row?); "
-                         "form documents from consecutive rows, or lower max_seq_length")
+        if c["samples"] and c["length"]:
+            short = tokenizer_fit.short_samples_warning(name, c["real"] / c["samples"], c["length"])
+            lines += [short] if short else []
     return lines
 
 
@@ -290,8 +286,7 @@ def data_markdown(corpora: dict, duplicates: dict | None, shards: list, timings:
                 for name, c in duplicates.get("corpora", {}).items()]
         out += table(["corpus", "documents", "duplicates", "kept copy in"], rows, ["l", "r", "r", "l"]) + [""]
     if shards:
-        out += ["## Samples", ""] + corpus_samples_markdown(shards)
-        out += [
+        out += ["## Samples", "", *corpus_samples_markdown(shards),
                 "Per shard (results/samples/stats/shard_K.json): the text part's documents, those each filter "
                 "dropped, those used (train / valid); the train samples' real tokens per sample ([CLS]/[SEP] "
                 "included), the fraction of non-special tokens masked and the fraction of slots that are "
