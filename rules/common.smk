@@ -96,8 +96,12 @@ def shell_flag(flag, value):
 
 def local_source(name, source):
     """The corpus slice its job gets: a URL `path` replaced by the downloaded copy, and without
-    `weight`, which only the samples jobs use (a weight edit must not re-extract the text)."""
+    `weight`, which only the samples jobs use (a weight edit must not re-extract the text). A
+    `documents` block of by: row (a row each, the default) says nothing more and is left out, so
+    corpora made before the block existed are not re-extracted."""
     local = {k: v for k, v in source.items() if k != "weight"}
+    if (local.get("documents") or {}).get("by") == "row":
+        del local["documents"]
     if download.is_url(source.get("path") or "") and source["type"] != "huggingface":
         local["path"] = f"resources/corpora/{name}/{download.url_filename(source['path'])}"
     return local

@@ -1,6 +1,6 @@
-"""A real tiny workflow on mixed sources: the dump (by file:// URL, capped) + a folder of .txt + a .jsonl,
-with weights and planted cross-source duplicates, + a Russian Wikipedia dump under the English tokenizer,
-run up to the samples.
+"""A real tiny workflow on mixed sources: the dump (by file:// URL, capped) + a folder of .txt + a .jsonl
+of sentence rows joined into articles by an id column, with weights and planted cross-source
+duplicates, + a Russian Wikipedia dump under the English tokenizer, run up to the samples.
 
 The folder and the jsonl hold real articles too: the ones past the dump corpus's max_documents cap,
 so nothing repeats by accident. Planted: one dump article in the jsonl, one folder article in the
@@ -49,8 +49,9 @@ def mixed(tmp_path_factory, repo_root, resources, wiki_dump):
     with gzip.open(folder / "more" / "b.txt.gz", "wt", encoding="utf-8") as f:
         f.write("\n\n".join(" ".join(a) for a in articles[WIKI_CAP + 10:WIKI_CAP + 20]) + "\n")
     rows = articles[WIKI_CAP + 20:WIKI_CAP + 30] + [articles[3], shared]
-    # One sentence per paragraph: the jsonl rows clean to exactly these sentences.
-    (data / "rows.jsonl").write_text("".join(json.dumps({"text": "\n\n".join(a)}) + "\n" for a in rows))
+    # A sentence per row with its article's id (documents.by: column joins them back into articles).
+    (data / "rows.jsonl").write_text("".join(json.dumps({"text": sentence, "article": i}) + "\n"
+                                             for i, a in enumerate(rows) for sentence in a))
     write_russian_dump(workdir / config_path("ru"))
     config = feature_config("mixed-corpora")
     config["corpora"]["wiki"]["path"] = wiki_dump.resolve().as_uri()
@@ -77,6 +78,11 @@ def test_url_source_downloaded_once_and_capped(mixed, wiki_dump):
     for name, kept in (("folder", 20), ("rows", 12), ("ru", 1 + len(ARTICLES))):
         stats = json.loads((workdir / f"results/text/{name}/stats.json").read_text())
         assert stats["documents_kept"] == kept and stats["documents_read"] == kept
+    # the jsonl's sentence rows came back as their 12 articles, each sentence a line
+    rows = [json.loads(line) for line in (workdir / "mixed-data/rows.jsonl").read_text().splitlines()]
+    articles = [[r["text"] for r in rows if r["article"] == i] for i in range(12)]
+    assert sentences_of(workdir / "results/text/rows/part_0.txt") == articles
+    assert f"{len(rows)} rows -> 12 documents (documents.by column" in (workdir / "logs/corpus/rows.log").read_text()
 
 
 def test_planted_duplicates_are_removed_across_sources(mixed):
@@ -176,6 +182,14 @@ def test_a_corpus_edit_redoes_only_its_own_and_later_corpora_duplicates_and_samp
     jobs, planned = edited_plan(workdir, config, "wiki", max_documents=WIKI_CAP - 1)
     assert jobs == {"extract_text_wiki": 1, "find_duplicate_documents": 4, "make_samples": 5, "samples": 1}, jobs
     assert planned == {"corpus": {"wiki", "folder", "rows", "ru"}, "k": {"0", "1", "2", "3", "4"}}
+    # How rows form documents is the corpus's too; a by: row block (the default, written out or not)
+    # is not handed to the job, so corpora extracted before the block existed stay done.
+    # One plan checks both: rows regrouped, folder's default block spelled out.
+    spelled_out = json.loads(json.dumps(config))
+    spelled_out["corpora"]["folder"]["documents"] = {"by": "row", "chars": 10}
+    jobs, planned = edited_plan(workdir, spelled_out, "rows", documents={"by": "chars", "chars": 5000})
+    write_config(workdir / "mixed-corpora.yaml", config)
+    assert planned == {"corpus": {"rows", "ru"}, "k": {"3", "4"}}, jobs  # ru comes after rows
     assert planned_jobs(snakemake(workdir, "-n", "--cores", "2", "samples", *CONFIG)) == {}
 
 
