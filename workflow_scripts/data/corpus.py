@@ -341,8 +341,9 @@ def _check_enough(source: dict, counts: CorpusCounts, parts: int) -> None:
         raise BadInput(f"corpus: no documents kept from {describe(source)} "
                        f"({counts.read} read; {counts.drops() or 'nothing dropped'})")
     if counts.kept < parts:
-        raise BadInput(f"corpus: {describe(source)} gave {counts.kept} documents, fewer than parts="
-                       f"{parts}: some parts would be empty; lower `parts` for this corpus")
+        # A warning, not an error (issue 10): an empty part gives empty shards, which training skips.
+        print(f"corpus: WARNING: {describe(source)} gave {counts.kept} documents, fewer than parts={parts}: "
+              f"{parts - counts.kept} part(s) stay empty (their shards too); lower `parts` for this corpus", flush=True)
 
 
 def extract(source: dict, outputs: list[Path], progress_every: int = 10000, workers: int = 1,
