@@ -333,7 +333,8 @@ def _write_documents(documents, raw, writer: PartWriter, kept: KeptDocuments, so
 def _check_enough(source: dict, counts: CorpusCounts, parts: int) -> None:
     if counts.kept == 0:
         raise BadInput(f"corpus: no documents kept from {describe(source)} "
-                       f"({counts.read} read; {counts.drops() or 'nothing dropped'})")
+                       f"({counts.read} read; {counts.drops() or 'nothing dropped'}): point the corpus at files "
+                       "holding text, or relax its filters")
     if counts.kept < parts:
         raise BadInput(f"corpus: {describe(source)} gave {counts.kept} documents, fewer than parts="
                        f"{parts}: some parts would be empty; lower `parts` for this corpus")

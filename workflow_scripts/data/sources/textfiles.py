@@ -177,7 +177,8 @@ def _parquet_documents(path: Path, compression: str, text_column: str):
                 for text in batch.column(0).to_pylist():
                     yield text or ""
         except pa.ArrowException as e:  # not parquet, or a corrupt page: ArrowInvalid & co.
-            raise BadInput(f"corpus: cannot read parquet file {path}: {e}") from None
+            raise BadInput(f"corpus: cannot read parquet file {path}: {e}: write it again, or move it out "
+                           "of the corpus") from None
 
 
 def iter_file(path: Path, text_column: str = "text"):
@@ -193,9 +194,11 @@ def iter_file(path: Path, text_column: str = "text"):
             else:
                 yield from _jsonl_documents(stream, path, text_column)
     except UnicodeDecodeError as e:
-        raise BadInput(f"corpus: {path} is not UTF-8 text ({e})") from None
+        raise BadInput(f"corpus: {path} is not UTF-8 text ({e}): convert it (e.g. iconv -t UTF-8), or move "
+                       "it out of the corpus") from None
     except (OSError, EOFError) + _zstd_errors(compression) as e:  # truncated or mislabelled archives
-        raise BadInput(f"corpus: cannot read {path}: {e}") from None
+        raise BadInput(f"corpus: cannot read {path}: {e}: fetch or write it again, or move it out of the "
+                       "corpus") from None
 
 
 def _zstd_errors(compression: str) -> tuple:
