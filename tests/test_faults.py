@@ -5,8 +5,9 @@ after a fixed number of steps) and killed with SIGKILL to its whole process grou
 (text extraction, samples, pretraining, fine-tuning, submission), the same command started again each
 time. Its outputs then equal those of the uninterrupted run of the same config (the `tiny_run`
 fixture): text parts byte for byte, every shard dataset, the model's weights, the zip's contents.
-Neither `--unlock` nor `--rerun-incomplete` is given: a lock whose holder is gone is removed at parse
-time (workflow_scripts/stale_lock.py) and every output is written atomically.
+Neither `--unlock` nor `--rerun-incomplete` is given (nor the local profile, which sets the latter): a
+lock whose holder is gone is removed at parse time (workflow_scripts/stale_lock.py), and every output
+is written atomically, so no killed job leaves a file Snakemake would take for incomplete.
 """
 import os
 import signal
@@ -35,9 +36,14 @@ STAGES = [
 ]
 
 
+# The run killed: the tiny run's command without the profile, whose rerun-incomplete would hide
+# whether a kill leaves files Snakemake takes for incomplete.
+KILLED_RUN = [a for a in FAULTS_RUN if a not in ("--profile", "profiles/local")]
+
+
 def start(workdir: Path) -> subprocess.Popen:
-    """The user's command, in its own process group (so killpg takes Snakemake and every job)."""
-    return subprocess.Popen(FAULTS_RUN, cwd=workdir, env=snakemake_env(), stdout=subprocess.PIPE,
+    """The command, in its own process group (so killpg takes Snakemake and every job)."""
+    return subprocess.Popen(KILLED_RUN, cwd=workdir, env=snakemake_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
