@@ -3,13 +3,33 @@ import json
 import math
 import os
 import shlex
+import sys
 from pathlib import Path
 
-from workflow_scripts import config_checks, config_effects
+from workflow_scripts import config_checks, config_effects, stale_lock
 from workflow_scripts.data import tokenizer as tokenizer_folder
 from workflow_scripts.data.sources import download, textfiles
 from workflow_scripts.errors import BadInput
 from workflow_scripts.glue import grid, tasks
+
+# A lock a killed run left, whose holder no longer runs, is removed before Snakemake checks it, so
+# the same command resumes without `snakemake --unlock`; a live holder is named (stale_lock.py).
+# Jobs Snakemake spawns (a cluster job, a subprocess) parse this too: they leave the lock alone.
+if workflow.is_main_process and (notice := stale_lock.check()):
+    print(notice, file=sys.stderr)
+
+
+onstart:
+    stale_lock.record_owner()
+
+
+onsuccess:
+    stale_lock.forget_owner()
+
+
+onerror:
+    stale_lock.forget_owner()
+
 
 # Parse-time checks: bad config, or a local input the config names that is missing, stops the plan
 # with one line on stderr before any job runs, so nothing already made is touched (Snakemake would
@@ -32,7 +52,12 @@ def check_local_inputs():
                 f"corpora.{name}.path: {path} does not exist (relative to {os.getcwd()}): fix the path or remove the corpus"
             )
         if source["type"] == "text" and not download.is_url(path):
-            textfiles.list_files(Path(path))  # a folder (or file) holding no .txt/.jsonl/.parquet: one line
+            try:
+                textfiles.list_files(Path(path))  # a folder (or file) holding no .txt/.jsonl/.parquet
+            except BadInput as e:
+                raise BadInput(
+                    f"corpora.{name}.path: {str(e).removeprefix('corpus: ')}: point it at a text file or a folder of them"
+                ) from None
     if config["tokenizer"].get("pretrained"):
         tokenizer_folder.check_pretrained(config["tokenizer"]["pretrained"])
     if config["glue"]["source"] != "dir":

@@ -339,7 +339,8 @@ def _write_documents(documents, raw, writer: PartWriter, kept: KeptDocuments, so
 def _check_enough(source: dict, counts: CorpusCounts, parts: int) -> None:
     if counts.kept == 0:
         raise BadInput(f"corpus: no documents kept from {describe(source)} "
-                       f"({counts.read} read; {counts.drops() or 'nothing dropped'})")
+                       f"({counts.read} read; {counts.drops() or 'nothing dropped'}): point the corpus at files "
+                       "holding text, or relax its filters")
     if counts.kept < parts:
         # A warning, not an error (issue 10): an empty part gives empty shards, which training skips.
         print(f"corpus: WARNING: {describe(source)} gave {counts.kept} documents, fewer than parts={parts}: "
