@@ -110,3 +110,13 @@ def test_device_peak_override_probe_and_mfu():
     assert peak > 0 and "probe" in source
     assert flops.mfu(50e12, 100.0, 2) == 0.25
     assert flops.mfu(50e12, None, 1) is None
+
+
+def test_nsp_head_and_its_cls_row_are_counted_for_our_bert_only():
+    torch.manual_seed(0)
+    model = factory.build(spec("bert"), {}, SPECIAL, nsp=True).model.train()
+    b = dict(batch(), next_sentence_labels=torch.tensor([0, 1, 0]))
+    cost = flops.pretraining_cost(flops.shape_of_spec(spec("bert"), V), L, P, nsp=True)
+    assert measured(model, b, backward=False) == cost.per_sequence * B + cost.per_prediction * 7
+    roberta = flops.shape_of_spec(spec("roberta"), V)
+    assert flops.pretraining_cost(roberta, L, P, nsp=True) == flops.pretraining_cost(roberta, L, P, nsp=False)

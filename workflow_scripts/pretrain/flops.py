@@ -34,10 +34,11 @@ class Family:
     sparse_last_layer: bool = False   # our BERT: last layer computed for the head's rows only
     embedding_key: str | None = None  # spec key of a factorized embedding width (ALBERT)
     relative_terms: tuple = ()        # spec keys: (span key, terms key) of DeBERTa's relative attention
+    nsp_head: bool = False            # trains the shards' next-sentence labels (pooler + 2-way head)
 
 
 FAMILIES = {
-    "bert": Family(sparse_last_layer=True),
+    "bert": Family(sparse_last_layer=True, nsp_head=True),
     "roberta": Family(),
     "albert": Family(embedding_key="embedding_size"),
     "deberta-v2": Family(relative_terms=("position_buckets", "pos_att_type")),
@@ -103,10 +104,13 @@ class Cost:
         return 3.0 * (self.per_sequence * sequences + self.per_prediction * predictions)
 
 
-def pretraining_cost(shape: Shape, seq_len: int, rows: int, nsp: bool) -> Cost:
-    """Masked-LM pretraining, sequences of seq_len tokens; rows: the head's rows per sequence (P, +1 with NSP)."""
+def pretraining_cost(shape: Shape, seq_len: int, predictions: int, nsp: bool) -> Cost:
+    """Masked-LM pretraining, sequences of seq_len tokens, P = predictions per sequence (the shards'
+    max_predictions); nsp: the shards carry next-sentence labels (used by families with an NSP head)."""
     H, L = shape.hidden, seq_len
     family = FAMILIES[shape.family]
+    nsp = nsp and family.nsp_head
+    rows = predictions + int(nsp)            # the sparse last layer's rows: P, and [CLS] with NSP
     embed = 2 * shape.embedding * H * L if shape.embedding else 0
     if family.sparse_last_layer:
         encoder = (shape.layers - 1) * L * layer_row(shape, L) + L * 2 * 2 * H * H + rows * (layer_row(shape, L) - 2 * 2 * H * H)
