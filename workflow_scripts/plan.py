@@ -31,8 +31,11 @@ REPO = Path(__file__).resolve().parents[1]
 # Input bytes per second per job, measured on the demo here (2 cores shared with other jobs): corpus 1.7 MB
 # of bz2 XML in 26.7 s; samples 1.36 MB of text in 29 s per part (dup_factor 2).
 DEFAULT_RATES = {"corpus": 64e3, "samples": 47e3}
+# Measured on the demo here (2 shared cores): its pretraining job took 130.7 s for 73.5 s of training;
+# a trial's job took 57-82 s, of which 6-9 s training (the rest: process start, imports, model load,
+# dev and test predictions).
 DEFAULT_OVERHEAD_S = 60.0       # pretraining start-up + validation + export beyond the training budget
-DEFAULT_TRIAL_START_S = 15.0    # a trial's imports, model load, dev and test predictions
+DEFAULT_TRIAL_START_S = 55.0    # a trial's job beyond its training
 ASSUMED_MFU = {"gpu": 0.35, "cpu": 0.3}
 # Measured on the demo (its Wikipedia excerpt, bert-base-uncased WordPiece, gzip level 1 shards):
 BYTES_PER_TOKEN = 4.85          # bytes of text per token
