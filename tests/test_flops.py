@@ -120,3 +120,13 @@ def test_nsp_head_and_its_cls_row_are_counted_for_our_bert_only():
     assert measured(model, b, backward=False) == cost.per_sequence * B + cost.per_prediction * 7
     roberta = flops.shape_of_spec(spec("roberta"), V)
     assert flops.pretraining_cost(roberta, L, P, nsp=True) == flops.pretraining_cost(roberta, L, P, nsp=False)
+
+
+def test_cpu_probe_leaves_the_global_generator_alone():
+    # The run's dropout masks come from torch's global generator: the probe must not move it.
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    torch.manual_seed(3)
+    flops.measured_tflops.cache_clear()
+    flops.measured_tflops()
+    assert torch.equal(torch.rand(4), expected)

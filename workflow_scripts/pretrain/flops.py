@@ -170,7 +170,8 @@ def measured_tflops(precision: str = "fp32", size: int = 512, repeats: int = 5) 
     import torch
 
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float32}[precision]
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    g = torch.Generator().manual_seed(0)     # its own: the global generator drives the run's dropout
+    a, b = (torch.randn(size, size, generator=g).to(dtype) for _ in range(2))
     a @ b                                               # warm-up (thread pool, caches)
     best = float("inf")
     for _ in range(repeats):
