@@ -130,7 +130,7 @@ def read_log(path: Path) -> list:
 
 def pretrain_resumed(shards: Path, tokenizer: Path, out: Path, dims: dict, cuda: bool) -> dict:
     """A budget run through workflow_scripts.pretrain.train, SIGTERMed halfway through its training, rerun."""
-    seconds = 120.0 if cuda else 12.0
+    seconds = 120.0 if cuda else 6.0
     rec = pretrain_recipe(dims, cuda, seconds)
     cmd = [sys.executable, "-m", "workflow_scripts.pretrain.train", "--recipe", json.dumps(rec),
            "--train", *map(str, sorted((shards / "train").glob("*.h5"))),
