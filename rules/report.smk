@@ -13,6 +13,9 @@ rule report:
         table="results/report/glue_dev.md",
         curves="results/report/loss_curves.png",
         data="results/report/data.md",
+        glue_vs_cost="results/report/glue_vs_device_hours.png",
+    params:
+        price=lambda w: shell_flag("--cost-per-device-hour", config["cost_per_device_hour"]),
     conda:
         "../envs/workflow.yaml"
     log:
@@ -25,4 +28,5 @@ rule report:
         "python -m workflow_scripts.report.make_report --pretrain-logs {input.logs:q} --best {input.best:q}"
         " --table-out {output.table:q} --curves-out {output.curves:q}"
         " --data-out {output.data:q} --corpus-stats {input.corpus_stats:q} --duplicates {input.duplicates:q}"
-        " --sample-stats {input.sample_stats:q} --benchmarks results/benchmarks > {log:q} 2>&1"
+        " --sample-stats {input.sample_stats:q} --benchmarks results/benchmarks"
+        " --glue-vs-cost-out {output.glue_vs_cost:q} {params.price} > {log:q} 2>&1"

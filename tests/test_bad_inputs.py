@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.pretrain_run import command, events, recipe, run
+from tests.helpers.pretrain_run import command, events, recipe, resumed, run
 from tests.helpers.workflow import FAULTS_ARGS, copy_repo, snakemake, tree_hashes, write_config
 from workflow_scripts.pretrain import state
 
@@ -275,7 +275,7 @@ def test_sigkill_of_a_run_shorter_than_the_checkpoint_interval_resumes(pretrain_
     again = run(pretrain_shards, bert_tokenizer_dir, tmp_path, rec)
     assert again.returncode == 0, again.stdout + again.stderr
     log = events(tmp_path / "log.jsonl")
-    assert [e for e in log if e["event"] == "resume"] == [
+    assert [resumed(e) for e in log if e["event"] == "resume"] == [
         {"event": "resume", "step": latest["step"], "elapsed_s": latest["elapsed_s"]}]
     assert log[-1]["event"] == "end" and log[-1]["reason"] == "budget"
 

@@ -21,7 +21,7 @@ def write_log(path, minutes, start_loss):
     return path
 
 
-def write_best(root, run, task, scores, init_task=None):
+def write_best(root, run, task, scores, init_task=None, device_hours=None):
     """Trials as finetune leaves them, then the real selection writes best.json."""
     metrics = []
     for (lr, seed), score in scores.items():
@@ -29,7 +29,7 @@ def write_best(root, run, task, scores, init_task=None):
         folder.mkdir(parents=True)
         (folder / "dev_metrics.json").write_text(json.dumps(
             {"task": task, "hparams": grid.parse_trial(folder.name), "score": score, "metrics": {"accuracy": score},
-             "init_task": init_task}))
+             "init_task": init_task, **({"speed": {"device_hours": device_hours}} if device_hours else {})}))
         (folder / "test_predictions.tsv").write_text("split\tindex\tprediction\ntest\t0\t1\n")
         metrics.append(folder / "dev_metrics.json")
     best = root / "runs" / run / "glue" / task / "best.json"
@@ -281,3 +281,28 @@ def test_data_report_names_a_poorly_fitted_corpus_and_empty_parts_once(bert_toke
                 if line.startswith("- the tokenizer")]
     assert len(warnings) == 1 and re.match(r"- the tokenizer fits corpus ru poorly: 1\.\d\d characters per token, "
                                            r"under 0\.5 x corpus en's \d\.\d\d; train a tokenizer", warnings[0])
+
+
+def test_run_table_shows_device_hours_mfu_tokens_and_cost_and_the_budget_plot(tmp_path):
+    log = tmp_path / "runs/demo/pretrain_log.jsonl"
+    events = [{"event": "config", "world_size": 2},
+              {"event": "train", "step": 10, "elapsed_s": 100.0, "loss": 5.0, "lr": 1e-3, "mfu": 0.2},
+              {"event": "train", "step": 20, "elapsed_s": 400.0, "loss": 4.0, "lr": 1e-3, "mfu": 0.4},
+              {"event": "end", "step": 20, "elapsed_s": 400.0, "reason": "budget", "devices": 2,
+               "device_hours": 0.25, "samples_seen": 640, "tokens_seen": 81920}]
+    log.parent.mkdir(parents=True)
+    log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    best = write_best(tmp_path, "demo", "RTE", {(1e-4, 1): 60.0, (1e-4, 2): 62.0}, device_hours=0.05)
+    table, plot = tmp_path / "t.md", tmp_path / "glue_vs_device_hours.png"
+    args = ["--pretrain-logs", str(log), "--best", str(best), "--table-out", str(table),
+            "--curves-out", str(tmp_path / "c.png"), "--glue-vs-cost-out", str(plot)]
+    make_report.main(args + ["--cost-per-device-hour", "2.0"])
+    header = next(line for line in table.read_text().splitlines() if line.startswith("| run | steps"))
+    assert header == ("| run | steps | minutes | device-hours | MFU | tokens seen | fine-tuning device-hours | cost | "
+                      "last train loss | last valid loss | end |")
+    # MFU weighted by time: (0.2 x 100 s + 0.4 x 300 s) / 400 s = 35%
+    # cost: (0.25 pretraining + 2 trials x 0.05) device-hours x 2.0
+    assert "| demo | 20 | 6.7 | 0.2500 | 35.0% | 81,920 | 0.1000 | 0.70 | 4.000 | – | budget |" in table.read_text()
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    make_report.main(args)
+    assert "| cost |" not in table.read_text()                       # no price set: no cost column

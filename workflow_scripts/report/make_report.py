@@ -1,9 +1,9 @@
-"""The cross-run report: a GLUE dev table (every trial, the chosen one marked), loss/LR curves, data and timings.
+"""The cross-run report: a GLUE dev table (every trial, the chosen one marked), what each run used, loss/LR curves, data and timings.
 
     python -m workflow_scripts.report.make_report --pretrain-logs results/runs/*/pretrain_log.jsonl \\
         --best results/runs/*/glue/*/best.json --table-out results/report/glue_dev.md \\
-        --curves-out results/report/loss_curves.png \\
-        [--data-out results/report/data.md --corpus-stats results/text/*/stats.json \\
+        --curves-out results/report/loss_curves.png [--glue-vs-cost-out results/report/glue_vs_device_hours.png] \\
+        [--cost-per-device-hour 2.5] [--data-out results/report/data.md --corpus-stats results/text/*/stats.json \\
          --duplicates results/text/*/duplicates.json --sample-stats results/samples/stats/shard_*.json \\
          --benchmarks results/benchmarks]
 
@@ -66,8 +66,34 @@ def table(header: list, rows: list, align: list) -> list:
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
-def markdown(logs: dict, bests: dict) -> str:
-    """logs: {run: events}; bests: {run: {task: best}}."""
+def usage(events: dict, best_by_task: dict) -> dict:
+    """What a run used: training seconds, pretraining device-hours, MFU (the train lines' mean
+    weighted by the time each covers), tokens seen, and its fine-tuning trials' device-hours."""
+    train, end = events.get("train", []), (events.get("end") or [{}])[-1]
+    config = (events.get("config") or [{}])[0]
+    seconds = end.get("elapsed_s", train[-1]["elapsed_s"] if train else None)
+    hours = end.get("device_hours")
+    if hours is None and seconds is not None:      # a log from before device_hours: training time x ranks
+        hours = seconds * config.get("world_size", 1) / 3600
+    weighted, covered, before = 0.0, 0.0, 0.0
+    for line in train:
+        dt = line["elapsed_s"] - before
+        before = line["elapsed_s"]
+        if line.get("mfu") is not None and dt > 0:
+            weighted, covered = weighted + line["mfu"] * dt, covered + dt
+    trials = [t.get("device_hours") for best in best_by_task.values() for t in best.get("trials", [])]
+    return {"seconds": seconds, "device_hours": hours, "mfu": weighted / covered if covered else None,
+            "tokens_seen": end.get("tokens_seen"),
+            "finetune_device_hours": sum(trials) if trials and None not in trials else None}
+
+
+def glue_average(best_by_task: dict) -> float | None:
+    scores = [b["score"] for b in best_by_task.values()]
+    return sum(scores) / len(scores) if scores else None
+
+
+def markdown(logs: dict, bests: dict, price: float | None = None) -> str:
+    """logs: {run: events}; bests: {run: {task: best}}; price: cost_per_device_hour (None: no cost column)."""
     runs = list(dict.fromkeys([*logs, *bests]))
     shown = [t for t in tasks.TASKS if any(t in bests.get(r, {}) for r in runs)]
     out = ["# GLUE dev results", "",
@@ -92,16 +118,27 @@ def markdown(logs: dict, bests: dict) -> str:
                 "not from the pre-trained one): " + "; ".join(f"{run}: {', '.join(ts)}" for run, ts in stilts.items() if ts)
                 + ".", ""]
 
-    out += ["## Pretraining", ""]
+    out += ["## Pretraining", "",
+            "minutes: training time (startup, validation and checkpoints excluded); device-hours: that x devices; "
+            "MFU: model FLOPs (workflow_scripts/pretrain/flops.py) over the devices' peak, the train lines' "
+            "time-weighted mean; tokens seen: samples x sequence length; fine-tuning: its trials' device-hours"
+            + ("; cost: (pretraining + fine-tuning device-hours) x cost_per_device_hour." if price is not None else "."),
+            ""]
     rows = []
     for run, events in logs.items():
         train, valid, end = events.get("train", []), events.get("valid", []), events.get("end", [])
         last = end[-1] if end else (train[-1] if train else {})
+        used = usage(events, bests.get(run, {}))
+        spent = [h for h in (used["device_hours"], used["finetune_device_hours"]) if h is not None]
         rows.append([run, last.get("step", "–"), fmt(last.get("elapsed_s", math.nan) / 60, 1),
+                     fmt(used["device_hours"], 4), fmt(100 * used["mfu"], 1) + "%" if used["mfu"] is not None else "–",
+                     count(used["tokens_seen"]), fmt(used["finetune_device_hours"], 4),
+                     *([fmt(price * sum(spent))] if price is not None else []),
                      fmt(train[-1]["loss"], 3) if train else "–", fmt(valid[-1]["valid_loss"], 3) if valid else "–",
                      end[-1].get("reason", "–") if end else "(no end event)"])
-    out += table(["run", "steps", "minutes", "last train loss", "last valid loss", "end"], rows,
-                 ["l", "r", "r", "r", "r", "l"]) + [""]
+    out += table(["run", "steps", "minutes", "device-hours", "MFU", "tokens seen", "fine-tuning device-hours",
+                  *(["cost"] if price is not None else []), "last train loss", "last valid loss", "end"], rows,
+                 ["l", "r", "r", "r", "r", "r", "r", *(["r"] if price is not None else []), "r", "r", "l"]) + [""]
 
     for task in shown:
         out += [f"## {task}", ""]
@@ -383,6 +420,8 @@ def main(argv=None):
     parser.add_argument("--sample-stats", nargs="*", type=Path, default=[], help="results/samples/stats/shard_<k>.json")
     parser.add_argument("--benchmarks", type=Path, help="the folder of Snakemake benchmark files (results/benchmarks)")
     parser.add_argument("--data-out", type=Path, help="write the data and stage-timings report here")
+    parser.add_argument("--glue-vs-cost-out", type=Path, help="write the GLUE vs device-hours plot (PNG) here")
+    parser.add_argument("--cost-per-device-hour", type=float, help="config cost_per_device_hour: adds a cost column")
     args = parser.parse_args(argv)
 
     logs = {run_of_log(p): read_log(p) for p in args.pretrain_logs}
@@ -398,8 +437,14 @@ def main(argv=None):
         atomic.write_text(args.data_out, data_markdown(corpora, duplicates, shards, timings) + "\n")
         print(f"wrote {args.data_out} ({len(corpora)} corpora, {len(shards)} shards, "
               f"{sum(t['jobs'] for t in timings.values())} benchmarked jobs)", flush=True)
-    atomic.write_text(args.table_out, markdown(logs, bests) + "\n")
+    atomic.write_text(args.table_out, markdown(logs, bests, args.cost_per_device_hour) + "\n")
     atomic.write_bytes(args.curves_out, curves_png(logs))
+    if args.glue_vs_cost_out:
+        from workflow_scripts.report import cost_plot
+
+        points = {run: (usage(events, bests.get(run, {}))["device_hours"], glue_average(bests.get(run, {})))
+                  for run, events in logs.items()}
+        atomic.write_bytes(args.glue_vs_cost_out, cost_plot.png(points))
     print(f"wrote {args.table_out} ({len(bests)} runs with GLUE results) and {args.curves_out} "
           f"({len(logs)} pretraining logs)", flush=True)
 
