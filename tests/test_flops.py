@@ -53,7 +53,8 @@ def measured(model, b, backward: bool) -> int:
 
 
 @pytest.mark.parametrize("family,over", [("bert", {}), ("bert", {"layer_norm": "post"}), ("roberta", {}),
-                                         ("albert", {}), ("albert", {"num_hidden_groups": 2})])
+                                         ("albert", {}), ("albert", {"num_hidden_groups": 2}),
+                                         ("modernbert", {"head_dim": 8})])
 def test_forward_and_backward_match_torch_flop_counter(family, over):
     torch.manual_seed(0)
     model = factory.build(spec(family, **over), {}, SPECIAL, nsp=False).model.train()

@@ -35,6 +35,7 @@ class Family:
     embedding_key: str | None = None  # spec key of a factorized embedding width (ALBERT)
     relative_terms: tuple = ()        # spec keys: (span key, terms key) of DeBERTa's relative attention
     nsp_head: bool = False            # trains the shards' next-sentence labels (pooler + 2-way head)
+    vocab_multiple: int = 1           # the model pads its vocabulary (and so its decoder) to a multiple
 
 
 FAMILIES = {
@@ -42,6 +43,9 @@ FAMILIES = {
     "roberta": Family(),
     "albert": Family(embedding_key="embedding_size"),
     "deberta-v2": Family(relative_terms=("position_buckets", "pos_att_type")),
+    # GeGLU: Wi is two up matrices, then Wo. Unpadded, it skips padding rows; counting all L positions
+    # as computed overstates its MFU by the shards' padding fraction (the log's tokens/s is exact).
+    "modernbert": Family(ffn_matrices=3, vocab_multiple=64),
 }
 
 
@@ -69,6 +73,7 @@ def shape_of_spec(spec: dict, vocab: int) -> Shape:
         span_key, terms_key = family.relative_terms
         span = options[span_key] if options[span_key] > 0 else spec["max_position_embeddings"]
         terms = len(options[terms_key])
+    vocab = -(-vocab // family.vocab_multiple) * family.vocab_multiple
     return Shape(spec["type"], spec["hidden_size"], spec["num_layers"], spec["intermediate_size"], vocab,
                  options.get(family.embedding_key) if family.embedding_key else None, span, terms)
 
