@@ -132,6 +132,15 @@ def local_source(name, source):
     return local
 
 
+def tokenizer_params():
+    """config.tokenizer for its job, a null train.strip_accents (follow lowercase, the default) left
+    out, so tokenizers trained before the key existed are not retrained."""
+    spec = json.loads(json.dumps(config["tokenizer"]))
+    if (spec.get("train") or {}).get("strip_accents", False) is None:
+        del spec["train"]["strip_accents"]
+    return spec
+
+
 def corpus_input(name, source):
     """The files a corpus job reads (nothing for a Hugging Face dataset: it reads the hub). A
     folder is listed, so editing one file in it reruns the corpus, not only adding one."""

@@ -82,3 +82,16 @@ def test_plan_counts_the_jobs_snakemake_plans(repo_root, resources, tmp_path):
     p = plan.plan(plan.load_config(work / "config" / "config.yaml"), work / "results", None)
     assert {k: v["jobs"] for k, v in stages(p).items() if v["jobs"]} == counted
     shutil.rmtree(work / ".snakemake", ignore_errors=True)
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "modernbert"])
+def test_parameter_estimate_matches_the_built_model(family):
+    """The checkpoint-disk estimate's weight count, against the model the recipe builds (GeGLU's third
+    matrix, no biases and the padded vocabulary for modernbert)."""
+    from workflow_scripts.pretrain.models import factory
+
+    spec = {"type": family, "hidden_size": 64, "num_layers": 3, "num_heads": 2, "intermediate_size": 96,
+            "dropout": 0.0, "attention_dropout": 0.0, "max_position_embeddings": 128, "layer_norm": "pre",
+            **({"head_dim": 32} if family == "modernbert" else {})}
+    model = factory.build(spec, {}, {"vocab_size": 1000, "pad": 0, "cls": 101, "sep": 102}, nsp=False).model
+    assert plan.parameters(spec, 1000) == pytest.approx(sum(p.numel() for p in model.parameters()), rel=0.01)

@@ -282,6 +282,10 @@ def parameters(spec: dict, vocab: int) -> int:
     layers = spec["num_layers"]
     if spec["type"] == "albert":
         layers = (spec.get("num_hidden_groups") or 1) * (spec.get("inner_group_num") or 1)
+    if spec["type"] == "modernbert":   # GeGLU (3 matrices), no biases, no position table, vocab padded to 64
+        vocab = -(-vocab // 64) * 64
+        # norms: embeddings, attention (not layer 0: the embedding norm serves), MLP, final, head
+        return vocab * H + layers * (4 * H * H + 3 * H * I + 2 * H) + H * H + 2 * H + vocab
     per_layer = 4 * H * H + 2 * H * I + 9 * H + I          # q, k, v, out, up, down + biases and LayerNorms
     return (vocab + spec["max_position_embeddings"] + 2) * H + layers * per_layer + H * H + vocab
 

@@ -105,7 +105,7 @@ def check(folder=".") -> str | None:
         (folder / RECORD).unlink(missing_ok=True)
         return (f"Removed the lock of Snakemake pid {record['pid']}, which no longer runs (killed?); "
                 "its unfinished jobs run again")
-    if record and record.get("host") == socket.gethostname() and atomic.pid_alive(record.get("pid", 0)):
+    if record and record.get("host") == socket.gethostname() and not holder_gone(record):
         return (f"Another Snakemake (pid {record['pid']}) is running in this folder and holds its lock: wait "
                 "for it to end, or stop it; do not use --unlock while it runs")
     return None

@@ -259,7 +259,7 @@ class ValidSet:
         layout = check_consistent(infos, "valid")
         infos = nonempty(infos, "valid")
         if layout["seq_len"] != seq_len:
-            raise BadInput(f"valid shard {infos[0]['path']}: sequence length {layout['seq_len']} differs from "
+            raise BadInput(f"valid shard {layout['path']}: sequence length {layout['seq_len']} differs from "
                              f"the train shards' {seq_len}")
         cap = math.ceil(max_samples / world)
         parts, have = [], 0

@@ -6,9 +6,11 @@ training happened, not on how often we paused (Izsak et al. 2021). Before each o
 applied the ranks agree (a max over ranks) on elapsed time, on whether a stop signal arrived and
 on whether any loss was NaN/inf, so all take the same decisions at the same step.
 
-The host waits for the device once per optimizer step, not per micro-batch: losses and the
+The loop itself reads the device once per optimizer step, not per micro-batch: losses and the
 non-finite flag stay on the device (Window, and the flag read in the step's agreement all-reduce),
-token counts come from the host-side batches (prefetch.py reads them ahead on a thread).
+token counts come from the host-side batches (prefetch.py reads them ahead on a thread). The
+models' forwards still sync where they index by a mask (BERT's sparse head gathers the masked
+rows; modernbert's unpadding counts each row's documents): on a GPU those remain, per micro-batch.
 
 SIGTERM (what SLURM sends before its time limit) or SIGINT: finish the current optimizer step,
 checkpoint, exit with 128 + signal, so Snakemake counts the job as failed (its outputs would be

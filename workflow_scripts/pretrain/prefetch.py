@@ -7,7 +7,7 @@ asks the device for them), and pins the tensors on CUDA so the copy to the GPU i
 
 The order of batches is the generator's, so a run reads exactly what it read without the thread
 and resumes exactly. What the generator updates as it goes (the stream's documents_seen) runs
-ahead with the thread: `documents_seen` here is its value as of the last batch handed out.
+ahead with the thread, so each Item carries its value as of that batch.
 """
 import queue
 import threading
@@ -29,7 +29,6 @@ class Prefetch:
     """Iterate the items of `batches` (a generator of CPU batches) read `depth` ahead on a thread."""
 
     def __init__(self, batches, stream, pin: bool, depth: int = 2):
-        self.documents_seen = stream.documents_seen
         self._queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._fill, args=(batches, stream, pin), daemon=True)
@@ -64,7 +63,6 @@ class Prefetch:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                self.documents_seen = item.documents_seen
                 yield item
         finally:
             self.close()

@@ -129,11 +129,11 @@ def markdown(logs: dict, bests: dict, price: float | None = None) -> str:
         train, valid, end = events.get("train", []), events.get("valid", []), events.get("end", [])
         last = end[-1] if end else (train[-1] if train else {})
         used = usage(events, bests.get(run, {}))
-        spent = [h for h in (used["device_hours"], used["finetune_device_hours"]) if h is not None]
+        spent = (used["device_hours"], used["finetune_device_hours"])   # a cost needs both parts known
         rows.append([run, last.get("step", "–"), fmt(last.get("elapsed_s", math.nan) / 60, 1),
                      fmt(used["device_hours"], 4), fmt(100 * used["mfu"], 1) + "%" if used["mfu"] is not None else "–",
                      count(used["tokens_seen"]), fmt(used["finetune_device_hours"], 4),
-                     *([fmt(price * sum(spent))] if price is not None else []),
+                     *([fmt(price * sum(spent)) if None not in spent else "–"] if price is not None else []),
                      fmt(train[-1]["loss"], 3) if train else "–", fmt(valid[-1]["valid_loss"], 3) if valid else "–",
                      end[-1].get("reason", "–") if end else "(no end event)"])
     out += table(["run", "steps", "minutes", "device-hours", "MFU", "tokens seen", "fine-tuning device-hours",
