@@ -172,7 +172,7 @@ def test_other_model_types_refuse_packed_shards(packed):
     from workflow_scripts.pretrain import train
 
     args = SimpleNamespace(train=[str(packed[3])], valid=[str(packed[3])])
-    with pytest.raises(BadInput, match=r"model.type bert would attend across the documents of a row: set "
+    with pytest.raises(BadInput, match=r"model.type bert would attend across the documents of a packed row: set "
                                        r"samples.packing: segments, or model.type modernbert"):
         train.load_data(args, {"type": "bert", "max_position_embeddings": 512}, SimpleNamespace(rank=0, world=1),
                         8, 1, 0, 16)

@@ -77,20 +77,18 @@ def resolve_recipe(text: str) -> dict:
     return recipe
 
 
-# The model types that take document_ids (attention inside each document of a packed row).
-PACKED_TYPES = ("modernbert",)
-
-
 def load_data(args, model: dict, dist, micro: int, accumulation: int, seed: int, valid_max: int):
     """This rank's train stream and valid set; the shards' sequences must fit the model's positions."""
     from workflow_scripts.pretrain import batches
 
     stream = batches.TrainStream(args.train, dist.rank, dist.world, micro, accumulation, seed)
     seq_len = stream.layout["seq_len"]
-    if stream.layout["packed"] and model["type"] not in PACKED_TYPES:
-        raise BadInput(f"train shards are packed (samples.packing: documents) but model.type {model['type']} "
-                       "would attend across the documents of a row: set samples.packing: segments, or model.type "
-                       f"{' or '.join(PACKED_TYPES)}")
+    if stream.layout["packed"]:
+        from workflow_scripts.pretrain.models import specs
+
+        problem = specs.packing_problem(model["type"])
+        if problem:
+            raise BadInput(f"train shard {stream.infos[0]['path']} is packed (samples.packing: documents) but {problem}")
     valid = batches.ValidSet(args.valid, dist.rank, dist.world, micro, valid_max, seq_len)
     if seq_len > model["max_position_embeddings"]:
         raise BadInput(f"shards hold sequences of {seq_len} tokens but model.max_position_embeddings is "
