@@ -40,22 +40,28 @@ def cut(starts, lengths, cap: int):
 
 
 def best_fit(sizes, order, row_length: int):
-    """Place pieces (sizes include their [CLS]/[SEP]) in the given order -> (row, offset) per piece."""
+    """Place pieces (sizes include their [CLS]/[SEP]) in the given order -> (row, offset) per piece, rows.
+
+    A piece that fills a row takes a new one at once; only the shorter ones (a document's tail, a short
+    document: about one per document) go through the best-fit search, which scans the rows they opened."""
     n = len(sizes)
     row, offset = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    room = np.zeros(n, np.int64)      # room left in each open row; at most one row per piece
-    rows = 0
-    for i in order:
+    full = sizes[order] == row_length
+    row[order[full]] = np.arange(int(full.sum()))
+    rows = int(full.sum())
+    room = np.zeros(n - rows, np.int64)      # room left in each row opened by a shorter piece
+    opened = 0
+    for i in order[~full]:
         size = sizes[i]
-        fits = room[:rows] >= size
+        fits = room[:opened] >= size
         if fits.any():
-            r = int(np.argmin(np.where(fits, room[:rows], row_length + 1)))
+            r = int(np.argmin(np.where(fits, room[:opened], row_length + 1)))
         else:
-            r, rows = rows, rows + 1
+            r, opened = opened, opened + 1
             room[r] = row_length
-        row[i], offset[i] = r, row_length - room[r]
+        row[i], offset[i] = rows + r, row_length - room[r]
         room[r] -= size
-    return row, offset, rows
+    return row, offset, rows + opened
 
 
 def pack_documents(corpus, docs, numbers, rng, max_seq_length: int, vocab) -> dict:
