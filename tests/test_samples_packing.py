@@ -179,3 +179,25 @@ def test_other_model_types_refuse_packed_shards(packed):
     stream, valid = train.load_data(args, {"type": "modernbert", "max_position_embeddings": 512},
                                     SimpleNamespace(rank=0, world=1), 8, 1, 0, 16)
     assert "document_ids" in valid.batches[0]
+
+
+def test_documents_seen_counts_every_document_of_packed_rows(small_part, bert_tokenizer_dir, tmp_path):  # noqa: F811
+    """Short documents share rows: the loader counts every document a row holds, on a resume too."""
+    from workflow_scripts.pretrain import batches
+
+    short = tmp_path / "short.txt"   # the first two sentences of each document: several per row
+    short.write_text("\n\n".join("\n".join(d[:2]) for d in samples.read_documents(small_part)) + "\n")
+    path = build(tmp_path, short, bert_tokenizer_dir, packing="documents", valid_fraction=0.0, dup_factor=2)[0]
+    train = shard_format.load_shard(path)
+    docs = train[shard_format.TOKEN_DOCUMENTS.name]
+    stream = batches.TrainStream([str(path)], 0, 1, 2, 1, seed=0)
+    assert stream.documents == len(np.unique(docs[docs >= 0])) > len(np.unique(train["document_index"]))
+    read = set()
+    for batch in stream.epoch(0):
+        ids = batch["document_ids"].numpy()
+        read |= set(ids[ids >= 0].tolist())
+    assert stream.documents_seen == len(read)
+    resumed = batches.TrainStream([str(path)], 0, 1, 2, 1, seed=0)
+    for _ in resumed.epoch(0, start=stream.micro_per_epoch // 2):
+        pass
+    assert resumed.documents_seen == len(read)

@@ -21,7 +21,7 @@ compares.) One unit is read at a time. Shards without pass and document ids (wri
 issue 10) are read as one pass, and documents_seen is then None.
 
 Packed shards (samples.packing documents) also feed token_document_ids as the model's document_ids
-(attention per document); their rows count as their first token's document in documents_seen.
+(attention per document); documents_seen counts every document a packed row holds.
 """
 import math
 
@@ -94,13 +94,15 @@ def to_batch(arrays: dict) -> dict:
 
 
 def read_row_ids(path: str) -> tuple:
-    """A shard's pass_index and document_index for every row (None, None for a shard without them)."""
+    """A shard's pass_index and documents for every row (None, None for a shard without them): document_index
+    [N], or in a packed shard every token's document [N, L] (-1 on padding), so each counts."""
     import h5py
 
     with h5py.File(path, "r") as f:
         if not shard_format.has_row_ids(f):
             return None, None
-        return f[shard_format.PASS.name][()].astype(np.int64), f[shard_format.DOCUMENT.name][()].astype(np.int64)
+        docs = shard_format.TOKEN_DOCUMENTS if shard_format.is_packed(f) else shard_format.DOCUMENT
+        return f[shard_format.PASS.name][()].astype(np.int64), f[docs.name][()].astype(np.int64)
 
 
 class TrainStream:
@@ -146,7 +148,7 @@ class TrainStream:
                 continue
             passes, docs = passes[rows.start:rows.stop:rows.step], docs[rows.start:rows.stop:rows.step]
             self.pass_rows[shard] = np.bincount(passes, minlength=1) if len(passes) else np.array([0])
-            self.documents += len(np.unique(docs))
+            self.documents += len(np.unique(docs[docs >= 0]))
             self._doc_space[shard] = int(docs.max()) + 1 if len(docs) else 0
         self.documents_seen = 0 if self.counted else None
         self._seen = {}
@@ -191,7 +193,8 @@ class TrainStream:
         return rows[rng.permutation(len(rows))]
 
     def _mark(self, shard: int, docs: np.ndarray) -> None:
-        """Count the documents read (the epoch's distinct ones) in documents_seen."""
+        """Count the documents read (the epoch's distinct ones; docs: numbers, -1 for padding) in documents_seen."""
+        docs = docs[docs >= 0]
         if not self.counted or not len(docs):
             return
         seen = self._seen.setdefault(shard, np.zeros(self._doc_space[shard], bool))
@@ -250,6 +253,8 @@ class TrainStream:
         """Mark a batch's documents read and drop the bookkeeping columns (no model argument)."""
         shards = batch.pop("_shard")
         docs = batch.pop(shard_format.DOCUMENT.name, None)
+        if docs is not None and shard_format.TOKEN_DOCUMENTS.name in batch:   # packed: every token's document
+            docs = batch[shard_format.TOKEN_DOCUMENTS.name]
         if docs is not None:
             for shard in np.unique(shards):
                 self._mark(int(shard), docs[shards == shard].astype(np.int64))
