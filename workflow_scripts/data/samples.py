@@ -14,6 +14,10 @@ reads our shards:
   non-special token, 10% stay. Whole-word masking picks words (a piece plus its ##
   continuations) in random order and skips a word that would overflow the budget.
 
+samples.packing documents replaces the segments with sequence packing of whole documents for the
+modern model type (workflow_scripts.data.packing: [CLS] doc [SEP] per document, best-fit into rows,
+each token's document recorded); masking is the same.
+
 What differs from the reference, and why:
 - The text is tokenized ONCE (Rust tokenizer, big batches); each of the dup_factor passes
   re-packs and re-masks the token arrays in numpy. Nothing is done per token in Python.
@@ -518,6 +522,8 @@ def make_rows(corpus: Corpus, docs, rng, spec: dict, vocab: Vocab, numbers=None,
 
     nsp, length = spec["nsp"], spec["max_seq_length"]
     docs = np.asarray(docs, dtype=np.int64)
+    if spec_value(spec, "packing") == "documents":
+        return make_packed_rows(corpus, docs, rng, spec, vocab, numbers, pass_index)
     a_start, a_len, b_start, b_len, random_next, doc_of = pack(corpus, docs, rng, length, spec["short_seq_prob"], nsp)
     ids, segment, real, cand = materialize(corpus.tokens, a_start, a_len, b_start, b_len, nsp, length, vocab)
     positions, labels = mask_rows(ids, cand, rng, spec, vocab)
@@ -534,6 +540,27 @@ def make_rows(corpus: Corpus, docs, rng, spec: dict, vocab: Vocab, numbers=None,
     return rows
 
 
+def make_packed_rows(corpus: Corpus, docs, rng, spec: dict, vocab: Vocab, numbers=None, pass_index: int = 0) -> dict:
+    """make_rows for samples.packing documents: whole documents packed into rows (workflow_scripts.data.packing),
+    masked as segments are, shuffled; each token's document in token_document_ids, each row's first in
+    document_index."""
+    import numpy as np
+    from workflow_scripts.data.packing import pack_documents
+
+    numbers = np.arange(corpus.num_docs) if numbers is None else np.asarray(numbers)
+    packed = pack_documents(corpus, docs, numbers, rng, spec["max_seq_length"], vocab)
+    ids = packed["ids"]
+    positions, labels = mask_rows(ids, packed["candidates"], rng, spec, vocab)
+    order = rng.permutation(len(ids))
+    token_documents = packed["token_documents"][order]
+    return {"input_ids": ids[order], "input_mask": packed["real"][order].astype(np.int8),
+            "segment_ids": np.zeros(ids.shape, np.int8),
+            "masked_lm_positions": positions[order], "masked_lm_ids": labels[order],
+            shard_format.TOKEN_DOCUMENTS.name: token_documents,
+            shard_format.PASS.name: np.full(len(ids), pass_index, shard_format.PASS.dtype),
+            shard_format.DOCUMENT.name: token_documents[:, 0].astype(shard_format.DOCUMENT.dtype)}
+
+
 # ---------------------------------------------------------------- writing
 
 class ShardWriter:
@@ -547,7 +574,7 @@ class ShardWriter:
         self.tmp = atomic.temp_path(self.path)
         self.file = h5py.File(self.tmp, "w")
         tails = {"L": (spec["max_seq_length"],), "P": (spec["max_predictions_per_seq"],), None: ()}
-        for d in shard_format.layout(spec["nsp"]):
+        for d in shard_format.layout(spec["nsp"], spec_value(spec, "packing") == "documents"):
             tail = tails[d.width]
             self.file.create_dataset(d.name, shape=(0, *tail), maxshape=(None, *tail), dtype=d.dtype,
                                      chunks=(HDF5_ROWS_PER_CHUNK, *tail), **COMPRESSION)
@@ -564,7 +591,13 @@ class ShardWriter:
         self.rows += n
         real = int(rows["input_mask"].sum())
         self.stats["real_tokens"] += real
-        self.stats["candidates"] += real - 2 * n - (n if shard_format.NSP.name in rows else 0)
+        if shard_format.TOKEN_DOCUMENTS.name in rows:    # packed: a [CLS] and a [SEP] per document
+            from workflow_scripts.data.packing import document_runs
+
+            specials = 2 * int(document_runs(rows[shard_format.TOKEN_DOCUMENTS.name]).sum())
+        else:
+            specials = 2 * n + (n if shard_format.NSP.name in rows else 0)
+        self.stats["candidates"] += real - specials
         self.stats["masked"] += int((rows["masked_lm_positions"] > 0).sum())
 
     def close(self) -> None:
@@ -813,6 +846,9 @@ def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, 
     vocab = Vocab(tokenizer, tokenizer_dir)
     if spec["max_seq_length"] < 8:
         raise BadInput(f"samples.max_seq_length={spec['max_seq_length']} is too short (at least 8)")
+    if spec["nsp"] and spec_value(spec, "packing") == "documents":
+        raise BadInput("samples.nsp: true cannot go with samples.packing: documents (packed rows hold whole "
+                       "documents, no sentence pairs): set nsp false or packing segments")
     expected_docs, drop = None, set()
     if duplicates is not None:
         from workflow_scripts.data.dedup import part_drops

@@ -14,6 +14,13 @@ The loader reads an epoch pass-major with them (issue 10: any prefix of an epoch
 documents as evenly as the passes allow) and counts the distinct documents read. Shards written
 before them still load (read as one pass, documents not counted); academic-budget-bert's
 loader reads only the datasets it knows, so they stay compatible.
+
+Packed shards (samples.packing documents, attr packing) add TOKEN_DOCUMENTS, per token the number
+in the text part of the document it comes from (-1 on padding), fed to the model as document_ids
+(only model.type modernbert takes it: attention per document). Inside a row each document is one
+contiguous run (a document longer than a row is split into row-sized pieces, so no row holds two
+pieces of one document); the validator checks both. Their per-row document_index is the document
+of the row's first token.
 """
 import argparse
 from dataclasses import dataclass
@@ -41,23 +48,31 @@ NSP = Dataset("next_sentence_labels", "int8", None, "next_sentence_labels")  # o
 PASS = Dataset("pass_index", "int16", None, None)            # 0 .. passes-1: the masking pass that made the row
 DOCUMENT = Dataset("document_index", "int32", None, None)    # the row's document: its number in the text part
 ROW_IDS = (PASS, DOCUMENT)  # written by samples.py since issue 10; older shards lack both
+# Packed shards only: each token's document (its number in the text part), -1 on padding.
+TOKEN_DOCUMENTS = Dataset("token_document_ids", "int32", "L", "document_ids")
+PACKINGS = ("segments", "documents")  # samples.packing; a shard without the attr is segments
 # The attr that records each width (and names it in errors).
 WIDTH_ATTRS = {"L": "max_seq_length", "P": "max_predictions_per_seq"}
 
 
-def model_layout(nsp: bool) -> tuple:
-    """The datasets that feed the model, with or without NSP."""
-    return DATASETS + ((NSP,) if nsp else ())
+def model_layout(nsp: bool, packed: bool = False) -> tuple:
+    """The datasets that feed the model, with or without NSP, packed (documents) or not."""
+    return DATASETS + ((NSP,) if nsp else ()) + ((TOKEN_DOCUMENTS,) if packed else ())
 
 
-def layout(nsp: bool) -> tuple:
-    """The datasets of a shard built with or without NSP, in the order they are written."""
-    return model_layout(nsp) + ROW_IDS
+def layout(nsp: bool, packed: bool = False) -> tuple:
+    """The datasets of a shard built with or without NSP, packed or not, in the order they are written."""
+    return model_layout(nsp, packed) + ROW_IDS
 
 
 def arguments() -> dict:
     """Shard dataset name -> model keyword argument (the datasets that feed the model)."""
-    return {d.name: d.argument for d in model_layout(nsp=True)}
+    return {d.name: d.argument for d in model_layout(nsp=True, packed=True)}
+
+
+def is_packed(f) -> bool:
+    """Whether an open shard holds packed documents (samples.packing documents)."""
+    return TOKEN_DOCUMENTS.name in f
 
 
 def has_row_ids(f) -> bool:
@@ -74,6 +89,8 @@ def shard_attrs(spec: dict, tokenizer_sha1: str, shard_index: int, source: str, 
              "short_seq_prob": spec["short_seq_prob"], "whole_word_masking": spec["whole_word_masking"],
              "seed": spec["seed"], "shard_index": shard_index, "nsp": spec["nsp"], "source": source,
              "split": split, "dup_factor": dup_factor}
+    if spec.get("packing", "segments") != "segments":   # segments shards stay as they were
+        attrs["packing"] = spec["packing"]
     if weight is not None:
         attrs["weight"] = weight
     return attrs
@@ -115,7 +132,11 @@ def _check(f, path, max_seq_length, max_predictions, nsp):
     if nsp is not None and nsp != has_nsp:
         raise ShardError(f"shard {path}: NSP expected {nsp} but dataset {NSP.name} is "
                          f"{'present' if has_nsp else 'missing'}")
-    expected = model_layout(has_nsp)
+    packing = str(f.attrs.get("packing", "segments"))
+    if packing not in PACKINGS or (packing == "documents") != is_packed(f):
+        raise ShardError(f"shard {path}: attr packing={packing!r} but dataset {TOKEN_DOCUMENTS.name} is "
+                         f"{'present' if is_packed(f) else 'missing'}: rebuild its samples")
+    expected = model_layout(has_nsp, is_packed(f))
     missing = [d.name for d in expected if d.name not in f]
     if missing:
         raise ShardError(f"shard {path}: missing dataset(s) {', '.join(missing)} (has {', '.join(sorted(f.keys()))})")
@@ -158,7 +179,7 @@ def shard_summary(path, **expect) -> dict:
     with open_shard(path, **expect) as f:
         n, length = f["input_ids"].shape
         return {"num_samples": n, "max_seq_length": length, "max_predictions": f["masked_lm_positions"].shape[1],
-                "nsp": NSP.name in f, "row_ids": has_row_ids(f), "attrs": {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}}
+                "nsp": NSP.name in f, "packed": is_packed(f), "row_ids": has_row_ids(f), "attrs": {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}}
 
 
 def load_shard(path, **expect) -> dict:
@@ -226,6 +247,27 @@ def _check_values(path, arrays: dict, rows) -> None:
             bad = (arrays[name] != 0) & (arrays[name] != 1)
             if bad.any():
                 raise ShardError(f"shard {path}: row {row_of(bad)} of {name} is not 0/1")
+    if TOKEN_DOCUMENTS.name in arrays and "input_mask" in arrays:
+        _check_token_documents(path, arrays[TOKEN_DOCUMENTS.name], arrays["input_mask"], row_of)
+
+
+def _check_token_documents(path, docs, mask, row_of) -> None:
+    """Packed rows: a document number >= 0 exactly on the real tokens, each document one contiguous run."""
+    import numpy as np
+    from workflow_scripts.data.packing import document_runs
+
+    bad = (docs >= 0) != (mask == 1)
+    if bad.any():
+        raise ShardError(f"shard {path}: row {row_of(bad)} of {TOKEN_DOCUMENTS.name} is not >= 0 exactly on "
+                         "its real tokens (input_mask)")
+    ordered = np.sort(docs, axis=1)
+    distinct = np.ones_like(docs, dtype=bool)
+    distinct[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    distinct &= ordered >= 0
+    split = (document_runs(docs) != distinct.sum(axis=1))[:, None]
+    if split.any():
+        raise ShardError(f"shard {path}: row {row_of(split)} of {TOKEN_DOCUMENTS.name} holds a document in two "
+                         "runs (attention would join them): rebuild its samples")
 
 
 @one_line_errors

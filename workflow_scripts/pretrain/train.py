@@ -86,6 +86,12 @@ def load_data(args, model: dict, dist, micro: int, accumulation: int, seed: int,
 
     stream = batches.TrainStream(args.train, dist.rank, dist.world, micro, accumulation, seed)
     seq_len = stream.layout["seq_len"]
+    if stream.layout["packed"]:
+        from workflow_scripts.pretrain.models import specs
+
+        problem = specs.packing_problem(model["type"])
+        if problem:
+            raise BadInput(f"train shard {stream.infos[0]['path']} is packed (samples.packing: documents) but {problem}")
     valid = batches.ValidSet(args.valid, dist.rank, dist.world, micro, valid_max, seq_len)
     if seq_len > model["max_position_embeddings"]:
         raise BadInput(f"shards hold sequences of {seq_len} tokens but model.max_position_embeddings is "
