@@ -143,15 +143,18 @@ def data_run(wiki_dump, bert_tokenizer_dir, tmp_path_factory):
             "short_seq_prob": 0.1, "nsp": False, "whole_word_masking": False, "valid_fraction": 0.2, "seed": 1,
             "min_chars_per_token": 0.0}
     stats = []
-    for k, part in enumerate(parts):
-        stats.append(root / f"results/samples/stats/shard_{k}.json")
+    for part in parts:
+        name, i = part.parent.name, part.stem.removeprefix("part_")
+        stats.append(root / f"results/samples/stats/{name}/part_{i}.json")
         samples.main(["--spec", json.dumps(spec), "--tokenizer", str(bert_tokenizer_dir), "--text", str(part),
-                      "--shard-index", str(k), "--duplicates", str(part.parent / "duplicates.json"),
-                      "--train-out", str(root / f"results/samples/train/shard_{k}.h5"),
-                      "--valid-out", str(root / f"results/samples/valid/shard_{k}.h5"), "--stats-out", str(stats[-1])])
+                      "--corpus", name, "--part", i, "--duplicates", str(part.parent / "duplicates.json"),
+                      "--train-out", str(root / f"results/samples/train/{name}/part_{i}.h5"),
+                      "--valid-out", str(root / f"results/samples/valid/{name}/part_{i}.h5"),
+                      "--stats-out", str(stats[-1])])
     bench = root / "results/benchmarks"
     for rel, rows in {"corpus/wiki.tsv": ["3.25\t0:00:03\t120.5"], "corpus/mine.tsv": ["0.75\t0:00:00\t80.0"],
-                      "samples/shard_0.tsv": ["2.0\t0:00:02\t300.25"], "samples/shard_1.tsv": ["4.0\t0:00:04\tNA"],
+                      "samples/wiki/part_0.tsv": ["2.0\t0:00:02\t300.25"],
+                      "samples/wiki/part_1.tsv": ["4.0\t0:00:04\tNA"],
                       "finetune/demo/RTE/lr1e-05_bs16_ep2_seed1.tsv": ["10.0\t0:00:10\t900.0", "12.0\t0:00:12\t950.0"],
                       "finetune/demo/RTE/select.tsv": ["1.0\t0:00:01\t50.0"]}.items():
         (bench / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -197,18 +200,19 @@ def test_data_report_tables_what_each_stage_kept_and_dropped(data_run, tmp_path,
     shards = section(md, "Samples")
     stats = [json.loads(p.read_text()) for p in sample_stats]
     rows = {line.split(" | ")[0]: line.split(" | ") for line in shards if line.startswith("| ") and "shard |" not in line}
-    assert set(rows) == {"| 0", "| 1", "| 2", "| **total**"}
-    assert rows["| 2"][1:6] == ["mine/part_0.txt", "3", "1", "0", "0"]  # the copy is dropped as a duplicate
-    for k, st in enumerate(stats):
-        row = rows[f"| {k}"]
-        assert row[6] == f"{st['documents']['used']} ({st['documents']['train']} / {st['documents']['valid']})"
-        assert row[7] == f"{st['train']['samples']:,}" and row[8] == f"{st['train']['tokens_per_sample']:.1f}"
-        assert row[9] == f"{st['train']['masked_fraction']:.4f}" and row[10] == f"{st['train']['padding_fraction']:.4f}"
+    # Named by text part, in config order.
+    assert list(rows) == ["| wiki/part_0", "| wiki/part_1", "| mine/part_0", "| **total**"]
+    assert rows["| mine/part_0"][1:5] == ["3", "1", "0", "0"]  # the copy is dropped as a duplicate
+    for st in stats:
+        row = rows[f"| {st['corpus']}/part_{st['part']}"]
+        assert row[5] == f"{st['documents']['used']} ({st['documents']['train']} / {st['documents']['valid']})"
+        assert row[6] == f"{st['train']['samples']:,}" and row[7] == f"{st['train']['tokens_per_sample']:.1f}"
+        assert row[8] == f"{st['train']['masked_fraction']:.4f}" and row[9] == f"{st['train']['padding_fraction']:.4f}"
     total = rows["| **total**"]
-    assert total[2] == str(sum(st["documents"]["read"] for st in stats)) and total[3] == "1"
+    assert total[1] == str(sum(st["documents"]["read"] for st in stats)) and total[2] == "1"
     n = sum(st["train"]["samples"] for st in stats)
-    assert total[7] == f"{n:,}"
-    assert total[8] == f"{sum(st['train']['samples'] * st['train']['tokens_per_sample'] for st in stats) / n:.1f}"
+    assert total[6] == f"{n:,}"
+    assert total[7] == f"{sum(st['train']['samples'] * st['train']['tokens_per_sample'] for st in stats) / n:.1f}"
 
     timings = section(md, "Stage timings")
     assert "| corpus | 2 | 4.0 | 0:00:04 | 3.2 | 120 |" in timings
@@ -229,11 +233,11 @@ def test_data_report_skips_unreadable_benchmark_files_and_names_bad_stats(data_r
     md = data_report(tmp_path, corpus_stats, duplicates, sample_stats, bench)
     assert "| tokenizer | 1 | 1.5 | 0:00:02 | 1.5 | 99 |" in section(md, "Stage timings")
     assert "report: skipping " in capsys.readouterr().out
-    broken = tmp_path / "shard_9.json"
+    broken = tmp_path / "part_9.json"
     stats = json.loads(sample_stats[0].read_text())
     del stats["train"]["masked_fraction"]
     broken.write_text(json.dumps(stats))
-    with pytest.raises(SystemExit, match=r"shard_9\.json: missing key 'train\.masked_fraction'$"):
+    with pytest.raises(SystemExit, match=r"part_9\.json: missing key 'train\.masked_fraction'$"):
         data_report(tmp_path / "again", corpus_stats, duplicates, [broken], bench)
     assert not (tmp_path / "again/report/data.md").exists()
     # The single all-corpora file of older versions is named, not half-read.

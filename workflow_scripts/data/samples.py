@@ -43,7 +43,8 @@ dup_factor x w passes (fractions drawn per document: document_passes), so a weig
 shows each of its documents twice as often as a weight-1 corpus. Each row records its pass and
 its document's number in the part (shard_format.ROW_IDS: pass_index, document_index), so the
 loader can read an epoch pass-major and count the distinct documents a run has read.
-Same text, tokenizer, spec, shard index, weight and duplicates give byte-identical files.
+Same text, tokenizer, spec, part (corpus name and part number), weight and duplicates give
+byte-identical files.
 """
 import argparse
 import hashlib
@@ -563,9 +564,27 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; bytes on macOS
 
 
-# Children of SeedSequence((seed, shard_index)). Valid rows have their own stream, so dup_factor
-# and weights (which change how much the train side draws) never change the valid samples.
+# Children of SeedSequence((seed, corpus key, part number)): see part_seed. Valid rows have their own
+# stream, so dup_factor and weights (which change how much the train side draws) never change the
+# valid samples.
 SPLIT_STREAM, SAMPLE_STREAM, WEIGHT_STREAM, VALID_STREAM = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Part:
+    """Which text part a shard holds: its corpus's name and its number in that corpus."""
+
+    corpus: str
+    index: int
+
+
+def part_seed(seed: int, part: Part) -> list:
+    """The entropy words of a part's streams: the config seed, a key of the corpus NAME (not its
+    position in the config) and the part's number, so adding, removing or reordering another corpus
+    leaves every other part's samples as they were, and no two parts share a stream. The key is the
+    first 8 bytes of the name's SHA-256 (Python's hash() differs per process)."""
+    key = int.from_bytes(hashlib.sha256(part.corpus.encode("utf-8")).digest()[:8], "big")
+    return [seed % (1 << 64), key, part.index]
 # Above this share of a part's documents, the characters-per-token filter prints a warning.
 CPT_WARN_FRACTION = 0.25
 
@@ -575,7 +594,7 @@ class PartCounts:
     """What one text part gave: documents read, dropped by each filter and used, and their samples."""
 
     text: Path
-    shard_index: int
+    part: Part
     weight: float
     dup_factor: int
     min_chars_per_token: float
@@ -638,7 +657,7 @@ class PartCounts:
 
     def record(self, train: "ShardWriter", valid: "ShardWriter", length: int) -> dict:
         """The per-shard stats JSON: what each filter removed, and the train/valid sample statistics."""
-        return {"text": str(self.text), "shard_index": self.shard_index, "weight": self.weight,
+        return {"text": str(self.text), "corpus": self.part.corpus, "part": self.part.index, "weight": self.weight,
                 "dup_factor": self.dup_factor, "min_chars_per_token": self.min_chars_per_token,
                 "documents": {"read": self.documents_read, "duplicates_dropped": self.duplicates_dropped,
                               "low_chars_per_token_dropped": self.low_chars_per_token_dropped,
@@ -661,7 +680,7 @@ class PartBuilder:
         self.spec, self.tokenizer, self.vocab, self.counts, self.drop = spec, tokenizer, vocab, counts, drop
         self.train, self.valid = train, valid
         self.passes = spec["dup_factor"] * counts.weight
-        seeds = np.random.SeedSequence([spec["seed"] % (1 << 64), counts.shard_index]).spawn(4)
+        seeds = np.random.SeedSequence(part_seed(spec["seed"], counts.part)).spawn(4)
         self.split_rng, self.train_rng, self.weight_rng, self.valid_rng = (
             np.random.default_rng(seeds[i]) for i in (SPLIT_STREAM, SAMPLE_STREAM, WEIGHT_STREAM, VALID_STREAM))
         self.train_pool, self.valid_pool = Pool(train), Pool(valid)
@@ -702,20 +721,24 @@ class PartBuilder:
               f"peak RSS {peak_rss_mb():.0f} MB", flush=True)
 
     def _one_document_each_side(self, is_valid) -> None:
-        """Each split gets at least one document: fix the part's last document (in the last chunk) if needed."""
+        """Each split gets at least one document: fix the part's last document (in the last chunk) if needed.
+        A part's only document is train, whatever its draw said (nothing is held out of it)."""
         c, nd = self.counts, len(is_valid)
-        if c.documents + nd >= 2 and self.spec["valid_fraction"] > 0 and nd:
+        if c.documents + nd == 1:
+            is_valid[:] = False
+        elif c.documents + nd >= 2 and self.spec["valid_fraction"] > 0 and nd:
             if c.valid_documents + is_valid.sum() == 0:
                 is_valid[-1] = True
             elif c.documents - c.valid_documents + (~is_valid).sum() == 0:
                 is_valid[-1] = False
 
 
-def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, train_out: Path, valid_out: Path,
+def build_shards(spec: dict, tokenizer_dir: Path, text: Path, part: Part, train_out: Path, valid_out: Path,
                  tokenizer=None, chunk_chars: int | None = None, weight: float = 1.0,
                  duplicates: Path | None = None, stats_out: Path | None = None) -> PartCounts:
     """Write the train and valid shards of one text part; return its counts. `tokenizer` overrides the folder's.
 
+    part: which corpus and part number the text is; it seeds the part's streams (part_seed).
     weight: the part's corpus weight; train documents get dup_factor x weight passes (document_passes).
     duplicates: the JSON of workflow_scripts.data.dedup; this part's listed documents are skipped.
     stats_out: where to write the counts and sample statistics as JSON (see `PartCounts.record`).
@@ -736,10 +759,10 @@ def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, 
 
         expected_docs, drop = part_drops(duplicates, text)
     # `or 0.0`: a 0 in the config is written to the stats as 0.0, as it always was.
-    counts = PartCounts(text, shard_index, weight, spec["dup_factor"], spec["min_chars_per_token"] or 0.0)
-    train = ShardWriter(train_out, spec, shard_format.shard_attrs(spec, sha1, shard_index, text.name, "train",
+    counts = PartCounts(text, part, weight, spec["dup_factor"], spec["min_chars_per_token"] or 0.0)
+    train = ShardWriter(train_out, spec, shard_format.shard_attrs(spec, sha1, part, text.name, "train",
                                                                   spec["dup_factor"], weight))
-    valid = ShardWriter(valid_out, spec, shard_format.shard_attrs(spec, sha1, shard_index, text.name, "valid", 1))
+    valid = ShardWriter(valid_out, spec, shard_format.shard_attrs(spec, sha1, part, text.name, "valid", 1))
     builder = PartBuilder(spec, tokenizer, vocab, counts, drop, train, valid)
     try:
         for chunk, is_last in document_chunks(text, chunk_chars or CHUNK_CHARS):
@@ -777,8 +800,8 @@ def main(argv=None):
     parser.add_argument("--tokenizer", required=True, type=Path, help="tokenizer folder (tokenizer.json or vocab.txt)")
     parser.add_argument("--text", required=True, type=Path,
                         help="text part: one sentence per line, blank line between documents")
-    parser.add_argument("--shard-index", required=True, type=int,
-                        help="this part's number; seeds the rng with (seed, index)")
+    parser.add_argument("--corpus", required=True, help="the part's corpus name; with --part it seeds the streams")
+    parser.add_argument("--part", required=True, type=int, help="the part's number in its corpus")
     parser.add_argument("--train-out", required=True, type=Path)
     parser.add_argument("--valid-out", required=True, type=Path)
     parser.add_argument("--weight", type=float, default=1.0,
@@ -788,7 +811,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     spec = json_object(args.spec, "--spec", "samples", required=SPEC_KEYS)
     print("samples: spec " + json.dumps(spec, sort_keys=True), flush=True)
-    build_shards(spec, args.tokenizer, args.text, args.shard_index, args.train_out, args.valid_out,
+    build_shards(spec, args.tokenizer, args.text, Part(args.corpus, args.part), args.train_out, args.valid_out,
                  weight=args.weight, duplicates=args.duplicates, stats_out=args.stats_out)
 
 

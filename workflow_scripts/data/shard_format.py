@@ -1,6 +1,6 @@
 """The masked-LM HDF5 shard format (academic-budget-bert layout): its one definition, and a validator.
 
-    python -m workflow_scripts.data.shard_format results/samples/train/shard_*.h5   # one summary line per shard
+    python -m workflow_scripts.data.shard_format results/samples/train/*/part_*.h5   # one summary line per shard
 
 The writer (workflow_scripts.data.samples), this validator and the training loader
 (workflow_scripts.pretrain.batches) all read the layout from here: DATASETS (name, dtype,
@@ -65,14 +65,15 @@ def has_row_ids(f) -> bool:
     return all(d.name in f for d in ROW_IDS)
 
 
-def shard_attrs(spec: dict, tokenizer_sha1: str, shard_index: int, source: str, split: str, dup_factor: int,
+def shard_attrs(spec: dict, tokenizer_sha1: str, part, source: str, split: str, dup_factor: int,
                 weight: float | None = None) -> dict:
     """A shard's attrs from its `samples:` spec, in the order written; the writer adds num_documents
-    and num_samples when it closes. weight: the corpus weight (train shards only)."""
+    and num_samples when it closes. part: the text part's corpus and number (samples.Part);
+    weight: the corpus weight (train shards only)."""
     attrs = {"tokenizer_sha1": tokenizer_sha1, "max_seq_length": spec["max_seq_length"],
              "max_predictions_per_seq": spec["max_predictions_per_seq"], "masked_lm_prob": spec["masked_lm_prob"],
              "short_seq_prob": spec["short_seq_prob"], "whole_word_masking": spec["whole_word_masking"],
-             "seed": spec["seed"], "shard_index": shard_index, "nsp": spec["nsp"], "source": source,
+             "seed": spec["seed"], "corpus": part.corpus, "part": part.index, "nsp": spec["nsp"], "source": source,
              "split": split, "dup_factor": dup_factor}
     if weight is not None:
         attrs["weight"] = weight
