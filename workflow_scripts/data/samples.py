@@ -47,6 +47,7 @@ Same text, tokenizer, spec, part (corpus name and part number), weight and dupli
 byte-identical files.
 """
 import argparse
+import contextlib
 import hashlib
 import itertools
 import json
@@ -68,6 +69,7 @@ POOL_TOKENS = 1 << 18
 POOL_DOCS = 16
 ENCODE_BATCH = 8192       # sentences per encode_batch call: big enough for Rayon, small enough to free Encodings
 HDF5_ROWS_PER_CHUNK = 1024  # HDF5 chunk rows: appends stay cheap, whole-dataset reads stay fast
+HDF5_ROOM_BYTES = 1 << 20   # free space kept beyond a block's own bytes, for HDF5's metadata (see _check_room)
 # gzip-1 after byte-shuffle: files 4x smaller than raw; whole-shard reads still decode
 # ~190k samples/s per core, far above what training consumes (see benchmarks/README.md).
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
@@ -511,15 +513,27 @@ class ShardWriter:
 
     def append(self, rows: dict) -> None:
         n = len(rows["input_ids"])
+        self._check_room(rows)
         for name, data in rows.items():
             ds = self.file[name]
             ds.resize(self.rows + n, axis=0)
             ds[self.rows:] = data
+        self.file.flush()   # nothing cached: an abort's close then has nothing to write
         self.rows += n
         real = int(rows["input_mask"].sum())
         self.stats["real_tokens"] += real
         self.stats["candidates"] += real - 2 * n - (n if shard_format.NSP.name in rows else 0)
         self.stats["masked"] += int((rows["masked_lm_positions"] > 0).sum())
+
+    def _check_room(self, rows: dict) -> None:
+        """Stop with disk_full's line before a block the disk has no room for. HDF5 must not meet a
+        full disk itself: it reports it from object deallocation, if at all, and then crashes in
+        flush or close (seen with h5py 3.16), leaving a temp that keeps the disk full."""
+        from workflow_scripts import disk_full
+
+        need = sum(a.nbytes for a in rows.values()) + HDF5_ROOM_BYTES   # uncompressed: an upper bound
+        if disk_full.free_space(self.tmp)[1] < need:
+            raise disk_full.DiskFull(disk_full.line(self.path, self.tmp.stat().st_size, self.tmp.stat().st_size + need))
 
     def close(self) -> None:
         self.file.attrs.update({**self.attrs, "num_samples": self.rows})
@@ -527,10 +541,14 @@ class ShardWriter:
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
-        try:
+        # Should HDF5 still meet a full disk, its close writes again and can crash: emptying the temp
+        # first frees its space for that last write (the temp is discarded anyway).
+        with contextlib.suppress(Exception):
+            if self.file.id.valid:
+                os.ftruncate(self.file.id.get_vfd_handle(), 0)
+        with contextlib.suppress(Exception):
             self.file.close()
-        finally:
-            self.tmp.unlink(missing_ok=True)
+        atomic.discard(self.tmp)
 
     def statistics(self, length: int) -> dict:
         """samples; tokens_per_sample (real ones, [CLS]/[SEP] included); masked_fraction (of the

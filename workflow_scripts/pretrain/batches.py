@@ -28,8 +28,10 @@ ARGUMENTS = shard_format.arguments()  # shard dataset name -> model argument nam
 
 def shard_info(path: str) -> dict:
     """Rows, sequence length, predictions per row, NSP and row-id presence; the layout is checked by
-    shard_format.py (the sample builder's validator), whose errors name the file and the problem."""
-    s = shard_format.shard_summary(path)
+    shard_format.py (the sample builder's validator), whose errors name the file and the problem. A
+    damaged shard is set aside, so the next run rebuilds it (shard_format.set_aside)."""
+    with shard_format.setting_aside_damaged():
+        s = shard_format.shard_summary(path)
     return {"path": str(path), "rows": s["num_samples"], "seq_len": s["max_seq_length"],
             "predictions": s["max_predictions"], "nsp": s["nsp"], "row_ids": s["row_ids"]}
 
@@ -64,7 +66,8 @@ def read_rows(path: str, rows: np.ndarray, with_nsp: bool, ids: bool = False) ->
     rows = np.asarray(rows, dtype=np.int64)
     wanted = np.unique(rows)
     names = [d.name for d in shard_format.model_layout(with_nsp)] + ([shard_format.DOCUMENT.name] if ids else [])
-    arrays = shard_format.read_rows(path, wanted, names)
+    with shard_format.setting_aside_damaged():
+        arrays = shard_format.read_rows(path, wanted, names)
     where = np.searchsorted(wanted, rows)
     return {name: a[where] for name, a in arrays.items()}
 
@@ -80,10 +83,13 @@ def read_row_ids(path: str) -> tuple:
     """A shard's pass_index and document_index for every row (None, None for a shard without them)."""
     import h5py
 
-    with h5py.File(path, "r") as f:
+    with shard_format.setting_aside_damaged(), h5py.File(path, "r") as f:
         if not shard_format.has_row_ids(f):
             return None, None
-        return f[shard_format.PASS.name][()].astype(np.int64), f[shard_format.DOCUMENT.name][()].astype(np.int64)
+        try:
+            return f[shard_format.PASS.name][()].astype(np.int64), f[shard_format.DOCUMENT.name][()].astype(np.int64)
+        except OSError as e:   # a corrupt chunk: only reading finds it
+            raise shard_format.ShardError(path, f"row ids cannot be read, corrupt ({e})") from None
 
 
 class TrainStream:
