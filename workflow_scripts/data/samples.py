@@ -70,6 +70,7 @@ POOL_DOCS = 16
 ENCODE_BATCH = 8192       # sentences per encode_batch call: big enough for Rayon, small enough to free Encodings
 HDF5_ROWS_PER_CHUNK = 1024  # HDF5 chunk rows: appends stay cheap, whole-dataset reads stay fast
 HDF5_ROOM_BYTES = 1 << 20   # free space kept beyond a block's own bytes, for HDF5's metadata (see _check_room)
+HDF5_CACHE_BYTES = 8 << 20  # what h5py's chunk caches may hold unwritten (1 MiB per dataset by default)
 # gzip-1 after byte-shuffle: files 4x smaller than raw; whole-shard reads still decode
 # ~190k samples/s per core, far above what training consumes (see benchmarks/README.md).
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
@@ -513,27 +514,33 @@ class ShardWriter:
 
     def append(self, rows: dict) -> None:
         n = len(rows["input_ids"])
-        self._check_room(rows)
+        tight = self._check_room(rows)
         for name, data in rows.items():
             ds = self.file[name]
             ds.resize(self.rows + n, axis=0)
             ds[self.rows:] = data
-        self.file.flush()   # nothing cached: an abort's close then has nothing to write
+        if tight:   # near full: nothing left cached, so an abort's close has nothing to write
+            self.file.flush()
         self.rows += n
         real = int(rows["input_mask"].sum())
         self.stats["real_tokens"] += real
         self.stats["candidates"] += real - 2 * n - (n if shard_format.NSP.name in rows else 0)
         self.stats["masked"] += int((rows["masked_lm_positions"] > 0).sum())
 
-    def _check_room(self, rows: dict) -> None:
-        """Stop with disk_full's line before a block the disk has no room for. HDF5 must not meet a
-        full disk itself: it reports it from object deallocation, if at all, and then crashes in
-        flush or close (seen with h5py 3.16), leaving a temp that keeps the disk full."""
+    def _check_room(self, rows: dict) -> bool:
+        """Stop with disk_full's line before a block the disk has no room for; True where room is
+        tight (the caller then flushes after the block: flushing every block costs ~10% here, as
+        partial chunks are recompressed). HDF5 must not meet a full disk itself: it reports it from
+        object deallocation, if at all, then crashes in flush or close (h5py 3.16), leaving a temp
+        that keeps the disk full."""
         from workflow_scripts import disk_full
 
         need = sum(a.nbytes for a in rows.values()) + HDF5_ROOM_BYTES   # uncompressed: an upper bound
-        if disk_full.free_space(self.tmp)[1] < need:
-            raise disk_full.DiskFull(disk_full.line(self.path, self.tmp.stat().st_size, self.tmp.stat().st_size + need))
+        free = disk_full.free_space(self.tmp)[1]
+        if free < need:
+            written = self.tmp.stat().st_size
+            raise disk_full.DiskFull(disk_full.line(self.path, written, written + need))
+        return free < 4 * need + HDF5_CACHE_BYTES
 
     def close(self) -> None:
         self.file.attrs.update({**self.attrs, "num_samples": self.rows})
