@@ -146,3 +146,25 @@ def test_a_workflow_on_a_full_disk_stops_in_one_line_and_finishes_once_space_is_
         for path in sorted(samples.rglob("*.h5")):
             shard_format.load_shard(path)
         assert len(list(samples.rglob("*.h5"))) == 4
+
+
+def test_samples_stop_mid_shard_in_one_line_without_a_crash(tmp_path, monkeypatch, wiki_dump, bert_tokenizer_dir):
+    """Small blocks and little room kept, so the first blocks fit and a later one does not: HDF5 never
+    meets the full disk (it would crash), the temps go, and the line names the train shard."""
+    from workflow_scripts.data import corpus, samples
+
+    part = tmp_path / "part_0.txt"   # the excerpt's ~2.7 MB of text: a ~2 MB shard
+    corpus.extract({"type": "wikipedia", "path": str(wiki_dump)}, [part])
+
+    monkeypatch.setattr(samples, "POOL_TOKENS", 1 << 13)
+    monkeypatch.setattr(samples, "HDF5_ROOM_BYTES", 32 << 10)
+    spec = {"max_seq_length": 128, "masked_lm_prob": 0.15, "max_predictions_per_seq": 20, "dup_factor": 2,
+            "short_seq_prob": 0.1, "nsp": False, "whole_word_masking": False, "valid_fraction": 0.05, "seed": 1,
+            "min_chars_per_token": 0.0}
+    with tmpfs(tmp_path / "disk", 512 << 10) as disk:
+        train, valid = disk / "train/wiki/part_0.h5", disk / "valid/wiki/part_0.h5"
+        with pytest.raises(disk_full.DiskFull) as err:
+            samples.build_shards(spec, bert_tokenizer_dir, part, samples.Part("wiki", 0), train, valid)
+        assert str(err.value).startswith(f"disk full: writing {train} on {disk} (")
+        assert "; the write had reached " in str(err.value)   # some blocks were written first
+        assert [p for p in disk.rglob("*") if p.is_file()] == []
