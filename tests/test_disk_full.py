@@ -19,6 +19,14 @@ from workflow_scripts.data import shard_format
 DISK_BYTES = 256 << 10
 
 
+@pytest.fixture(autouse=True)
+def own_writes(monkeypatch):
+    """This test's writes only: the registry of writes in flight is per process, and other tests leave
+    temps on purpose."""
+    monkeypatch.setattr(atomic, "IN_FLIGHT", {})
+    monkeypatch.setattr(atomic, "DISCARDED", {})
+
+
 @contextlib.contextmanager
 def tmpfs(disk: Path, size: int):
     """A tmpfs of `size` bytes mounted at disk (skips the test where mounting is refused)."""

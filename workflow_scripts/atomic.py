@@ -68,6 +68,7 @@ def temp_path(path) -> Path:
     remove_stale_temps(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     IN_FLIGHT[tmp] = path
+    DISCARDED.pop(tmp, None)   # a new write under the name of one that failed
     return tmp
 
 
