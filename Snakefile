@@ -16,6 +16,7 @@ include: "rules/pretrain.smk"
 include: "rules/finetune.smk"
 include: "rules/submission.smk"
 include: "rules/report.smk"
+include: "rules/publish.smk"
 
 
 rule all:
@@ -33,3 +34,8 @@ rule samples:
 rule models:
     input:
         expand("results/runs/{run}/model", run=RUNS),
+
+
+rule publish:
+    input:
+        expand("results/runs/{run}/published.json", run=RUNS),

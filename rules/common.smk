@@ -93,8 +93,12 @@ def shell_flag(flag, value):
 
 def local_source(name, source):
     """The corpus slice its job gets: a URL `path` replaced by the downloaded copy, and without
-    `weight`, which only the samples jobs use (a weight edit must not re-extract the text)."""
+    `weight`, which only the samples jobs use (a weight edit must not re-extract the text). A
+    `documents` block of by: row (a row each, the default) says nothing more and is left out, so
+    corpora made before the block existed are not re-extracted."""
     local = {k: v for k, v in source.items() if k != "weight"}
+    if (local.get("documents") or {}).get("by") == "row":
+        del local["documents"]
     if download.is_url(source.get("path") or "") and source["type"] != "huggingface":
         local["path"] = f"resources/corpora/{name}/{download.url_filename(source['path'])}"
     return local
@@ -191,6 +195,20 @@ def recipe_tracked(wildcards):
 def whole_recipe(wildcards):
     """The whole recipe the job runs (handed over untracked, see recipe_tracked)."""
     return json_arg(config["runs"][wildcards.run])
+
+
+def pretrain_card_arg(wildcards):
+    """What the run's model card says about its data: each corpus, its source and its shards (untracked:
+    corpora are tracked through the shards themselves)."""
+    corpora = {
+        name: {
+            "type": source["type"],
+            "source": source.get("path") or source.get("name"),
+            "shards": [k for k, (c, _) in enumerate(PARTS) if c == name],  # positions in the train list
+        }
+        for name, source in config["corpora"].items()
+    }
+    return json_arg({"run": wildcards.run, "corpora": corpora})
 
 
 def finetune_settings(wildcards):

@@ -63,6 +63,7 @@ def test_validation_cadence_is_a_rerun_trigger_only_under_max_valid_loss(config)
     (dict(implementation={"micro_batch_size": 4}), False, False),
     (dict(implementation={"compile": True}), False, False),
     (dict(implementation={"tensorboard": True}), False, False),
+    (dict(implementation={"deepspeed": {"flops_profiler": {"enabled": True}}}), False, False),
     (dict(checkpoint_interval_minutes=1), False, False),
     (dict(log_interval_steps=1), False, False),
     (dict(implementation={"gpus": 2}), True, True),           # each rank reads its own shards

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from tests.conftest import REPO
 from workflow_scripts.pretrain import engine, loop, state, train
 from workflow_scripts.errors import BadInput
 
@@ -76,6 +77,62 @@ def test_deepspeed_config_is_derived_from_the_recipe():
         "gradient_accumulation_steps"] == 8
     with pytest.raises(BadInput, match=r"batch_size=64 is not a multiple of .*size \(8\) x processes \(3\)"):
         engine.ds_config(full_recipe(), world=3)
+
+
+def test_deepspeed_passthrough_is_deep_merged_into_ours():
+    offload = {"device": "cpu", "pin_memory": True}
+    user = {"zero_optimization": {"offload_optimizer": offload}, "steps_per_print": 5,
+            "flops_profiler": {"enabled": True, "profile_step": 3}}
+    r = full_recipe(implementation={"zero_stage": 2, "deepspeed": user})
+    cfg = engine.ds_config(r, world=1)
+    # Nested sections merge key by key (our stage stays), plain values replace ours, new sections join.
+    assert cfg["zero_optimization"] == {"stage": 2, "offload_optimizer": offload}
+    assert cfg["steps_per_print"] == 5 and cfg["flops_profiler"] == {"enabled": True, "profile_step": 3}
+    assert cfg["train_batch_size"] == 64 and cfg["wall_clock_breakdown"] is False
+    assert user == {"zero_optimization": {"offload_optimizer": offload}, "steps_per_print": 5,
+                    "flops_profiler": {"enabled": True, "profile_step": 3}}   # the recipe is left as it was
+    assert engine.ds_config(full_recipe(implementation={"zero_stage": 2}), 1)["zero_optimization"] == {"stage": 2}
+
+
+@pytest.mark.parametrize("user, line", [
+    ({"train_batch_size": 128}, "implementation.deepspeed.train_batch_size: the workflow sets this from batch_size;"),
+    ({"zero_optimization": {"stage": 3, "overlap_comm": True}},
+     "implementation.deepspeed.zero_optimization.stage: the workflow sets this from implementation.zero_stage;"),
+    ({"fp16": {"initial_scale_power": 12}},
+     "implementation.deepspeed.fp16: the workflow sets this from implementation.precision;"),
+    ({"optimizer": {"type": "Lamb"}}, "implementation.deepspeed.optimizer: the workflow sets this from optimizer;"),
+    ({"scheduler": {"type": "WarmupLR"}}, "implementation.deepspeed.scheduler: the workflow sets this from schedule;"),
+])
+def test_deepspeed_keys_we_set_are_refused_in_one_line(user, line):
+    """At parse time (the recipe checks) and in the engine's config, with the recipe key to set instead."""
+    with pytest.raises(BadInput) as stop:
+        train.resolve_recipe(json.dumps({"model": {}, "total_training_time": 1,
+                                         "implementation": {"deepspeed": user}}))
+    assert str(stop.value).startswith("recipe key " + line) and "\n" not in str(stop.value)
+    assert "instead and drop it from implementation.deepspeed" in str(stop.value)
+    with pytest.raises(BadInput, match="recipe key " + line.split(":")[0]):
+        engine.ds_config(full_recipe(implementation={"deepspeed": user}), 1)
+
+
+def test_deepspeed_reads_the_passthrough_keys_in_a_real_tiny_training(pretrain_shards, tmp_path):
+    """DeepSpeed's own engine (CPU, 6 micro-batches, 3 optimizer steps) reads the merged keys: its
+    print cadence and timers as set, and the flops profiler writes its report where we point it."""
+    import subprocess
+
+    from tests import probes
+
+    profile = tmp_path / "flops.txt"
+    # PYTHONPATH: the probe runs by path, and must import this checkout's package, not an installed one.
+    env = {**{k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")},
+           "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(probes.command("ds_passthrough", pretrain_shards["train"][0], profile), cwd=REPO,
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    read = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert read == {"steps_per_print": 3, "wall_clock_breakdown": True, "flops_profiler": True,
+                    "train_batch_size": 8, "global_steps": 3}
+    report = profile.read_text()
+    assert "DeepSpeed Flops Profiler" in report and "params per GPU" in report
 
 
 def test_state_key_tracks_what_changes_training_only(tmp_path):

@@ -60,6 +60,26 @@ def test_run_writes_a_loadable_model_and_the_log(finished, bert_tokenizer_dir):
     assert "step 2 |" in finished["proc"].stdout and "done (budget:" in finished["proc"].stdout
 
 
+def test_model_folder_carries_a_model_card_of_the_run(finished):
+    """README.md (huggingface_hub's ModelCard) says what the log and shards say: publishable as is."""
+    from huggingface_hub import ModelCard
+
+    out = finished["out"]
+    card = ModelCard.load(out / "model" / "README.md")
+    data = card.data.to_dict()
+    assert data["library_name"] == "transformers" and data["pipeline_tag"] == "fill-mask"
+    log = events(out / "log.jsonl")
+    end, valid = log[-1], [e for e in log if e["event"] == "valid"][-1]
+    facts = data["extremebert"]
+    assert (facts["steps"], facts["training_seconds"], facts["stop_reason"]) == (end["step"], end["elapsed_s"],
+                                                                                 "budget")
+    assert facts["final_valid_loss"] == valid["valid_loss"] and facts["parameters"] == log[0]["parameters"]
+    # By hand (no --card) the run is named by the model folder's parent, one corpus holding every shard.
+    assert facts["run"] == out.name and facts["corpora"]["samples"]["train_samples"] == 512   # 2 shards x 256
+    assert facts["corpora"]["samples"]["valid_samples"] == 64
+    assert f"{end['step']} optimizer steps" in card.text
+
+
 def test_lr_follows_the_time_schedule(finished):
     """Step k runs at peak * linear(elapsed after step k-1 / budget): warmup 10%, then decay to 0."""
     train = [e for e in events(finished["out"] / "log.jsonl") if e["event"] == "train"]

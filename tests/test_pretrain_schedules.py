@@ -154,3 +154,29 @@ def test_schema_lists_every_curve_with_the_code_defaults():
         if defaults:
             assert f"{name} {{{', '.join(f'{k}: {v}' for k, v in defaults.items())}}}" in text, name
     assert set(CURVES) <= set(schedule["name"]["anyOf"][0]["enum"])
+
+
+@pytest.mark.parametrize("fraction, shape, expected", [
+    (0.05, "1-sqrt", 0.5),                          # warmup: the first 10% of the run
+    (0.1, "1-sqrt", 1.0), (0.5, "1-sqrt", 1.0),     # stable: through 0.1 + 0.9 x 0.75 = 0.775
+    (0.775, "1-sqrt", 1.0), (0.775, "linear", 1.0),
+    (0.8875, "linear", 0.5),                        # halfway through the decay (the last 0.225 of the run)
+    (0.8875, "1-sqrt", 1 - math.sqrt(0.5)),
+    (0.83125, "1-sqrt", 0.5),                       # 1 - sqrt(x) = 0.5 at x = 0.25 of the decay
+    (1.0, "1-sqrt", 0.0), (1.0, "linear", 0.0), (1.2, "linear", 0.0),
+])
+def test_wsd_warms_up_holds_then_decays_over_the_last_part(fraction, shape, expected):
+    assert at("wsd", fraction, decay_fraction=0.25, shape=shape) == pytest.approx(expected)
+
+
+def test_wsd_floor_no_decay_and_the_step_clock():
+    assert at("wsd", 1.0, warmup=0.0, min_lr_ratio=0.1) == pytest.approx(0.1)
+    assert at("wsd", 0.9, warmup=0.0, shape="linear", min_lr_ratio=0.1) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert at("wsd", 1.0, warmup=0.0, decay_fraction=0.0) == 1.0   # never decays: a run to be continued
+    s = Schedule({"name": "wsd", "by": "step", "warmup_proportion": 0.0, "kwargs": {"shape": "linear"}}, 2.0,
+                 budget_s=10.0, max_steps=100)
+    assert [s.lr(9999.0, n) for n in (0, 80, 90, 100)] == pytest.approx([2.0, 2.0, 1.0, 0.0])
+    with pytest.raises(BadInput, match=r"schedule.kwargs.shape='cosine' must be one of linear, 1-sqrt \(schedule wsd\)"):
+        Schedule({"name": "wsd", "kwargs": {"shape": "cosine"}}, 1.0, 10.0)
+    with pytest.raises(BadInput, match=r"decay_fraction=1.5 must be in \[0, 1\]"):
+        Schedule({"name": "wsd", "kwargs": {"decay_fraction": 1.5}}, 1.0, 10.0)

@@ -142,3 +142,18 @@ def test_empty_valid_shard_and_missing_file(pretrain_shards, tmp_path):
     assert batches.ValidSet([empty], 0, 1, 16, max_samples=20, seq_len=64).batches == []
     with pytest.raises(BadInput, match=r"shard .*nowhere\.h5: no such file"):
         batches.TrainStream([str(tmp_path / "nowhere.h5")], 0, 1, 8, 1, seed=0)
+
+
+def test_empty_train_shards_are_skipped_and_all_empty_is_one_clear_error(pretrain_shards, tmp_path, capsys):
+    """samples.py writes 0-row shards for a text part left without samples: they take no rank's share."""
+    paths = [str(p) for p in pretrain_shards["train"]]
+    empty = subset(paths[0], tmp_path / "empty.h5", 0)
+    ranks = [batches.TrainStream([empty, paths[0], empty, paths[1]], r, 2, 8, 1, seed=0) for r in range(2)]
+    assert "train shard " + empty + " and 1 more: no samples" in capsys.readouterr().out
+    # Each rank reads one whole real shard (the empty ones are not dealt out), as without them.
+    assert [s.share for s in ranks] == [256, 256] and ranks[0].steps_per_epoch == 32
+    plain = [batches.TrainStream(paths, r, 2, 8, 1, seed=0) for r in range(2)]
+    assert all(rows_of(a.epoch(0)) == rows_of(b.epoch(0)) for a, b in zip(ranks, plain, strict=True))
+    with pytest.raises(BadInput, match=r"every train shard is empty \(2 shards, \S+empty\.h5 first\): no text part "
+                                         r"gave a sample; the WARNING lines of logs/samples/\*\.log"):
+        batches.TrainStream([empty, empty], 0, 1, 8, 1, seed=0)

@@ -63,6 +63,8 @@ def test_extremebert_pretraining_is_its_scripts():
     sources = {(c["name"], c["config"]) for c in config["corpora"].values()}
     assert sources == {("wikipedia", "20220301.en"), ("bookcorpusopen", "plain_text")}
     assert sum(c["parts"] for c in config["corpora"].values()) == 256
+    # an article / a book per row already: each row is a document, as their shards take them
+    assert {c["documents"]["by"] for c in config["corpora"].values()} == {"row"}
     budget = stopping.Budget.from_recipe(run)
     assert budget.budget_s == math.inf and budget.max_steps == 23000
 
@@ -115,6 +117,12 @@ def test_academic_budget_bert_is_its_readme_best_configuration():
     assert run["implementation"]["precision"] == "fp16" and run["implementation"]["micro_batch_size"] == 32
     assert subset(config["samples"], SAMPLES) == SAMPLES
     assert config["tokenizer"] == {"pretrained": "bert-large-uncased"}
+    # Theirs reads a book per document; the hub's bookcorpus is a sentence per row with no book id, so
+    # rows are joined into book-sized documents (a quarter of a mean book), never a sentence each.
+    books = config["corpora"]["books"]
+    assert books["name"] == "bookcorpus"
+    assert subset(books["documents"], {"by": "chars", "chars": 100000}) == {"by": "chars", "chars": 100000}
+    assert config["corpora"]["wiki"]["documents"]["by"] == "row"   # a dump: a document per article
     ft = config["finetune"]
     assert set(ft["tasks"]) == ALL_TASKS and ft["grid"] == SEARCH_GRID
     assert set(ft["stilts"]) == {"RTE", "MRPC", "STS-B"}
@@ -132,3 +140,41 @@ def test_each_paper_recipe_names_its_deviations(name, named):
     assert "deviations" in header.lower()
     for topic in named:
         assert topic in header, topic
+
+
+def test_modern_budget_recipe_holds_the_papers_choices():
+    """ModernBERT-base's shape, MosaicBERT/ModernBERT's 30% masking, no dropout, LR 8e-4, wsd 1-sqrt."""
+    text, config = load("modern-budget.yaml")
+    run = only_run(config)
+    model = run["model"]
+    base = {"type": "modernbert", "hidden_size": 768, "num_layers": 22, "intermediate_size": 1152,
+            "dropout": 0.0, "attention_dropout": 0.0}
+    assert subset(model, base) == base
+    assert model["num_heads"] * model["head_dim"] == model["hidden_size"] and model["head_dim"] == 64
+    assert run["optimizer"] == {"name": "adamw", "lr": 8e-4, "weight_decay": 0.01, "betas": [0.9, 0.98], "eps": 1e-6,
+                                "gradient_clipping": 1.0, "kwargs": {}}
+    assert run["schedule"] == {"name": "wsd", "by": "time", "warmup_proportion": 0.06,
+                               "kwargs": {"decay_fraction": 0.2, "shape": "1-sqrt", "min_lr_ratio": 0.0}}
+    assert run["total_training_time"] == 24.0 and run["batch_size"] == 4096
+    assert run["implementation"]["gpus"] == 1 and run["implementation"]["precision"] == "bf16"
+    samples = config["samples"]
+    assert samples["masked_lm_prob"] == 0.3 and samples["max_predictions_per_seq"] >= 0.3 * samples["max_seq_length"]
+    assert "deviations" in text.lower() and "Packing" in text and "Vocabulary" in text
+    # The 24-hour curve: flat at the peak until 0.06 + 0.94 x 0.8 of the time, 1-sqrt down to 0 at 24 h.
+    curve = schedules.Schedule(run["schedule"], 8e-4, stopping.budget_seconds(run))
+    hour = 3600.0
+    assert curve.lr(0.03 * 24 * hour, 0) == pytest.approx(4e-4)
+    assert curve.lr(0.8 * 24 * hour, 0) == pytest.approx(8e-4)
+    end_of_stable = 0.06 + 0.94 * 0.8
+    assert curve.lr((end_of_stable + 0.94 * 0.2 * 0.25) * 24 * hour, 0) == pytest.approx(4e-4)
+    assert curve.lr(24 * hour, 0) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_the_tiny_modern_run_is_the_recipe_at_cpu_size():
+    """tests/configs/families.yaml's `modern` run keeps the recipe's choices; only sizes and the clock differ."""
+    recipe = only_run(load("modern-budget.yaml")[1])
+    tiny = yaml.safe_load((REPO / "tests" / "configs" / "families.yaml").read_text())["runs"]["modern"]
+    assert tiny["model"]["type"] == "modernbert"
+    assert tiny["model"]["dropout"] == recipe["model"]["dropout"] == 0.0
+    assert tiny["optimizer"] == {k: v for k, v in recipe["optimizer"].items() if k != "kwargs"}
+    assert tiny["schedule"] == {**recipe["schedule"], "by": "step"}   # 3 steps: the step clock

@@ -199,7 +199,8 @@ def test_data_report_tables_what_each_stage_kept_and_dropped(data_run, tmp_path,
 
     shards = section(md, "Samples")
     stats = [json.loads(p.read_text()) for p in sample_stats]
-    rows = {line.split(" | ")[0]: line.split(" | ") for line in shards if line.startswith("| ") and "shard |" not in line}
+    per_shard = shards[next(i for i, line in enumerate(shards) if line.startswith("| shard |")):]
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in per_shard if line.startswith("| ") and "shard |" not in line}
     # Named by text part, in config order.
     assert list(rows) == ["| wiki/part_0", "| wiki/part_1", "| mine/part_0", "| **total**"]
     assert rows["| mine/part_0"][1:5] == ["3", "1", "0", "0"]  # the copy is dropped as a duplicate
@@ -208,6 +209,11 @@ def test_data_report_tables_what_each_stage_kept_and_dropped(data_run, tmp_path,
         assert row[5] == f"{st['documents']['used']} ({st['documents']['train']} / {st['documents']['valid']})"
         assert row[6] == f"{st['train']['samples']:,}" and row[7] == f"{st['train']['tokens_per_sample']:.1f}"
         assert row[8] == f"{st['train']['masked_fraction']:.4f}" and row[9] == f"{st['train']['padding_fraction']:.4f}"
+    # Per corpus: the tokenizer's fit on each, and the one warning: mine's three one-line documents are short.
+    assert "| wiki | 2 | 1,972 | 63.9 | 4.92 | 0.00% | 1.4% |" in shards  # seeded by (seed, "wiki", part)
+    warnings = [line for line in shards if line.startswith("- ")]
+    assert len(warnings) == 1 and warnings[0].startswith("- corpus mine: its train samples hold 15.0 real tokens on "
+                                                          "average, under half of max_seq_length 64")
     total = rows["| **total**"]
     assert total[1] == str(sum(st["documents"]["read"] for st in stats)) and total[2] == "1"
     n = sum(st["train"]["samples"] for st in stats)
@@ -245,3 +251,38 @@ def test_data_report_skips_unreadable_benchmark_files_and_names_bad_stats(data_r
     old.write_text(json.dumps({"documents": 15, "duplicates": 1, "corpora": {}, "parts": {}}))
     with pytest.raises(SystemExit, match=r"duplicates\.json: missing key 'corpus'$"):
         data_report(tmp_path / "old", corpus_stats, [old], sample_stats, bench)
+
+
+def test_data_report_names_a_poorly_fitted_corpus_and_empty_parts_once(bert_tokenizer_dir, tmp_path):
+    """English + Russian under bert-base-uncased, Russian in 3 parts of which one got no document: the
+    report names the Russian corpus's fit once (with its numbers and what to do) and its empty part."""
+    from tests.test_samples_languages import SPEC, corpus_part, language_documents
+    from workflow_scripts.data import samples
+
+    english = [["An English document about the history of a city, long enough to be judged fairly.",
+                f"It has a second sentence, number {i}, about its rivers and bridges."] for i in range(30)]
+    parts = [corpus_part(tmp_path / "en", "en", english), corpus_part(tmp_path / "a", "ru", language_documents("ru")),
+             corpus_part(tmp_path / "b", "ru", language_documents("ru")), corpus_part(tmp_path / "c", "ru", [])]
+    stats = []
+    for k, part in enumerate(parts):
+        out = tmp_path / f"stats_{k}.json"
+        samples.build_shards({**SPEC, "max_seq_length": 32}, bert_tokenizer_dir, part,
+                             samples.Part(part.parent.name, k), tmp_path / f"t{k}.h5",
+                             tmp_path / f"v{k}.h5", stats_out=out)
+        stats.append(json.loads(out.read_text()))
+    lines = section(make_report.data_markdown({}, None, stats, {}), "Samples")
+    ru = next(line for line in lines if line.startswith("| ru |")).split(" | ")
+    assert ru[1] == "3 (1 empty)" and float(ru[4]) < 2.0 and float(ru[6].rstrip("% |")) > 50
+    warnings = [line for line in lines if line.startswith("- ")]
+    assert len(warnings) == 2, warnings  # the empty part and the fit; English has nothing to say
+    assert warnings[0] == ("- corpus ru: 1 of 3 parts gave no samples, their shards are empty and training skips "
+                           "them (part_0.txt: no document (corpus ru has fewer documents than parts))")
+    assert re.match(r"- the tokenizer fits corpus ru poorly: 1\.\d\d characters per token, 0\.0% \[UNK\], \d\d% of "
+                    r"tokens one-character pieces .*tokenizer: \{train: .*multilingual", warnings[1])
+    # A corpus whose characters per token are far below the others' is named even when its own rates pass.
+    for st in stats[1:3]:
+        st["tokenizer_fit"]["spelled_rate"] = 0.0
+    warnings = [line for line in section(make_report.data_markdown({}, None, stats, {}), "Samples")
+                if line.startswith("- the tokenizer")]
+    assert len(warnings) == 1 and re.match(r"- the tokenizer fits corpus ru poorly: 1\.\d\d characters per token, "
+                                           r"under 0\.5 x corpus en's \d\.\d\d; train a tokenizer", warnings[0])

@@ -268,6 +268,9 @@ def test_single_document_part_has_an_empty_valid_shard(small_part, bert_tokenize
     summary = shard_format.shard_summary(valid, nsp=False)
     assert summary["num_samples"] == 0 and summary["max_seq_length"] == 128
     assert shard_format.load_shard(valid)["input_ids"].shape == (0, 128)
+    # Whatever the draw (valid_fraction near 1 draws valid): the one document trains.
+    _, valid, counts = build(tmp_path, one_doc, bert_tokenizer_dir, "high", valid_fraction=0.99)
+    assert counts.documents == 1 and counts.valid_documents == 0 and counts.train_samples > 0
 
 
 def test_small_chunks_give_the_same_documents(small_part, bert_tokenizer_dir, tmp_path):
@@ -351,13 +354,19 @@ def test_missing_tokenizer_is_one_clear_error(small_part, tmp_path):
         build(tmp_path, small_part, tmp_path)
 
 
-def test_empty_text_is_one_clear_error(bert_tokenizer_dir, tmp_path):
-    for content in ("", "\n\n   \n\t\n"):
+def test_empty_text_is_a_warning_with_empty_shards(bert_tokenizer_dir, tmp_path, capsys):
+    """A part with no document (a corpus with fewer documents than parts) or no text: a warning and
+    valid shards of 0 rows, which the loader skips; never a failure of the whole DAG."""
+    for content, why in (("", "holds no document"), ("\n\n   \n\t\n", "holds no document"),
+                         ("\u200b\n\n", "holds no text")):
         empty = tmp_path / "part_0.txt"
         empty.write_text(content)
-        with pytest.raises(BadInput, match=f"{empty}.*no text"):
-            build(tmp_path, empty, bert_tokenizer_dir)
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["part_0.txt"]  # no shard, no temp file left
+        build(tmp_path, empty, bert_tokenizer_dir)
+        assert f"WARNING: text part {empty} {why}" in capsys.readouterr().out
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["part_0.txt", "s_train.h5", "s_valid.h5"]  # no temp file
+        for shard in ("s_train.h5", "s_valid.h5"):
+            summary = shard_format.shard_summary(tmp_path / shard)
+            assert summary["num_samples"] == 0 and summary["row_ids"]
     with pytest.raises(BadInput, match=r"missing\.txt does not exist"):
         build(tmp_path, tmp_path / "missing.txt", bert_tokenizer_dir)
 

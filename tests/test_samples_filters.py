@@ -1,6 +1,7 @@
 """Sample-stage filters and weights on real text: duplicates skipped, characters-per-token filter, corpus
 weights as passes per document, and the per-shard stats JSON."""
 import json
+import re
 
 import h5py
 import numpy as np
@@ -39,8 +40,8 @@ def build(tmp_path, text, tokenizer_dir, name="s", weight=1.0, duplicates=None, 
     spec = {**SPEC, **spec}
     train, valid, stats = (tmp_path / f"{name}_train.h5", tmp_path / f"{name}_valid.h5",
                            tmp_path / f"{name}_stats.json")
-    counts = samples.build_shards(spec, tokenizer_dir, text, samples.Part("a", 0), train, valid, weight=weight, duplicates=duplicates,
-                                  stats_out=stats)
+    counts = samples.build_shards(spec, tokenizer_dir, text, samples.Part(text.parent.name, 0), train, valid,
+                                  weight=weight, duplicates=duplicates, stats_out=stats)
     return train, valid, counts, json.loads(stats.read_text())
 
 
@@ -92,7 +93,13 @@ def test_chars_per_token_filter_drops_tables_code_and_unspellable_text(wiki_docs
     _, _, counts, stats = build(tmp_path, part, bert_tokenizer_dir, "cpt")
     assert counts.low_chars_per_token_dropped == 3 and counts.documents == 10
     assert stats["documents"]["low_chars_per_token_dropped"] == 3 and stats["min_chars_per_token"] == 3.0
-    assert "3 below min_chars_per_token=3" in capsys.readouterr().out
+    # Judged against the part's own median (English articles, ~4.8): 0.6 x that, about the absolute 3.0.
+    fit = stats["tokenizer_fit"]
+    assert 4.3 < fit["median_chars_per_token"] < 5.5
+    assert fit["chars_per_token_threshold"] == pytest.approx(min(3.0, 0.6 * fit["median_chars_per_token"]), abs=1e-3)
+    assert re.search(r"3 below (3 characters per token \(min_chars_per_token\)|[23]\.\d\d characters per token "
+                     r"\(min_chars_per_token 3, lowered to min_chars_per_token_relative x this part's median 4\.\d\d\))",
+                     capsys.readouterr().out)
     # The kept documents are the articles: every sample's tokens come from them, none from the junk.
     tokenizer, _ = samples.load_tokenizer(bert_tokenizer_dir)
     junk_ids = set(tokenizer.encode(" ".join(TABLE.split("\n")[:3]), add_special_tokens=False).ids) - set(
@@ -103,16 +110,28 @@ def test_chars_per_token_filter_drops_tables_code_and_unspellable_text(wiki_docs
     assert counts.low_chars_per_token_dropped == 0 and counts.documents == 13
 
 
-def test_chars_per_token_filter_warns_and_explains_an_emptied_part(bert_tokenizer_dir, tmp_path, capsys):
-    part = tmp_path / "part_0.txt"
+def test_absolute_chars_per_token_filter_warns_and_an_emptied_part_is_a_warning(bert_tokenizer_dir, tmp_path,
+                                                                                 capsys):
+    """min_chars_per_token_relative 0: the absolute threshold alone, as before issue 10."""
+    part = tmp_path / "ru" / "part_0.txt"
+    part.parent.mkdir()
     part.write_text("\n\n".join([RUSSIAN] * 3 + ["An English document that is long enough to pass the filter."])
                     + "\n", encoding="utf-8")
-    build(tmp_path, part, bert_tokenizer_dir, valid_fraction=0)
-    assert "WARNING: min_chars_per_token=3 dropped 3 of 4 documents" in capsys.readouterr().out
+    build(tmp_path, part, bert_tokenizer_dir, valid_fraction=0, min_chars_per_token_relative=0)
+    assert ("WARNING: the characters-per-token filter dropped 3 of 4 documents of corpus ru: below 3 characters "
+            "per token") in capsys.readouterr().out
     part.write_text((RUSSIAN + "\n\n") * 2, encoding="utf-8")
-    with pytest.raises(BadInput, match=r"holds no text left after the filters: of 2 documents, 0 are duplicates "
-                                         r".*2 are below samples\.min_chars_per_token=3 \(0 switches that filter off"):
-        build(tmp_path, part, bert_tokenizer_dir, "empty")
+    train, valid, counts, stats = build(tmp_path, part, bert_tokenizer_dir, "empty", min_chars_per_token_relative=0)
+    message = (r"text part \S+ru/part_0\.txt holds no text left after the filters: of 2 documents, 0 are duplicates "
+               r".*2 are below 3 characters per token .*: its shards are empty and training skips them")
+    assert re.search("WARNING: " + message, capsys.readouterr().out)
+    assert any(re.fullmatch(message, w) for w in stats["warnings"])
+    for shard in (train, valid):  # valid shards with no rows, for the loader to skip
+        assert len(shard_format.load_shard(shard)["input_ids"]) == 0
+    assert stats["train"]["samples"] == stats["valid"]["samples"] == 0
+    # With the per-corpus threshold (the default) the same part keeps both documents.
+    _, _, counts, _ = build(tmp_path, part, bert_tokenizer_dir, "relative")
+    assert counts.low_chars_per_token_dropped == 0 and counts.documents == 2
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +174,8 @@ def test_fractional_weights_draw_a_pass_per_document(weighted):
 def test_stats_json_holds_counts_and_sample_statistics(weighted):
     train_file, _, counts, stats = weighted[1.0]
     assert set(stats) >= {"text", "corpus", "part", "weight", "dup_factor", "min_chars_per_token", "documents",
-                          "sentences", "tokens", "train", "valid", "seconds"}
+                          "sentences", "tokens", "train", "valid", "tokenizer_fit", "warnings", "seconds"}
+    assert stats["warnings"] == []  # English articles, full samples: nothing to say
     assert stats["documents"] == {"read": 30, "duplicates_dropped": 0, "low_chars_per_token_dropped": 0,
                                   "empty_dropped": 0, "used": 30, "train": counts.train_documents,
                                   "valid": counts.valid_documents, "weighted_out": 0}

@@ -27,7 +27,7 @@ PAYLOAD = "a b'c'd\"e\"f$(touch PWNED_1)`touch PWNED_2`;touch PWNED_3"
 # The params that are already shell words (json_arg, shell_flag, the integer-only launcher) and
 # Snakemake's own integers: the only fields a shell line may paste in without `:q`.
 PRE_QUOTED = {"params.source", "params.spec", "params.recipe", "params.glue", "params.hparams",
-              "params.settings", "params.cache", "params.keep_model", "params.launcher", "threads"}
+              "params.settings", "params.cache", "params.keep_model", "params.launcher", "params.card", "threads"}
 SCHEMA = REPO / "config" / "schema.yaml"
 
 
@@ -101,7 +101,8 @@ def _hostile_workdir(root: Path, resources: Path) -> tuple[Path, dict]:
         "local": {"type": "wikipedia", "path": values["local"], "parts": 1},
         "web": {"type": "wikipedia", "path": values["url"], "parts": 1},
         "mine": {"type": "text", "path": values["texts"], "parts": 1, "text_column": PAYLOAD},
-        "hub": {"type": "huggingface", "name": PAYLOAD, "config": PAYLOAD, "split": PAYLOAD, "text_column": PAYLOAD},
+        "hub": {"type": "huggingface", "name": PAYLOAD, "config": PAYLOAD, "split": PAYLOAD, "text_column": PAYLOAD,
+                "documents": {"by": "column", "column": PAYLOAD}},
     }
     config["tokenizer"] = {"pretrained": values["tokenizer"]}
     config["glue"] = {"source": "dir", "path": values["glue"]}
@@ -170,7 +171,7 @@ def test_dry_run_plan_passes_every_value_literally(hostile, tmp_path):
             "huggingface:None"} == set(sources)
     assert sources[f"text:{values['texts']}"]["text_column"] == PAYLOAD
     hub = sources["huggingface:None"]
-    assert (hub["name"], hub["config"], hub["split"], hub["text_column"]) == (PAYLOAD,) * 4
+    assert (hub["name"], hub["config"], hub["split"], hub["text_column"], hub["documents"]["column"]) == (PAYLOAD,) * 5
     [fetch] = _jobs(argvs, "workflow_scripts.data.sources.download")
     assert (_opt(fetch, "--url"), _opt(fetch, "--out")) == (values["url"], local_copy)
     [tokenizer] = _jobs(argvs, "workflow_scripts.data.tokenizer")

@@ -69,6 +69,34 @@ def test_trained_wordpiece(wiki_texts, tmp_path):
     assert decoded.replace(" ", "") == SENTENCES[0].lower().replace(" ", "")  # nothing became [UNK]
 
 
+MIXED = ["Москва — столица России и крупнейший город страны.", "Первое упоминание о Москве относится к 1147 году.",
+         "北京是中华人民共和国的首都。", "北京位于华北平原北部。",
+         "The city of Moscow is the capital of Russia.", "Beijing is the capital of China.",
+         "दिल्ली भारत की राजधानी है।", "दिल्ली एक प्राचीन नगर है।"]
+
+
+@pytest.mark.parametrize("strip_accents", [None, False])
+def test_trained_wordpiece_on_mixed_scripts(tmp_path, strip_accents):
+    """Chinese + Russian + English (+ Hindi) lines: each CJK ideograph is a word of its own (BERT's
+    handle_chinese_chars), Cyrillic and Latin words are cut by WordPiece, nothing seen becomes [UNK]."""
+    from transformers import AutoTokenizer
+
+    text = tmp_path / "part_0.txt"
+    text.write_text("\n".join(MIXED * 20) + "\n", encoding="utf-8")
+    out = tmp_path / "mixed"
+    spec = {"train": {"vocab_size": 400, "min_frequency": 2, "lowercase": True, "strip_accents": strip_accents}}
+    tokenizer.main(["--spec", json.dumps(spec), "--texts", str(text), "--out", str(out)])
+    tok = AutoTokenizer.from_pretrained(str(out))
+    pieces = tok.tokenize("北京是首都。Москва — столица. The capital.")
+    assert pieces[:5] == ["北", "京", "是", "首", "都"]  # one ideograph per token, never merged
+    assert "москва" in pieces and "capital" in pieces  # frequent words whole, in either script
+    for line in MIXED:
+        assert tok.unk_token not in tok.tokenize(line), line
+    hindi = tok.decode(tok("दिल्ली भारत की राजधानी है।")["input_ids"], skip_special_tokens=True).replace(" ", "")
+    # Stripping accents (BERT uncased's default) drops Devanagari's virama and vowel signs; false keeps them.
+    assert (hindi == "दिल्लीभारतकीराजधानीहै।") == (strip_accents is False)
+
+
 def test_trained_cased(wiki_texts, tmp_path):
     out = tmp_path / "cased"
     tokenizer.main(["--spec", json.dumps({"train": {"vocab_size": 1000, "lowercase": False}}),

@@ -50,6 +50,13 @@ def test_demo_writes_report_model_and_log(demo):
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in model.iterdir()}
     events = [yaml.safe_load(line)["event"] for line in (demo / "results/runs/demo/pretrain_log.jsonl").open()]
     assert events[0] == "config" and events[-1] == "end" and "train" in events and "valid" in events
+    # The model card names the config's corpora and counts what their shards hold (rule -> --card).
+    card = yaml.safe_load((model / "README.md").read_text().split("---")[1])
+    assert card["pipeline_tag"] == "fill-mask" and card["extremebert"]["run"] == "demo"
+    wiki = card["extremebert"]["corpora"]["wiki"]
+    assert wiki["type"] == "wikipedia" and wiki["train_documents"] > 0 and wiki["train_samples"] > 0
+    # `snakemake publish` plans one upload per run (after GLUE, whose scores its card lists).
+    assert planned_jobs(snakemake(demo, "-n", "publish", "--cores", "2")) == {"publish_model": 1, "publish": 1}
 
 
 def test_nothing_left_to_do_after_the_demo(demo):
@@ -69,7 +76,8 @@ def test_placement_edits_rerun_nothing(demo, tmp_path):
     edit = tmp_path / "edit.yaml"
     edit.write_text(yaml.safe_dump({
         "runs": {"demo": {"validation_interval_minutes": 1, "log_interval_steps": 5,
-                          "implementation": {"tensorboard": True, "zero_stage": 1}}},
+                          "implementation": {"tensorboard": True, "zero_stage": 1,
+                                             "deepspeed": {"wall_clock_breakdown": True}}}},
         "finetune": {"implementation": {"eval_batch_size": 7}}}))
     assert planned_jobs(snakemake(demo, "-n", "--cores", "2", "--configfile", str(edit))) == {}
 
@@ -137,6 +145,9 @@ def test_masked_lm_prob_edit_reruns_samples_onward(demo, tmp_path):
 @pytest.mark.parametrize("override, expected", [
     ({"samples": {"mask_lm_prob": 0.2}}, "config key samples: unknown key 'mask_lm_prob'"),
     ({"runs": {"demo": {"total_training_time": "two hours"}}}, "runs.demo.total_training_time: 'two hours' is not of type 'number'"),
+    ({"runs": {"demo": {"implementation": {"deepspeed": {"gradient_clipping": 0.5}}}}},
+     "config key runs.demo.implementation.deepspeed.gradient_clipping: the workflow sets this from "
+     "optimizer.gradient_clipping; set optimizer.gradient_clipping instead"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path_factory, repo_root, resources, override, expected):
     workdir = copy_repo(repo_root, tmp_path_factory.mktemp("bad"), resources)

@@ -1,5 +1,5 @@
-"""The four model families through the real workflow: one tiny run each (bert, roberta, albert,
-deberta-v2), pretrained for a few steps on the real Wikipedia excerpt, fine-tuned on two GLUE smoke
+"""The five model families through the real workflow: one tiny run each (bert, roberta, albert,
+deberta-v2, modernbert), pretrained for a few steps on the real Wikipedia excerpt, fine-tuned on two GLUE smoke
 tasks (a classification and a regression), and compared in one report. With fewer than the nine
 GLUE tasks the default target is the report (no submission). Config: tests/configs/families.yaml."""
 import json
@@ -12,7 +12,8 @@ pytestmark = pytest.mark.workflow
 
 CONFIG = ("--configfile", "tests/configs/families.yaml", "--replace-workflow-config")
 FAMILIES = {name: run["model"] for name, run in feature_config("families")["runs"].items()}
-EXPORTED_AS = {"bert": "bert", "roberta": "roberta", "albert": "albert", "deberta": "deberta-v2"}
+EXPORTED_AS = {"bert": "bert", "roberta": "roberta", "albert": "albert", "deberta": "deberta-v2",
+               "modern": "modernbert"}
 TASKS = feature_config("families")["finetune"]["tasks"]
 
 
@@ -21,7 +22,7 @@ def families(tmp_path_factory, repo_root, resources):
     workdir = copy_repo(repo_root, tmp_path_factory.mktemp("families"), resources)
     assert set(FAMILIES) == set(EXPORTED_AS) and TASKS == ["RTE", "STS-B"]
     jobs = planned_jobs(snakemake(workdir, "-n", "--cores", "2", *CONFIG))
-    assert jobs["pretrain"] == 4 and jobs["finetune_trial"] == 8 and jobs["report"] == 1, jobs
+    assert jobs["pretrain"] == 5 and jobs["finetune_trial"] == 10 and jobs["report"] == 1, jobs
     assert "make_submission" not in jobs
     snakemake(workdir, "--cores", "2", "--profile", "profiles/local", *CONFIG, timeout=1500)
     return workdir
@@ -37,6 +38,11 @@ def test_every_family_pretrains_in_the_workflow(families):
         assert [e["step"] for e in log if e["event"] == "train"] == [1, 2, 3]
     albert = json.loads((families / "results/runs/albert/model/config.json").read_text())
     assert albert["embedding_size"] == 16
+    modern = json.loads((families / "results/runs/modern/model/config.json").read_text())
+    assert modern["layer_types"] == ["full_attention"] * 2 and modern["vocab_size"] == 30528
+    log = [json.loads(line) for line in (families / "results/runs/modern/pretrain_log.jsonl").open()]
+    lrs = [e["lr"] for e in log if e["event"] == "train"]
+    assert sorted(lrs)[-2:] == pytest.approx([8e-4, 8e-4])       # wsd: held at the peak (linear would decay)
 
 
 def test_every_family_fine_tunes_in_the_workflow(families):

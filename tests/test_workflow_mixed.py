@@ -1,5 +1,6 @@
-"""A real tiny workflow on mixed sources: the dump (by file:// URL, capped) + a folder of .txt + a .jsonl,
-with weights and planted cross-source duplicates, run up to the samples.
+"""A real tiny workflow on mixed sources: the dump (by file:// URL, capped) + a folder of .txt + a .jsonl
+of sentence rows joined into articles by an id column, with weights and planted cross-source
+duplicates, + a Russian Wikipedia dump under the English tokenizer, run up to the samples.
 
 The folder and the jsonl hold real articles too: the ones past the dump corpus's max_documents cap,
 so nothing repeats by accident. Planted: one dump article in the jsonl, one folder article in the
@@ -13,8 +14,10 @@ import re
 import h5py
 import pytest
 
+from tests.helpers.russian_wiki import ARTICLES, write_russian_dump
 from tests.helpers.workflow import copy_repo, feature_config, planned_jobs, snakemake, write_config
 from workflow_scripts.data import corpus, samples
+from workflow_scripts.report import make_report
 
 pytestmark = pytest.mark.workflow
 
@@ -46,8 +49,10 @@ def mixed(tmp_path_factory, repo_root, resources, wiki_dump):
     with gzip.open(folder / "more" / "b.txt.gz", "wt", encoding="utf-8") as f:
         f.write("\n\n".join(" ".join(a) for a in articles[WIKI_CAP + 10:WIKI_CAP + 20]) + "\n")
     rows = articles[WIKI_CAP + 20:WIKI_CAP + 30] + [articles[3], shared]
-    # One sentence per paragraph: the jsonl rows clean to exactly these sentences.
-    (data / "rows.jsonl").write_text("".join(json.dumps({"text": "\n\n".join(a)}) + "\n" for a in rows))
+    # A sentence per row with its article's id (documents.by: column joins them back into articles).
+    (data / "rows.jsonl").write_text("".join(json.dumps({"text": sentence, "article": i}) + "\n"
+                                             for i, a in enumerate(rows) for sentence in a))
+    write_russian_dump(workdir / config_path("ru"))
     config = feature_config("mixed-corpora")
     config["corpora"]["wiki"]["path"] = wiki_dump.resolve().as_uri()
     assert (workdir / config["corpora"]["folder"]["path"]) == folder
@@ -55,6 +60,10 @@ def mixed(tmp_path_factory, repo_root, resources, wiki_dump):
     write_config(workdir / "mixed-corpora.yaml", config)
     snakemake(workdir, "--cores", "2", "samples", *CONFIG)
     return workdir, config
+
+
+def config_path(name):
+    return feature_config("mixed-corpora")["corpora"][name]["path"]
 
 
 def shard_stats(workdir, name):
@@ -67,16 +76,21 @@ def test_url_source_downloaded_once_and_capped(mixed, wiki_dump):
     assert (workdir / "resources/corpora/wiki/enwiki-excerpt.xml.bz2").read_bytes() == wiki_dump.read_bytes()
     wiki = json.loads((workdir / "results/text/wiki/stats.json").read_text())
     assert wiki["documents_kept"] == WIKI_CAP and wiki["stopped_at"] == f"max_documents={WIKI_CAP}"
-    for name, kept in (("folder", 20), ("rows", 12)):
+    for name, kept in (("folder", 20), ("rows", 12), ("ru", 1 + len(ARTICLES))):
         stats = json.loads((workdir / f"results/text/{name}/stats.json").read_text())
         assert stats["documents_kept"] == kept and stats["documents_read"] == kept
+    # the jsonl's sentence rows came back as their 12 articles, each sentence a line
+    rows = [json.loads(line) for line in (workdir / "mixed-data/rows.jsonl").read_text().splitlines()]
+    articles = [[r["text"] for r in rows if r["article"] == i] for i in range(12)]
+    assert sentences_of(workdir / "results/text/rows/part_0.txt") == articles
+    assert f"{len(rows)} rows -> 12 documents (documents.by column" in (workdir / "logs/corpus/rows.log").read_text()
 
 
 def test_planted_duplicates_are_removed_across_sources(mixed):
     workdir, _ = mixed
     found = {name: json.loads((workdir / f"results/text/{name}/duplicates.json").read_text())
              for name in ("wiki", "folder", "rows")}
-    assert [found[n]["documents"] for n in found] == [WIKI_CAP, 20, 12]
+    assert [found[n]["documents"] for n in found] == [WIKI_CAP, 20, 12]  # (ru: tested below)
     assert [found[n]["earlier"] for n in found] == [[], ["wiki"], ["wiki", "folder"]]  # config order
     assert found["rows"]["duplicate_of"] == {"wiki": 1, "folder": 1} and found["rows"]["duplicates"] == 2
     assert found["wiki"]["duplicates"] == found["folder"]["duplicates"] == 0
@@ -159,15 +173,55 @@ def edited_plan(workdir, config, corpus, **changes):
 
 def test_a_corpus_edit_redoes_only_its_own_and_later_corpora_duplicates_and_samples(mixed):
     workdir, config = mixed
-    # The last corpus (rows, one part): its text, its duplicates, its one shard; wiki's and folder's stay.
+    # The last corpus (ru, one part): its text, its duplicates, its one shard; the others' stay.
+    jobs, planned = edited_plan(workdir, config, "ru", max_documents=5)
+    assert jobs == {"extract_text_ru": 1, "find_duplicate_documents": 1, "make_samples": 1, "samples": 1}, jobs
+    assert planned == {"corpus": {"ru"}, "part": {"0"}}
+    # rows: its own, and the duplicates and shard of ru after it; wiki's and folder's stay.
     jobs, planned = edited_plan(workdir, config, "rows", max_documents=11)
-    assert jobs == {"extract_text_rows": 1, "find_duplicate_documents": 1, "make_samples": 1, "samples": 1}, jobs
-    assert planned == {"corpus": {"rows"}, "part": {"0"}}
+    assert jobs == {"extract_text_rows": 1, "find_duplicate_documents": 2, "make_samples": 2, "samples": 1}, jobs
+    assert planned == {"corpus": {"rows", "ru"}, "part": {"0"}}
     # The first corpus: every later corpus's drop list may change with it, so all shards are redone.
     jobs, planned = edited_plan(workdir, config, "wiki", max_documents=WIKI_CAP - 1)
-    assert jobs == {"extract_text_wiki": 1, "find_duplicate_documents": 3, "make_samples": 4, "samples": 1}, jobs
-    assert planned == {"corpus": {"wiki", "folder", "rows"}, "part": {"0", "1"}}
+    assert jobs == {"extract_text_wiki": 1, "find_duplicate_documents": 4, "make_samples": 5, "samples": 1}, jobs
+    assert planned == {"corpus": {"wiki", "folder", "rows", "ru"}, "part": {"0", "1"}}
+    # How rows form documents is the corpus's too; a by: row block (the default, written out or not)
+    # is not handed to the job, so corpora extracted before the block existed stay done.
+    # One plan checks both: rows regrouped, folder's default block spelled out.
+    spelled_out = json.loads(json.dumps(config))
+    spelled_out["corpora"]["folder"]["documents"] = {"by": "row", "chars": 10}
+    jobs, planned = edited_plan(workdir, spelled_out, "rows", documents={"by": "chars", "chars": 5000})
+    write_config(workdir / "mixed-corpora.yaml", config)
+    assert planned == {"corpus": {"rows", "ru"}, "part": {"0"}}, jobs  # ru comes after rows
     assert planned_jobs(snakemake(workdir, "-n", "--cores", "2", "samples", *CONFIG)) == {}
+
+
+def test_a_cyrillic_corpus_is_kept_under_the_english_tokenizer_and_named_in_the_report(mixed, tmp_path):
+    """Issue 10: the absolute min_chars_per_token 3.0 used to drop every Russian article (~1.2 characters
+    per token under bert-base-uncased), leave the part empty and stop the DAG."""
+    workdir, _ = mixed
+    ru, wiki = shard_stats(workdir, "ru/part_0"), shard_stats(workdir, "wiki/part_0")
+    assert ru["corpus"] == "ru" and ru["documents"]["read"] == ru["documents"]["used"] == 1 + len(ARTICLES)
+    assert ru["documents"]["low_chars_per_token_dropped"] == 0 and ru["train"]["samples"] > 0
+    assert ru["tokenizer_fit"]["chars_per_token"] < 2 and wiki["tokenizer_fit"]["chars_per_token"] > 4
+    # Both corpora's samples are in the shards: Cyrillic pieces in ru's, none in wiki's.
+    tokenizer, _ = samples.load_tokenizer(workdir / "results/tokenizer")
+    for name, cyrillic in (("ru/part_0", True), ("wiki/part_0", False)):
+        with h5py.File(workdir / f"results/samples/train/{name}.h5") as f:
+            text = tokenizer.decode(f["input_ids"][:8].ravel().tolist())
+        assert (sum("\u0400" <= ch <= "\u04ff" for ch in text) > 100) == cyrillic
+    # The poor fit is said once in ru's log, and not in wiki's.
+    log = (workdir / "logs/samples/ru/part_0.log").read_text()
+    assert log.count("WARNING: the tokenizer fits corpus ru poorly") == 1 and "tokenizer: {train:" in log
+    assert "WARNING" not in (workdir / "logs/samples/wiki/part_0.log").read_text()
+    # The data report (as the report rule writes it) names both corpora, and ru's fit once.
+    stats = sorted((workdir / "results/samples/stats").glob("*/*.json"))
+    out = tmp_path / "data.md"
+    make_report.main(["--table-out", str(tmp_path / "glue.md"), "--curves-out", str(tmp_path / "c.png"),
+                      "--data-out", str(out), "--sample-stats", *map(str, stats)])
+    md = out.read_text()
+    assert re.search(r"^\| wiki \| 2 \| [\d,]+ \|", md, re.M) and re.search(r"^\| ru \| 1 \| [\d,]+ \|", md, re.M)
+    assert md.count("- the tokenizer fits corpus ru poorly") == 1 and "corpus wiki" not in md
 
 
 def shard_files(workdir, corpora):
@@ -182,26 +236,28 @@ def shard_files(workdir, corpora):
 
 def test_adding_a_corpus_leaves_the_earlier_corpora_shards_untouched(mixed):
     """Issue 14: shards are named by corpus and part, so a corpus added between folder and rows makes
-    only its own shard and redoes rows (whose drop list now also checks it), never wiki's or folder's.
+    only its own shard and redoes rows and ru (whose drop lists now also check it), never wiki's or folder's.
     Runs last in this module and restores the finished state."""
     workdir, config = mixed
     before = shard_files(workdir, ["wiki", "folder"])
-    rows_before = shard_files(workdir, ["rows"])
+    later_before = shard_files(workdir, ["rows", "ru"])
     articles = sentences_of(workdir / "mixed-data/cleaned.txt")[WIKI_CAP + 30:WIKI_CAP + 34]
     (workdir / "mixed-data/extra.txt").write_text("\n\n".join(" ".join(a) for a in articles) + "\n")
     edited = json.loads(json.dumps(config))
     edited["corpora"] = {"wiki": config["corpora"]["wiki"], "folder": config["corpora"]["folder"],
-                         "extra": {"type": "text", "path": "mixed-data/extra.txt"}, "rows": config["corpora"]["rows"]}
+                         "extra": {"type": "text", "path": "mixed-data/extra.txt"}, "rows": config["corpora"]["rows"],
+                         "ru": config["corpora"]["ru"]}
     try:
         write_config(workdir / "mixed-corpora.yaml", edited)
         proc = snakemake(workdir, "-n", "--cores", "2", "samples", *CONFIG)
-        assert planned_jobs(proc) == {"extract_text_extra": 1, "find_duplicate_documents": 2, "make_samples": 2,
+        assert planned_jobs(proc) == {"extract_text_extra": 1, "find_duplicate_documents": 3, "make_samples": 3,
                                       "samples": 1}, planned_jobs(proc)
         snakemake(workdir, "--cores", "2", "samples", *CONFIG)
         assert shard_files(workdir, ["wiki", "folder"]) == before  # not rerun: same bytes, same mtimes
-        # rows reran, and its shards come out byte for byte as before: its seed is its name's, not a position.
-        assert {p: b for p, (b, _) in shard_files(workdir, ["rows"]).items() if "stats" not in p.parts} == \
-            {p: b for p, (b, _) in rows_before.items() if "stats" not in p.parts}
+        # rows and ru reran, and their shards come out byte for byte as before: a seed is its corpus's
+        # name's, not a position.
+        assert {p: b for p, (b, _) in shard_files(workdir, ["rows", "ru"]).items() if "stats" not in p.parts} == \
+            {p: b for p, (b, _) in later_before.items() if "stats" not in p.parts}
         assert shard_stats(workdir, "extra/part_0")["documents"]["read"] == len(articles)
     finally:
         write_config(workdir / "mixed-corpora.yaml", config)

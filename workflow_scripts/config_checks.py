@@ -59,8 +59,14 @@ def validate(config: dict, schema_path) -> None:
 
 
 def check(config: dict) -> None:
+    from workflow_scripts.data.sources import row_documents  # light: no datasets, no pyarrow
     from workflow_scripts.pretrain import recipe_checks  # light: no torch, no user modules
 
+    for name, source in config["corpora"].items():
+        try:
+            row_documents.check_source(source["type"], source.get("documents"), f"config key corpora.{name}.")
+        except BadInput as e:
+            raise ConfigError(str(e)) from None
     for run, recipe in config["runs"].items():
         problem = recipe_checks.problem(recipe)
         if problem:

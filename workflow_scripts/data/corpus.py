@@ -10,6 +10,10 @@ each kept document goes whole to the part that holds the fewest characters so fa
 balanced by size and the result depends only on the input. Parts are written under temporary
 names and renamed at the end, all together, only when the run succeeds.
 
+A .jsonl/.parquet or Hugging Face row is a document, unless the entry's `documents` block joins
+consecutive rows (sources/row_documents.py); a joined row stays a paragraph of its own, so no
+sentence spans two rows.
+
 Size caps: reading stops once `max_documents` documents, or `max_chars` characters (of
 sentences, as min_chars counts them), have been kept; the document that reaches max_chars is
 kept. The rest of the source is never read.
@@ -39,6 +43,7 @@ from pathlib import Path
 from workflow_scripts import atomic
 from workflow_scripts.cli import json_object, one_line_errors
 from workflow_scripts.data.sentences import split_sentences
+from workflow_scripts.data.sources import row_documents
 from workflow_scripts.errors import BadInput
 
 # Default minimum document size (characters after cleaning) when the source leaves it null:
@@ -47,7 +52,7 @@ from workflow_scripts.errors import BadInput
 DEFAULT_MIN_CHARS = {"wikipedia": 200, "text": 1, "huggingface": 1}
 # The schema's defaults ($defs.corpus) of the keys extraction reads, for entries written by hand.
 SOURCE_DEFAULTS = {"config": None, "split": "train", "text_column": "text", "min_chars": None,
-                   "max_documents": None, "max_chars": None}
+                   "max_documents": None, "max_chars": None, "documents": {"by": "row"}}
 # Control and format characters that survive extraction (soft hyphens, zero-width spaces, BOMs)
 # except the joiners some scripts need (ZWJ/ZWNJ in Devanagari, Persian, emoji).
 _INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u200b\u2060\ufeff]")
@@ -114,6 +119,7 @@ def open_source(source: dict, counts: "CorpusCounts", workers: int = 1, pool=Non
     The split lets the expensive second half run in worker processes while this process streams.
     """
     kind = source["type"]
+    row_documents.check_source(kind, source["documents"])
     if kind == "wikipedia":
         from workflow_scripts.data.sources.wikidump import WikiDump
 
@@ -124,12 +130,12 @@ def open_source(source: dict, counts: "CorpusCounts", workers: int = 1, pool=Non
     if kind == "text":
         from workflow_scripts.data.sources import textfiles
 
-        texts = textfiles.iter_documents(source["path"], source["text_column"])
+        texts = textfiles.iter_documents(source["path"], source["text_column"], source["documents"])
     elif kind == "huggingface":
         from workflow_scripts.data.sources import hfdataset
 
         texts = hfdataset.iter_documents(source["name"], source["config"], source["split"], source["text_column"],
-                                         source.get("path"))
+                                         source.get("path"), source["documents"])
     else:
         raise BadInput(f"corpus: unknown source type {kind!r} (allowed: wikipedia, text, huggingface)")
     return _counted(texts, counts), text_sentences
@@ -339,8 +345,9 @@ def _check_enough(source: dict, counts: CorpusCounts, parts: int) -> None:
         raise BadInput(f"corpus: no documents kept from {describe(source)} "
                        f"({counts.read} read; {counts.drops() or 'nothing dropped'})")
     if counts.kept < parts:
-        raise BadInput(f"corpus: {describe(source)} gave {counts.kept} documents, fewer than parts="
-                       f"{parts}: some parts would be empty; lower `parts` for this corpus")
+        # A warning, not an error (issue 10): an empty part gives empty shards, which training skips.
+        print(f"corpus: WARNING: {describe(source)} gave {counts.kept} documents, fewer than parts={parts}: "
+              f"{parts - counts.kept} part(s) stay empty (their shards too); lower `parts` for this corpus", flush=True)
 
 
 def extract(source: dict, outputs: list[Path], progress_every: int = 10000, workers: int = 1,

@@ -28,7 +28,8 @@ What differs from the reference, and why:
 - Documents go to the valid shard with probability valid_fraction (drawn from their own
   seeded stream, so changing masking settings never moves a document across the split);
   if the part has >= 2 documents and valid_fraction > 0, at least one is valid and at
-  least one is train. A single-document part holds out nothing: its valid shard has 0 rows.
+  least one is train. A single-document part holds out nothing (whatever its draw): its valid
+  shard has 0 rows.
 - Valid documents are packed and masked once (dup_factor 1): re-masking them only
   lengthens evaluation without adding text. The shard's attrs record dup_factor 1. Their
   rows are drawn from a stream of their own, so dup_factor and corpus weights leave the
@@ -36,11 +37,25 @@ What differs from the reference, and why:
 
 Before packing, three filters drop whole documents, each counted in the log and the stats
 JSON: exact duplicates named by the duplicates file (workflow_scripts.data.dedup: the first copy
-across all corpora is kept), documents with fewer than samples.min_chars_per_token characters
-per token (Cramming's filter against tables, code and text the vocabulary cannot spell), and
-documents without a token. A corpus `weight` w makes each train document go through
-dup_factor x w passes (fractions drawn per document: document_passes), so a weight-2 corpus
-shows each of its documents twice as often as a weight-1 corpus. Each row records its pass and
+across all corpora is kept), documents with too few characters per token (Cramming's filter
+against tables, code and text the vocabulary cannot spell), and documents without a token.
+The characters-per-token threshold is judged per corpus (issue 10: an absolute 3.0 dropped a
+whole Cyrillic corpus under an English vocabulary, which spells it ~1.2 characters per token):
+it is min(samples.min_chars_per_token, samples.min_chars_per_token_relative x the part's median),
+the median taken over the part's first documents (CPT_SAMPLE_CHARS characters; parts get their
+corpus's documents interleaved, so that is a sample of the corpus). A document far below its own
+corpus's norm still goes; a script the tokenizer spells in short pieces does not.
+
+How well the tokenizer fits the part (characters per token, the [UNK] rate, the share of tokens
+that are one-character word pieces, i.e. text spelled letter by letter) goes in the stats JSON;
+the log warns once when the fit is poor, and when the train samples hold on average under half of
+max_seq_length real tokens. A part left with no text (all filtered, or a corpus with fewer
+documents than parts) is a warning, not an error: its shards are written with 0 rows and the
+loader skips them (workflow_scripts.pretrain.batches fails in one line if every shard is empty).
+
+A corpus `weight` w makes each train document go through dup_factor x w passes (fractions
+drawn per document: document_passes), so a weight-2 corpus shows each of its documents twice as
+often as a weight-1 corpus. Each row records its pass and
 its document's number in the part (shard_format.ROW_IDS: pass_index, document_index), so the
 loader can read an epoch pass-major and count the distinct documents a run has read.
 Same text, tokenizer, spec, part (corpus name and part number), weight and duplicates give
@@ -54,12 +69,12 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from workflow_scripts import atomic
 from workflow_scripts.cli import json_object, one_line_errors
-from workflow_scripts.data import shard_format
+from workflow_scripts.data import shard_format, tokenizer_fit
 from workflow_scripts.errors import BadInput
 
 CHUNK_CHARS = 1 << 20     # characters of text read and tokenized at a time
@@ -133,25 +148,36 @@ class Vocab:
                 raise BadInput(f"samples: tokenizer {source} has no {name} token (a BERT WordPiece vocab is needed)")
         self.cls, self.sep, self.mask, self.pad = ids["[CLS]"], ids["[SEP]"], ids["[MASK]"], ids["[PAD]"]
         self.size = tokenizer.get_vocab_size()
+        self.unk = tokenizer.token_to_id("[UNK]")  # None for a vocabulary without one
         special = [i for i, tok in tokenizer.get_added_tokens_decoder().items() if tok.special]
         special += [self.cls, self.sep, self.mask, self.pad]
         # Random replacements never insert [CLS]/[SEP]/[PAD]/[MASK]/[UNK] into the text.
         self.replacements = np.setdiff1d(np.arange(self.size, dtype=np.int32), np.array(special, dtype=np.int32))
         self.tokenizer = tokenizer
-        self._continuation = None
+        self._continuation = self._spelled = None
 
     @property
     def continuation(self):
         """Bool lookup table over ids: True for word-continuation pieces (##xx)."""
         if self._continuation is None:
-            import numpy as np
-
-            lut = np.zeros(self.size, dtype=bool)
-            for token, i in self.tokenizer.get_vocab().items():
-                if token.startswith("##") and i < self.size:
-                    lut[i] = True
-            self._continuation = lut
+            self._continuation = self._lookup(lambda token: token.startswith("##"))
         return self._continuation
+
+    @property
+    def spelled(self):
+        """Bool lookup table over ids: True for one-character continuation pieces (##x), a word spelled out."""
+        if self._spelled is None:
+            self._spelled = self._lookup(lambda token: token.startswith("##") and len(token) == 3)
+        return self._spelled
+
+    def _lookup(self, wanted):
+        import numpy as np
+
+        lut = np.zeros(self.size, dtype=bool)
+        for token, i in self.tokenizer.get_vocab().items():
+            if i < self.size and wanted(token):
+                lut[i] = True
+        return lut
 
 
 def load_tokenizer(folder: Path):
@@ -250,6 +276,34 @@ class Pool:
 KEPT, EMPTY, LOW_CPT = 0, 1, 2  # what tokenize_documents did with each document
 
 
+def encode_sentences(tokenizer, sentences: list):
+    """Token ids of every sentence, in big batches -> (int64 [S] tokens per sentence, int32 [T] all ids)."""
+    import numpy as np
+
+    lengths, flat = [], []
+    for i in range(0, len(sentences), ENCODE_BATCH):
+        ids = [e.ids for e in tokenizer.encode_batch_fast(sentences[i:i + ENCODE_BATCH], add_special_tokens=False)]
+        lengths.append(np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)))
+        flat.append(np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32))
+    return (np.concatenate(lengths) if lengths else np.zeros(0, np.int64),
+            np.concatenate(flat) if flat else np.zeros(0, np.int32))
+
+
+def document_tokens(tokenizer, documents: list):
+    """int64 [D]: each document's token count."""
+    import numpy as np
+
+    lengths, _ = encode_sentences(tokenizer, [s for d in documents for s in d])
+    doc_of_sentence = np.repeat(np.arange(len(documents)), [len(d) for d in documents])
+    return np.bincount(doc_of_sentence, weights=lengths, minlength=len(documents)).astype(np.int64)
+
+
+def part_median_chars_per_token(tokenizer, text: Path, drop: set) -> float | None:
+    """The median characters per token of the part's first documents, duplicates skipped (tokenizer_fit)."""
+    unique = (doc for i, doc in enumerate(read_documents(text)) if i not in drop)
+    return tokenizer_fit.median_chars_per_token(unique, lambda sample: document_tokens(tokenizer, sample))
+
+
 def tokenize_documents(tokenizer, documents, min_chars_per_token: float = 0.0):
     """Tokenize every sentence once, in big batches -> (Corpus of the kept documents, status int8 [D]).
 
@@ -260,20 +314,13 @@ def tokenize_documents(tokenizer, documents, min_chars_per_token: float = 0.0):
     """
     import numpy as np
 
-    sentences = [s for d in documents for s in d]
-    lengths, flat = [], []
-    for i in range(0, len(sentences), ENCODE_BATCH):
-        ids = [e.ids for e in tokenizer.encode_batch_fast(sentences[i:i + ENCODE_BATCH], add_special_tokens=False)]
-        lengths.append(np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)))
-        flat.append(np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32))
-    lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
-    tokens = np.concatenate(flat) if flat else np.zeros(0, np.int32)
+    lengths, tokens = encode_sentences(tokenizer, [s for d in documents for s in d])
     nd = len(documents)
     doc_of_sentence = np.repeat(np.arange(nd), [len(d) for d in documents])
     doc_tokens = np.bincount(doc_of_sentence, weights=lengths, minlength=nd)
     status = np.where(doc_tokens > 0, KEPT, EMPTY).astype(np.int8)
     if min_chars_per_token > 0:
-        doc_chars = np.fromiter((sum(map(len, d)) + len(d) - 1 for d in documents), dtype=np.float64, count=nd)
+        doc_chars = tokenizer_fit.document_chars(documents)
         status[(status == KEPT) & (doc_chars < min_chars_per_token * doc_tokens)] = LOW_CPT
     keep = (lengths > 0) & (status[doc_of_sentence] == KEPT)
     if (status == LOW_CPT).any():
@@ -622,7 +669,9 @@ class PartCounts:
     part: Part
     weight: float
     dup_factor: int
-    min_chars_per_token: float
+    min_chars_per_token: float    # as configured
+    chars_per_token_threshold: float = 0.0  # as applied (tokenizer_fit.threshold)
+    median_chars_per_token: float | None = None
     documents_read: int = 0
     duplicates_dropped: int = 0
     low_chars_per_token_dropped: int = 0
@@ -638,6 +687,12 @@ class PartCounts:
     valid_samples: int = 0
     seconds: float = 0.0
     tokenize_seconds: float = 0.0
+    fit: tokenizer_fit.Fit = field(default_factory=tokenizer_fit.Fit)
+    warnings: list = field(default_factory=list)
+
+    @property
+    def corpus(self) -> str:
+        return self.part.corpus
 
     def add_chunk(self, read: int, unique: int, status, corpus: Corpus, is_valid, passes) -> None:
         """Count a chunk: `read` documents, `unique` of them not duplicates, tokenize_documents' status
@@ -655,35 +710,58 @@ class PartCounts:
         self.weighted_out += int((train == 0).sum())
         self.train_document_passes += int(train.sum())
 
-    def no_text_message(self) -> str:
-        """Why a part gave no sample, in one line: empty, or emptied by the filters."""
+    def no_text_reason(self) -> str | None:
+        """Why a part gave no sample (None if it has text): no document, no token, or emptied by the filters."""
+        if self.tokens:
+            return None
+        if self.documents_read == 0:
+            return f"no document (corpus {self.corpus} has fewer documents than parts)"
         if self.documents_read == self.empty_dropped:
-            return f"samples: text part {self.text} holds no text (no non-blank line with a token)"
-        return (f"samples: text part {self.text} holds no text left after the filters: of {self.documents_read} "
-                f"documents, {self.duplicates_dropped} are duplicates of earlier ones, "
-                f"{self.low_chars_per_token_dropped} are below samples.min_chars_per_token="
-                f"{self.min_chars_per_token:g} (0 switches that filter off, e.g. for CJK text)")
+            return "no text (no non-blank line with a token)"
+        return (f"no text left after the filters: of {self.documents_read} documents, {self.duplicates_dropped} are "
+                f"duplicates of earlier ones, {self.low_chars_per_token_dropped} are below {self._threshold_words()} "
+                "(samples.min_chars_per_token: 0 switches that filter off)")
+
+    def no_text_message(self) -> str:
+        return f"text part {self.text} holds {self.no_text_reason()}: its shards are empty and training skips them"
+
+    def _threshold_words(self) -> str:
+        applied, configured = self.chars_per_token_threshold, self.min_chars_per_token
+        if applied == 0:
+            return "the characters-per-token filter (off: min_chars_per_token 0)"
+        if self.median_chars_per_token is None or applied == configured:
+            return f"{applied:g} characters per token (min_chars_per_token)"
+        return (f"{applied:.2f} characters per token (min_chars_per_token {configured:g}, lowered to "
+                f"min_chars_per_token_relative x this part's median {self.median_chars_per_token:.2f})")
 
     def summary(self) -> list:
         """The log lines on the documents: what each filter dropped, the split, the weight's passes."""
-        cpt = f"min_chars_per_token={self.min_chars_per_token:g}"
-        lines = [f"samples: {self.documents_read} documents read: {self.duplicates_dropped} skipped as duplicates, "
-                 f"{self.low_chars_per_token_dropped} below {cpt}, {self.empty_dropped} without a token; "
-                 f"{self.documents} used ({self.train_documents} train, {self.valid_documents} valid, "
-                 f"{self.weighted_out} left out by weight {self.weight:g})",
+        return [f"samples: {self.documents_read} documents read: {self.duplicates_dropped} skipped as duplicates, "
+                 f"{self.low_chars_per_token_dropped} below {self._threshold_words()}, {self.empty_dropped} "
+                 f"without a token; {self.documents} used ({self.train_documents} train, {self.valid_documents} "
+                 f"valid, {self.weighted_out} left out by weight {self.weight:g})",
                  f"samples: weight {self.weight:g} x dup_factor {self.dup_factor}: {self.train_document_passes} "
                  f"train document passes ({self.train_document_passes / max(self.train_documents, 1):.2f} each)"]
+
+    def check_samples(self, train_stats: dict, max_seq_length: int) -> None:
+        """Add the warnings the part's samples call for: none at all, short on average, a poor tokenizer fit."""
+        fit = self.fit.record(self.median_chars_per_token, self.chars_per_token_threshold)
         low = self.low_chars_per_token_dropped
         if low > CPT_WARN_FRACTION * max(self.documents_read - self.duplicates_dropped, 1):
-            lines.append(f"samples: WARNING: {cpt} dropped {low} of {self.documents_read} documents; text in a "
-                         "script the tokenizer spells one character per token (CJK...) needs "
-                         "samples.min_chars_per_token: 0")
-        return lines
+            self.warnings.append(f"the characters-per-token filter dropped {low} of {self.documents_read} documents "
+                                 f"of corpus {self.corpus}: below {self._threshold_words()}")
+        if self.tokens == 0:
+            self.warnings.append(self.no_text_message())
+        elif train_stats["samples"]:
+            self.warnings.append(tokenizer_fit.short_samples_warning(self.corpus, train_stats["tokens_per_sample"],
+                                                                     max_seq_length))
+        self.warnings.append(tokenizer_fit.poor_fit_warning(self.corpus, fit))
+        self.warnings = [w for w in self.warnings if w]
 
     def record(self, train: "ShardWriter", valid: "ShardWriter", length: int) -> dict:
         """The per-shard stats JSON: what each filter removed, and the train/valid sample statistics."""
         return {"text": str(self.text), "corpus": self.part.corpus, "part": self.part.index, "weight": self.weight,
-                "dup_factor": self.dup_factor, "min_chars_per_token": self.min_chars_per_token,
+                "dup_factor": self.dup_factor, "max_seq_length": length, "min_chars_per_token": self.min_chars_per_token,
                 "documents": {"read": self.documents_read, "duplicates_dropped": self.duplicates_dropped,
                               "low_chars_per_token_dropped": self.low_chars_per_token_dropped,
                               "empty_dropped": self.empty_dropped, "used": self.documents,
@@ -693,7 +771,8 @@ class PartCounts:
                 "train": {**train.statistics(length), "document_passes": self.train_document_passes,
                           "file": str(train.path)},
                 "valid": {**valid.statistics(length), "file": str(valid.path)},
-                "seconds": round(self.seconds, 3)}
+                "tokenizer_fit": self.fit.record(self.median_chars_per_token, self.chars_per_token_threshold),
+                "empty_reason": self.no_text_reason(), "warnings": self.warnings, "seconds": round(self.seconds, 3)}
 
 
 class PartBuilder:
@@ -725,9 +804,10 @@ class PartBuilder:
             np.arange(n_read)
         t0 = time.perf_counter()
         corpus, status = tokenize_documents(self.tokenizer, [chunk[i] for i in unique] if self.drop else chunk,
-                                            c.min_chars_per_token)
+                                            c.chars_per_token_threshold)
         c.tokenize_seconds += time.perf_counter() - t0
         kept = unique[status == KEPT]
+        c.fit.add([chunk[i] for i in kept], corpus.tokens, self.vocab.unk, self.vocab.spelled)
         is_valid, doc_passes = valid_draw[kept], passes_draw[kept]
         if is_last:
             self._one_document_each_side(is_valid)
@@ -747,10 +827,10 @@ class PartBuilder:
 
     def _one_document_each_side(self, is_valid) -> None:
         """Each split gets at least one document: fix the part's last document (in the last chunk) if needed.
-        A part's only document is train, whatever its draw said (nothing is held out of it)."""
+        A single-document part trains on it, whatever its draw (valid rows without train rows teach nothing)."""
         c, nd = self.counts, len(is_valid)
-        if c.documents + nd == 1:
-            is_valid[:] = False
+        if c.documents + nd == 1 and nd:
+            is_valid[-1] = False
         elif c.documents + nd >= 2 and self.spec["valid_fraction"] > 0 and nd:
             if c.valid_documents + is_valid.sum() == 0:
                 is_valid[-1] = True
@@ -783,8 +863,7 @@ def build_shards(spec: dict, tokenizer_dir: Path, text: Path, part: Part, train_
         from workflow_scripts.data.dedup import part_drops
 
         expected_docs, drop = part_drops(duplicates, text)
-    # `or 0.0`: a 0 in the config is written to the stats as 0.0, as it always was.
-    counts = PartCounts(text, part, weight, spec["dup_factor"], spec["min_chars_per_token"] or 0.0)
+    counts = part_counts(spec, text, part, weight, tokenizer, drop)
     train = ShardWriter(train_out, spec, shard_format.shard_attrs(spec, sha1, part, text.name, "train",
                                                                   spec["dup_factor"], weight))
     valid = ShardWriter(valid_out, spec, shard_format.shard_attrs(spec, sha1, part, text.name, "valid", 1))
@@ -795,8 +874,6 @@ def build_shards(spec: dict, tokenizer_dir: Path, text: Path, part: Part, train_
         if expected_docs is not None and counts.documents_read != expected_docs:
             raise BadInput(f"samples: {text} holds {counts.documents_read} documents, the duplicates file "
                            f"{duplicates} expects {expected_docs}: it was written for another version of the part")
-        if counts.tokens == 0:
-            raise BadInput(counts.no_text_message())
         train.attrs["num_documents"] = counts.train_documents
         valid.attrs["num_documents"] = counts.valid_documents
         train.close()
@@ -805,17 +882,45 @@ def build_shards(spec: dict, tokenizer_dir: Path, text: Path, part: Part, train_
         train.abort()
         valid.abort()
         raise
-    counts.seconds = elapsed = time.perf_counter() - builder.started
+    counts.seconds = time.perf_counter() - builder.started
     counts.train_samples, counts.valid_samples = train.rows, valid.rows
-    length = spec["max_seq_length"]
-    for line in [*counts.summary(), f"samples: train {train_out}: {train.summary(length)}",
-                 f"samples: valid {valid_out}: {valid.summary(length)}"]:
+    counts.check_samples(train.statistics(spec["max_seq_length"]), spec["max_seq_length"])
+    log_part(counts, train, valid, spec["max_seq_length"])
+    if stats_out is not None:
+        atomic.write_json(stats_out, counts.record(train, valid, spec["max_seq_length"]))
+    return counts
+
+
+def part_counts(spec: dict, text: Path, part: Part, weight: float, tokenizer, drop: set) -> PartCounts:
+    """The part's counts, with the characters-per-token threshold it applies (its median estimated first)."""
+    # `or 0.0`: a 0 in the config is written to the stats as 0.0, as it always was.
+    counts = PartCounts(text, part, weight, spec["dup_factor"], spec["min_chars_per_token"] or 0.0)
+    relative = spec_value(spec, "min_chars_per_token_relative")
+    if counts.min_chars_per_token > 0 and relative:
+        counts.median_chars_per_token = part_median_chars_per_token(tokenizer, text, drop)
+    counts.chars_per_token_threshold = tokenizer_fit.threshold(counts.min_chars_per_token, relative,
+                                                               counts.median_chars_per_token)
+    return counts
+
+
+def log_part(counts: PartCounts, train: "ShardWriter", valid: "ShardWriter", length: int) -> None:
+    """The part's summary lines, then each of its warnings (PartCounts.check_samples) once, then the speed."""
+    lines = [*counts.summary(), f"samples: train {train.path}: {train.summary(length)}",
+             f"samples: valid {valid.path}: {valid.summary(length)}"]
+    for line in lines + [f"samples: WARNING: {w}" for w in counts.warnings]:
         print(line)
+    elapsed = max(counts.seconds, 1e-9)
     print(f"samples: {counts.tokens} tokens in {elapsed:.1f} s ({counts.tokenize_seconds:.1f} s tokenizing): "
           f"{counts.tokens / elapsed:,.0f} tokens/s, {(train.rows + valid.rows) / elapsed:,.0f} samples/s")
-    if stats_out is not None:
-        atomic.write_json(stats_out, counts.record(train, valid, length))
-    return counts
+
+
+def spec_value(spec: dict, key: str):
+    """spec[key], or the schema's default where a caller's spec predates the key (the rule passes them all)."""
+    if key in spec:
+        return spec[key]
+    from workflow_scripts.config_effects import schema
+
+    return schema()["properties"]["samples"]["properties"][key]["default"]
 
 
 @one_line_errors

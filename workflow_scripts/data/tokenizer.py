@@ -3,7 +3,7 @@
     python -m workflow_scripts.data.tokenizer --spec '<json tokenizer config>' --texts [part files...] --out DIR
 
 spec is config `tokenizer:`, either {pretrained: <local dir or hub name>} or
-{train: {vocab_size, min_frequency, lowercase}}. DIR is written whole or not at all (built in a
+{train: {vocab_size, min_frequency, lowercase, strip_accents}}. DIR is written whole or not at all (built in a
 temporary folder beside it, then renamed) and holds what AutoTokenizer.from_pretrained needs for
 a fast tokenizer plus the classic BERT files: tokenizer.json, tokenizer_config.json,
 special_tokens_map.json and, for WordPiece vocabularies, vocab.txt.
@@ -95,8 +95,16 @@ def read_lines(texts: list[Path], progress_every: int = 1_000_000):
     print(f"tokenizer: {count} sentences read; computing the vocabulary", flush=True)
 
 
-def train_wordpiece(texts: list[Path], vocab_size: int = 30522, min_frequency: int = 2, lowercase: bool = True):
-    """A BERT WordPiece tokenizer trained on the text parts, wrapped for save_pretrained."""
+def train_wordpiece(texts: list[Path], vocab_size: int = 30522, min_frequency: int = 2, lowercase: bool = True,
+                    strip_accents: bool | None = None):
+    """A BERT WordPiece tokenizer trained on the text parts, wrapped for save_pretrained.
+
+    Mixed scripts work as in BERT's own vocabularies: the normalizer puts spaces around every CJK
+    ideograph (handle_chinese_chars), so each is a word of its own, and the pre-tokenizer splits on
+    whitespace and punctuation (Cyrillic, Devanagari, Latin words stay whole for WordPiece to cut).
+    strip_accents None follows lowercase, as BERT's uncased models do; that also drops the combining
+    vowel signs and viramas of Devanagari and similar scripts (है -> ह): set false for such corpora.
+    """
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertTokenizer
 
@@ -108,7 +116,8 @@ def train_wordpiece(texts: list[Path], vocab_size: int = 30522, min_frequency: i
     tok = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"]))
     # BERT's normalizer: cleans control characters, spaces CJK characters, and lowercases and
     # strips accents together (strip_accents=None follows lowercase), as in the original vocab.
-    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, lowercase=lowercase)
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, lowercase=lowercase,
+                                                strip_accents=strip_accents)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece(prefix="##")
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
@@ -120,8 +129,8 @@ def train_wordpiece(texts: list[Path], vocab_size: int = 30522, min_frequency: i
         single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
         special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))])
     # tokenizer_object=, not vocab_file=: transformers 5 ignores vocab_file here.
-    return BertTokenizer(tokenizer_object=tok, do_lower_case=lowercase, model_max_length=MODEL_MAX_LENGTH,
-                         **SPECIAL_TOKENS)
+    return BertTokenizer(tokenizer_object=tok, do_lower_case=lowercase, strip_accents=strip_accents,
+                         model_max_length=MODEL_MAX_LENGTH, **SPECIAL_TOKENS)
 
 
 def save(tok, out: Path) -> None:

@@ -337,6 +337,10 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
               "dev_examples": sum(len(v) for v in devs.values()), "train_examples": len(train),
               "steps": steps, "final_train_loss": final_loss, "init_model": str(model_dir), "init_task": from_task,
               "seconds": round(time.time() - start, 2)}
+    if model_out is not None:   # the kept model's card: its base's facts and this trial's dev scores
+        from workflow_scripts.report import model_card
+
+        model_card.write_finetuned(model_out, model_dir, record)
     return record, rows
 
 

@@ -2,7 +2,10 @@
 
 The shard layout, and the model argument each dataset feeds, are workflow_scripts.data.shard_format's.
 
-Split across ranks: shard i goes to rank i % world; with fewer shards than ranks every rank
+Empty shards (a text part left without samples: samples.py warned in its log) are skipped before
+anything is split, so they cost no rank its share; every train shard empty is one clear error.
+
+Split across ranks: shard i (of the non-empty ones) goes to rank i % world; with fewer shards than ranks every rank
 reads every shard and takes rows rank::world. Every rank runs the same number of micro-batches
 per epoch (the smallest rank's share, in whole optimizer steps), so no rank waits on a
 collective the others never reach; a bigger share loses a different random tail each epoch.
@@ -46,6 +49,16 @@ def check_consistent(infos: list, what: str) -> dict:
             if info[key] != first[key]:
                 raise BadInput(f"{what} shard {info['path']}: {key}={info[key]} but {first['path']} has {first[key]}")
     return first
+
+
+def nonempty(infos: list, what: str) -> list:
+    """The shards that hold rows; the empty ones are named in one line and skipped."""
+    empty = [info["path"] for info in infos if info["rows"] == 0]
+    if empty:
+        more = f" and {len(empty) - 1} more" if len(empty) > 1 else ""
+        print(f"{what} shard {empty[0]}{more}: no samples (its text part gave none: the samples log says why); "
+              "skipped", flush=True)
+    return [info for info in infos if info["rows"]]
 
 
 def rank_ranges(infos: list, rank: int, world: int) -> list:
@@ -102,8 +115,13 @@ class TrainStream:
     """
 
     def __init__(self, paths: list, rank: int, world: int, micro_batch: int, accumulation: int, seed: int):
-        self.infos = [shard_info(p) for p in paths]
-        self.layout = check_consistent(self.infos, "train")
+        infos = [shard_info(p) for p in paths]
+        self.layout = check_consistent(infos, "train")
+        self.infos = nonempty(infos, "train")
+        if not self.infos:
+            raise BadInput(f"every train shard is empty ({len(infos)} shards, {infos[0]['path']} first): no text part "
+                           "gave a sample; the WARNING lines of logs/samples/*.log and results/report/data.md say why "
+                           "(text filtered away, or too few documents)")
         self.rank, self.world, self.micro, self.seed = rank, world, micro_batch, seed
         self.ranges = rank_ranges(self.infos, rank, world)
         shares = [sum(len(rows) for _, rows in rank_ranges(self.infos, r, world)) for r in range(world)]
@@ -245,6 +263,7 @@ class ValidSet:
     def __init__(self, paths: list, rank: int, world: int, micro_batch: int, max_samples: int, seq_len: int):
         infos = [shard_info(p) for p in paths]
         layout = check_consistent(infos, "valid")
+        infos = nonempty(infos, "valid")
         if layout["seq_len"] != seq_len:
             raise BadInput(f"valid shard {infos[0]['path']}: sequence length {layout['seq_len']} differs from "
                              f"the train shards' {seq_len}")

@@ -9,7 +9,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-from workflow_scripts.pretrain import optimizers
+from workflow_scripts.pretrain import ds_passthrough, optimizers
 from workflow_scripts.errors import BadInput
 
 
@@ -98,7 +98,11 @@ def ds_config(recipe: dict, world: int) -> dict:
                        "loss_scale_window": 1000, "hysteresis": 2, "min_loss_scale": 1}
     elif impl["precision"] == "bf16":
         cfg["bf16"] = {"enabled": True}
-    return cfg
+    user = impl.get("deepspeed") or {}
+    problem = ds_passthrough.conflict(user)
+    if problem:
+        raise BadInput(f"recipe key {problem}")
+    return ds_passthrough.merged(cfg, user)
 
 
 class Engine:

@@ -3,7 +3,7 @@
 Light (no torch, no user modules imported), so the config validation can run it when the
 workflow is parsed; config_checks.validate_recipe runs it again for train.py on the recipe it is handed.
 """
-from workflow_scripts.pretrain import optimizers, schedules
+from workflow_scripts.pretrain import ds_passthrough, optimizers, schedules
 from workflow_scripts.pretrain.models import specs
 
 
@@ -12,7 +12,8 @@ def problem(recipe: dict) -> str | None:
     return (specs.check(recipe.get("model", {}), recipe.get("implementation", {}))
             or schedules.check(recipe.get("schedule", {}), recipe.get("max_steps"))
             or _budget(recipe)
-            or optimizers.check(recipe.get("optimizer", {})))
+            or optimizers.check(recipe.get("optimizer", {}))
+            or ds_passthrough.conflict(recipe.get("implementation", {}).get("deepspeed") or {}))
 
 
 def _budget(recipe: dict) -> str | None:

@@ -19,12 +19,22 @@ schedule.kwargs, in units of u, so one recipe works on either clock:
     inverse_time  1 / (1 + decay_rate * u)                       decay_rate 3.0
     step          decay_rate ** -k, k = floor(u * num_interval)  decay_rate 10.0, num_interval 3
     elastic_step  halving-style steps on shrinking intervals     interval_shrink_rate 1.4142, cr_k 3
+    wsd           warmup-stable-decay (trapezoidal): 1 until the last decay_fraction of the phase, then down to
+                  min_lr_ratio along `shape`: linear 1 - x or 1-sqrt 1 - sqrt(x), x in [0, 1] through the decay
+                                                                 decay_fraction 0.2, shape 1-sqrt, min_lr_ratio 0.0
 
 The last five are ExtremeBERT's customized curves (pretraining/customized_lr_curves.py), with its
 parameter names, re-expressed in u instead of iterations: its num_iter is our decay phase, its
 cosine t_0 (iterations) is our t_0 (fraction of the phase), its cosine min_lr is min_lr_ratio x
 peak, its poly `decay_rate` is our `power`, and its inverse_time 1/(1 + lr t lambda) is ours with
 decay_rate = lr x num_iter x lambda. Its activation_point and restarting_points are not carried over.
+
+wsd is the schedule ModernBERT (Warner et al. 2024) and MiniCPM train with: the peak LR held for
+most of the run, so a budget run can be cut or extended and only the final decay re-run; the 1-sqrt
+cooldown over the last ~20% matches a cosine run of the same length (Hägele et al. 2024, "Scaling
+Laws and Compute-Optimal Training Beyond Fixed Training Durations"). Its three parts are
+warmup_proportion w of the run, then (1 - w)(1 - decay_fraction) stable, then (1 - w) decay_fraction
+decaying; on the time clock the decay ends at total_training_time, on the step clock at max_steps.
 
 A user's schedule: schedule.name "package.module:function", called after warmup as
 function(progress, **schedule.kwargs) -> multiplier (>= 0), progress a Progress (below). Set
@@ -119,8 +129,22 @@ def elastic_step(u: float, interval_shrink_rate: float = 1.4142, cr_k: int = 3) 
     return min(min(1.0, 0.5 / a) ** (k - cr_k + 1), 1.0)
 
 
+WSD_SHAPES = {"linear": lambda x: x, "1-sqrt": math.sqrt}
+
+
+def wsd(u: float, decay_fraction: float = 0.2, shape: str = "1-sqrt", min_lr_ratio: float = 0.0) -> float:
+    _need(0 <= decay_fraction <= 1, "decay_fraction", decay_fraction, "in [0, 1] (a fraction of the phase after warmup)")
+    _need(shape in WSD_SHAPES, "shape", shape, f"one of {', '.join(WSD_SHAPES)}")
+    _need(0 <= min_lr_ratio <= 1, "min_lr_ratio", min_lr_ratio, "in [0, 1]")
+    start = 1.0 - decay_fraction
+    if u <= start or decay_fraction == 0:
+        return 1.0
+    x = min((u - start) / decay_fraction, 1.0)
+    return min_lr_ratio + (1 - min_lr_ratio) * (1.0 - WSD_SHAPES[shape](x))
+
+
 CURVES = {"linear": linear, "constant": constant, "exp": exp, "cosine": cosine, "poly": poly,
-          "inverse_time": inverse_time, "step": step, "elastic_step": elastic_step}
+          "inverse_time": inverse_time, "step": step, "elastic_step": elastic_step, "wsd": wsd}
 
 
 def curve_defaults(name: str) -> dict:

@@ -48,7 +48,21 @@ def parse_args(argv=None):
     p.add_argument("--state-dir", required=True, help="resumable state (not a workflow output)")
     p.add_argument("--model-out", required=True, help="Hugging Face model folder to write")
     p.add_argument("--log-out", required=True, help="JSON-lines training log to write")
+    p.add_argument("--card", help='JSON for the model card: {"run": NAME, "corpora": {NAME: {"type", "source", '
+                                  '"shards": [k, ...]}}} (default: the run named by --model-out\'s folder, one '
+                                  "corpus holding every shard)")
     return p.parse_args(argv)
+
+
+def card_spec(args) -> dict:
+    """What the model card says about where the run's shards came from (the rule knows the corpora)."""
+    from workflow_scripts.cli import json_object
+
+    if args.card:
+        return json_object(args.card, "--card")
+    run = Path(args.model_out).resolve().parent.name
+    return {"run": run, "corpora": {"samples": {"type": "shards", "source": str(Path(args.train[0]).parent),
+                                                "shards": None}}}
 
 
 def resolve_recipe(text: str) -> dict:
@@ -156,10 +170,14 @@ def main(argv=None):
 def export(eng, built, folder, args) -> None:
     """The trained weights as a Hugging Face folder and the log beside it, written by rank 0."""
     from workflow_scripts import atomic
+    from workflow_scripts.report import model_card
 
     weights = eng.full_state_dict()                  # collective under ZeRO-3
     if eng.dist.rank == 0:
         built.export(weights, args.tokenizer, args.model_out)
+        spec = card_spec(args)
+        facts = model_card.pretrain_facts(folder.log.path, args.train, args.valid, spec["run"], spec["corpora"])
+        model_card.write(args.model_out, model_card.card(facts))
         with atomic.replacing(args.log_out) as tmp:
             shutil.copyfile(folder.log.path, tmp)
         print(f"wrote {args.model_out} and {args.log_out}", flush=True)

@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 
 from workflow_scripts import atomic
+from workflow_scripts.data import tokenizer_fit
 from workflow_scripts.glue import tasks
 from workflow_scripts.cli import json_lines, one_line_errors, read_record
 from workflow_scripts.errors import BadInput
@@ -184,6 +185,81 @@ def merge_duplicates(paths: list) -> dict:
             "duplicates": sum(c["duplicates"] for c in corpora.values()), "corpora": corpora}
 
 
+def corpus_samples(shards: list) -> dict:
+    """{corpus: its shards summed}: parts, the empty ones (with why), train samples and their real tokens,
+    the tokenizer fit's characters, tokens, [UNK]s and one-character pieces, and max_seq_length."""
+    per = {}
+    for st in shards:   # config order
+        name = st["corpus"]
+        c = per.setdefault(name, {"parts": 0, "empty": [], "samples": 0, "real": 0.0, "tokens": 0, "chars": 0.0,
+                                  "unk": 0.0, "spelled": 0.0, "length": st.get("max_seq_length")})
+        t, fit = st["train"], st.get("tokenizer_fit") or {}
+        c["parts"] += 1
+        if t["samples"] == 0 and st["valid"]["samples"] == 0:
+            reason = st.get("empty_reason")
+            c["empty"].append(Path(st["text"]).name + (f": {reason}" if reason else ""))
+        c["samples"] += t["samples"]
+        c["real"] += t["samples"] * t["tokens_per_sample"]
+        if fit.get("chars_per_token") is not None:
+            c["tokens"] += st["tokens"]
+            for key, rate in (("chars", "chars_per_token"), ("unk", "unk_rate"), ("spelled", "spelled_rate")):
+                c[key] += st["tokens"] * fit[rate]
+    return per
+
+
+def corpus_fit(c: dict) -> dict:
+    """A corpus's tokenizer fit, in the form of tokenizer_fit.Fit.record (chars_per_token None without tokens)."""
+    n = c["tokens"]
+    return {"chars_per_token": c["chars"] / n if n else None, "unk_rate": c["unk"] / max(n, 1),
+            "spelled_rate": c["spelled"] / max(n, 1)}
+
+
+def data_warnings(per: dict) -> list:
+    """One line per corpus and problem: empty parts, a poor tokenizer fit (its own rates, or characters per
+    token far below the other corpora's), samples under half of max_seq_length on average."""
+    lines = []
+    fits = {name: corpus_fit(c) for name, c in per.items()}
+    below = tokenizer_fit.far_below_others({name: f["chars_per_token"] for name, f in fits.items()})
+    for name, c in per.items():
+        if c["empty"]:
+            lines.append(f"corpus {name}: {len(c['empty'])} of {c['parts']} parts gave no samples, their shards are "
+                         f"empty and training skips them ({'; '.join(c['empty'][:3])}"
+                         f"{'; ...' if len(c['empty']) > 3 else ''})")
+        poor = tokenizer_fit.poor_fit_warning(name, fits[name])
+        if poor:
+            lines.append(poor)
+        elif name in below:
+            mine, best, theirs = below[name]
+            lines.append(f"the tokenizer fits corpus {name} poorly: {mine:.2f} characters per token, under "
+                         f"{tokenizer_fit.FAR_BELOW_OTHERS:g} x corpus {best}'s {theirs:.2f}; {tokenizer_fit.WHAT_TO_DO}")
+        if c["samples"] and c["length"]:
+            short = tokenizer_fit.short_samples_warning(name, c["real"] / c["samples"], c["length"])
+            lines += [short] if short else []
+    return lines
+
+
+def corpus_samples_markdown(shards: list) -> list:
+    """The Samples section's per-corpus table (what the tokenizer made of each corpus) and its warnings."""
+    per = corpus_samples(shards)
+    rows = []
+    for name, c in per.items():
+        fit = corpus_fit(c)
+        rows.append([name, f"{c['parts']:,}" + (f" ({len(c['empty'])} empty)" if c["empty"] else ""),
+                     count(c["samples"]), fmt(c["real"] / c["samples"], 1) if c["samples"] else "–",
+                     fmt(fit["chars_per_token"]), f"{fit['unk_rate']:.2%}" if c["tokens"] else "–",
+                     f"{fit['spelled_rate']:.1%}" if c["tokens"] else "–"])
+    out = ["Per corpus: its parts (those left without samples), train samples and their real tokens per sample, "
+           "and how well the tokenizer fits its text: characters per token, [UNK] tokens, and one-character "
+           "pieces (##x, words spelled letter by letter). English Wikipedia with bert-base-uncased: ~4.8, "
+           "~0%, ~2%.", ""]
+    out += table(["corpus", "parts", "train samples", "tokens per sample", "chars/token", "[UNK]",
+                  "one-character pieces"], rows, ["l", "r", "r", "r", "r", "r", "r"]) + [""]
+    warnings = data_warnings(per)
+    if warnings:
+        out += ["**Warnings**", ""] + [f"- {w}" for w in warnings] + [""]
+    return out
+
+
 def data_markdown(corpora: dict, duplicates: dict | None, shards: list, timings: dict) -> str:
     """corpora: {corpus: stats.json}; duplicates: merge_duplicates() or None; shards: the shards'
     stats JSONs; timings: read_benchmarks()."""
@@ -210,7 +286,7 @@ def data_markdown(corpora: dict, duplicates: dict | None, shards: list, timings:
                 for name, c in duplicates.get("corpora", {}).items()]
         out += table(["corpus", "documents", "duplicates", "kept copy in"], rows, ["l", "r", "r", "l"]) + [""]
     if shards:
-        out += ["## Samples", "",
+        out += ["## Samples", "", *corpus_samples_markdown(shards),
                 "Per shard, in config order (results/samples/stats/CORPUS/part_I.json, named by its text part): "
                 "the part's documents, those each filter "
                 "dropped, those used (train / valid); the train samples' real tokens per sample ([CLS]/[SEP] "

@@ -1,4 +1,4 @@
-"""Stream raw documents (one per row, the `text_column` field) from a Hugging Face `datasets` dataset.
+"""Stream raw documents (a row each, or rows joined: row_documents) from a Hugging Face `datasets` dataset.
 
 `name` is whatever `datasets.load_dataset` accepts: a hub name (bookcorpus, wikimedia/wikipedia),
 a local dataset folder (data files in the hub's layout), or a packaged builder such as "json",
@@ -8,6 +8,7 @@ passed as `data_files`). A folder written by `Dataset.save_to_disk` is read with
 materialised, and nothing is cached beside the workflow.
 """
 from pathlib import Path
+from workflow_scripts.data.sources.row_documents import RowGrouper, row_fields
 from workflow_scripts.errors import BadInput
 
 
@@ -31,9 +32,22 @@ def _load(name: str, config, split: str, data_files):
     return datasets.load_dataset(name, config, split=split, streaming=True, **kwargs)
 
 
-def iter_documents(name: str, config=None, split: str = "train", text_column: str = "text", data_files=None):
-    """Every row's `text_column` value, in the dataset's order."""
+def _rows(ds, where: str, text_column: str, key_column: str | None):
+    """(text, document id or None) per row, checking the columns the corpus names."""
+    features = getattr(ds, "features", None)
+    for column, key in ((text_column, "text_column"), (key_column, "documents.column")):
+        if column is not None and features is not None and column not in features:
+            raise BadInput(f"corpus: {where} has no column `{column}` ({key}; it has: {', '.join(features)})")
+    for number, row in enumerate(ds):
+        yield row_fields(row, f"{where} row {number}", text_column, key_column)
+
+
+def iter_documents(name: str, config=None, split: str = "train", text_column: str = "text", data_files=None,
+                   documents: dict | None = None):
+    """The dataset's documents in its order: a row each, or consecutive rows joined as the corpus's
+    `documents` block says (row_documents)."""
     where = _describe(name, config, split)
+    grouper = RowGrouper(documents)
     try:
         ds = _load(name, config, split, data_files)
     except BadInput:
@@ -41,15 +55,6 @@ def iter_documents(name: str, config=None, split: str = "train", text_column: st
     except Exception as e:  # offline hub, unknown name, bad split: all surface here
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise BadInput(f"corpus: cannot load {where}: {first_line}") from None
-    features = getattr(ds, "features", None)
-    if features is not None and text_column not in features:
-        raise BadInput(f"corpus: {where} has no column `{text_column}` (text_column; it has: "
-                         f"{', '.join(features)})")
-    for number, row in enumerate(ds):
-        if text_column not in row:
-            raise BadInput(f"corpus: {where} row {number} has no `{text_column}` field (text_column)")
-        text = row[text_column]
-        if text is not None and not isinstance(text, str):
-            raise BadInput(f"corpus: {where} row {number}: `{text_column}` is a {type(text).__name__}, "
-                             "not a string")
-        yield text or ""
+    yield from grouper.group(_rows(ds, where, text_column, grouper.key_column))
+    if grouper.block["by"] != "row":
+        print(grouper.summary(), flush=True)

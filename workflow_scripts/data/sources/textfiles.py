@@ -1,11 +1,12 @@
 """Stream raw documents out of the user's own files: .txt, .jsonl, .parquet, each optionally .gz/.bz2/.zst.
 
-`iter_documents(path, text_column)` takes a file or a folder (searched recursively, in sorted
+`iter_documents(path, text_column, documents)` takes a file or a folder (searched recursively, in sorted
 order, so the output never depends on the file system's listing order) and yields one string
 per document:
 - .txt: documents are separated by blank lines;
-- .jsonl: one JSON object per line, the document is its `text_column` field;
-- .parquet: one row per document, the `text_column` column, read a batch at a time.
+- .jsonl: one JSON object per line, a row whose text is its `text_column` field;
+- .parquet: rows, the `text_column` column's values, read a batch at a time.
+A row is a document unless the corpus's `documents:` block joins consecutive rows (row_documents).
 Files are streamed (parquet by row batches), never loaded whole, except that a compressed
 .parquet is first decompressed to a temporary file, since parquet needs random access.
 """
@@ -16,6 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 from workflow_scripts.cli import json_lines
+from workflow_scripts.data.sources.row_documents import RowGrouper, row_fields
 from workflow_scripts.errors import BadInput
 
 FORMATS = (".txt", ".jsonl", ".parquet")
@@ -131,17 +133,10 @@ def _txt_documents(stream, path: Path):
         yield "".join(lines)
 
 
-def _jsonl_documents(stream, path: Path, text_column: str):
+def _jsonl_rows(stream, path: Path, text_column: str, key_column: str | None):
+    """(text, document id or None) per line; the id is the `key_column` field (documents.by: column)."""
     for number, row in json_lines(stream, f"corpus: {path}"):
-        if not isinstance(row, dict) or text_column not in row:
-            keys = ", ".join(row) if isinstance(row, dict) else type(row).__name__
-            raise BadInput(f"corpus: {path} line {number} has no `{text_column}` field "
-                             f"(text_column; it has: {keys})")
-        text = row[text_column]
-        if text is not None and not isinstance(text, str):
-            raise BadInput(f"corpus: {path} line {number}: `{text_column}` is a {type(text).__name__}, "
-                             "not a string")
-        yield text or ""
+        yield row_fields(row, f"{path} line {number}", text_column, key_column)
 
 
 def _is_text_type(arrow_type) -> bool:
@@ -154,7 +149,8 @@ def _is_text_type(arrow_type) -> bool:
             or pa.types.is_string_view(arrow_type) or pa.types.is_null(arrow_type))
 
 
-def _parquet_documents(path: Path, compression: str, text_column: str):
+def _parquet_rows(path: Path, compression: str, text_column: str, key_column: str | None):
+    """(text, document id or None) per row; the id is the `key_column` column (documents.by: column)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -166,32 +162,38 @@ def _parquet_documents(path: Path, compression: str, text_column: str):
         try:
             pf = pq.ParquetFile(tmp if compression else path)
             schema = pf.schema_arrow
-            if text_column not in schema.names:
-                raise BadInput(f"corpus: {path} has no column `{text_column}` (text_column; it has: "
-                                 f"{', '.join(schema.names)})")
+            for column, key in ((text_column, "text_column"), (key_column, "documents.column")):
+                if column is not None and column not in schema.names:
+                    raise BadInput(f"corpus: {path} has no column `{column}` ({key}; it has: "
+                                     f"{', '.join(schema.names)})")
             column_type = schema.field(text_column).type
             if not _is_text_type(column_type):
                 raise BadInput(f"corpus: {path}: column `{text_column}` holds {column_type}, not strings "
                                  "(text_column names the column with the text)")
-            for batch in pf.iter_batches(batch_size=1024, columns=[text_column]):
-                for text in batch.column(0).to_pylist():
-                    yield text or ""
+            columns = [text_column] if key_column in (None, text_column) else [text_column, key_column]
+            for batch in pf.iter_batches(batch_size=1024, columns=columns):
+                texts = batch.column(0).to_pylist()
+                keys = batch.column(columns.index(key_column)).to_pylist() if key_column else [None] * len(texts)
+                yield from zip(texts, keys, strict=True)
         except pa.ArrowException as e:  # not parquet, or a corrupt page: ArrowInvalid & co.
             raise BadInput(f"corpus: cannot read parquet file {path}: {e}") from None
 
 
-def iter_file(path: Path, text_column: str = "text"):
+def iter_file(path: Path, text_column: str = "text", grouper: RowGrouper | None = None):
+    """A file's documents: blank-line blocks of a .txt; rows of a .jsonl/.parquet, grouped by `grouper`
+    (config `documents:`; None: a row each). A document never spans two files."""
     fmt, compression = split_suffix(path)
+    grouper = grouper or RowGrouper(None)
     try:
         if fmt == ".parquet":
-            yield from _parquet_documents(path, compression, text_column)
+            yield from grouper.group(_parquet_rows(path, compression, text_column, grouper.key_column))
             return
         with open_binary(path, compression) as raw:
             stream = io.TextIOWrapper(raw, encoding="utf-8", errors="strict")
             if fmt == ".txt":
                 yield from _txt_documents(stream, path)
             else:
-                yield from _jsonl_documents(stream, path, text_column)
+                yield from grouper.group(_jsonl_rows(stream, path, text_column, grouper.key_column))
     except UnicodeDecodeError as e:
         raise BadInput(f"corpus: {path} is not UTF-8 text ({e})") from None
     except (OSError, EOFError) + _zstd_errors(compression) as e:  # truncated or mislabelled archives
@@ -206,7 +208,16 @@ def _zstd_errors(compression: str) -> tuple:
     return (zstandard.ZstdError,)
 
 
-def iter_documents(path, text_column: str = "text"):
-    """Every document of a file or folder, files in sorted order."""
-    for file in list_files(Path(path)):
-        yield from iter_file(file, text_column)
+def iter_documents(path, text_column: str = "text", documents: dict | None = None):
+    """Every document of a file or folder, files in sorted order; `documents` is the corpus's block
+    (row_documents: how .jsonl/.parquet rows form documents; .txt files keep their blank-line blocks)."""
+    grouper = RowGrouper(documents)
+    files = list_files(Path(path))
+    grouped = grouper.block["by"] != "row"
+    if grouped and any(split_suffix(f)[0] == ".txt" for f in files):
+        print(f"corpus: documents.by {grouper.block['by']} groups .jsonl/.parquet rows only: the .txt files "
+              f"under {path} keep a document per blank-line block", flush=True)
+    for file in files:
+        yield from iter_file(file, text_column, grouper)
+    if grouped:
+        print(grouper.summary(), flush=True)

@@ -1,8 +1,9 @@
-"""The model a recipe trains (model.type): our BERT, or RoBERTa / ALBERT / DeBERTa-v2 from transformers.
+"""The model a recipe trains (model.type): our BERT, our modern encoder, or RoBERTa / ALBERT / DeBERTa-v2
+from transformers.
 
 Each takes the shards' micro-batches and returns (loss, mlm_sum, n); each exports a Hugging Face
 folder that AutoModelForSequenceClassification loads (the GLUE stage). Our BERT lives in bert.py
-(+ hf_export.py), the transformers families in hf_families.py, what a spec may say per family in
+(+ hf_export.py), the modern encoder in modern.py (+ modern_export.py), the transformers families in hf_families.py, what a spec may say per family in
 specs.py. No torch at import here either: the builders are imported when build() runs.
 
 implementation.compile (our BERT only): each encoder layer goes through torch.compile. Layers see
@@ -31,7 +32,8 @@ def build(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:
     problem = specs.check(spec, impl)
     if problem:
         raise BadInput(problem)
-    return (_bert if spec["type"] == "bert" else _transformers_family)(spec, impl, special, nsp)
+    builders = {"bert": _bert, "modernbert": _modern}
+    return builders.get(spec["type"], _transformers_family)(spec, impl, special, nsp)
 
 
 def _bert(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:
@@ -49,6 +51,23 @@ def _bert(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:
             layer.compile()
         notes.append("encoder layers compiled with torch.compile (the first steps include compiling)")
     return Built(model, cfg.to_dict(), lambda state, tok, out: hf_export.export(state, cfg, tok, out), notes)
+
+
+def _modern(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:
+    from workflow_scripts.pretrain.models import modern_export
+    from workflow_scripts.pretrain.models.modern import ModernConfig, ModernForPretraining, padded_vocab
+
+    options = specs.family_options(spec)
+    cfg = ModernConfig(vocab_size=padded_vocab(special["vocab_size"]), pad_token_id=special["pad"],
+                       rope_theta=float(options["rope_theta"]),
+                       **{k: spec[k] for k in ("hidden_size", "num_layers", "num_heads", "intermediate_size",
+                                               "dropout", "attention_dropout", "max_position_embeddings")})
+    notes = [f"modernbert (unpadded, GeGLU, RoPE, head dim {options['head_dim']}, vocabulary "
+             f"{special['vocab_size']} padded to {cfg.vocab_size})"]
+    if nsp:
+        notes.append("the shards' next-sentence labels are ignored: modernbert has no NSP head")
+    return Built(ModernForPretraining(cfg), cfg.to_dict(),
+                 lambda state, tok, out: modern_export.export(state, cfg, tok, out), notes)
 
 
 def _transformers_family(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:

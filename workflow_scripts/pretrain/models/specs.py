@@ -2,13 +2,15 @@
 
 recipe_checks (when the workflow is parsed), factory and the builders read these, so each
 family's keys, defaults and rules are written once. The types themselves (bert, roberta, albert,
-deberta-v2) are the schema's enum of model.type.
+deberta-v2, modernbert) are the schema's enum of model.type.
 """
 # Family-specific keys of `model:` and each family's default (the recipe's null = that default).
 FAMILY_KEYS = {
     "albert": {"embedding_size": 128, "num_hidden_groups": 1, "inner_group_num": 1},
     "deberta-v2": {"relative_attention": True, "position_buckets": 256, "max_relative_positions": -1,
                    "pos_att_type": ["p2c", "c2p"], "position_biased_input": False},
+    # ModernBERT's head width and its global layers' RoPE base (Warner et al. 2024).
+    "modernbert": {"head_dim": 64, "rope_theta": 160000.0},
 }
 
 
@@ -21,8 +23,24 @@ def check(spec: dict, impl: dict) -> str | None:
                 return f"model.{key}: applies to model.type {owner} only (this run's type is {family})"
     if impl.get("compile") and family != "bert":   # torch.compile of our encoder layers
         return f"implementation.compile: applies to model.type bert only (this run's type is {family})"
+    if family == "modernbert":
+        return _check_heads(spec)
     if spec.get("hidden_size", 768) % spec.get("num_heads", 12):
         return f"model.hidden_size: {spec.get('hidden_size')} is not a multiple of model.num_heads ({spec.get('num_heads')})"
+    return None
+
+
+def _check_heads(spec: dict) -> str | None:
+    """modernbert: num_heads x head_dim must be hidden_size (transformers' ModernBERT derives the head
+    width from the two), and RoPE rotates pairs, so the head width is even."""
+    hidden, heads = spec.get("hidden_size", 768), spec.get("num_heads", 12)
+    head_dim = family_options({**spec, "type": "modernbert"})["head_dim"]
+    if heads * head_dim != hidden:
+        fit = f"num_heads {hidden // head_dim}" if hidden % head_dim == 0 else "another head_dim"
+        return (f"model.num_heads: {heads} heads of head_dim {head_dim} make {heads * head_dim}, not hidden_size "
+                f"{hidden}: set {fit}")
+    if head_dim % 2:
+        return f"model.head_dim: {head_dim} is odd; rotary embeddings need an even head width"
     return None
 
 
