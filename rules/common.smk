@@ -83,20 +83,17 @@ one_line_or_stop(check_local_inputs)
 GLUE_TASKS = list(tasks.TASKS)  # the one task list: workflow_scripts/glue/tasks.py
 RUNS = list(config["runs"])
 TASKS = config["finetune"]["tasks"]
-# One train shard (and one valid shard) per text part, numbered across corpora.
-TEXT_PARTS = [
-    f"results/text/{name}/part_{i}.txt" for name, source in config["corpora"].items() for i in range(source["parts"])
-]
-SHARDS = list(range(len(TEXT_PARTS)))
-# The corpus each text part (= shard k) comes from, for per-corpus settings of its samples job.
-PART_CORPUS = [name for name, source in config["corpora"].items() for i in range(source["parts"])]
+# One train shard (and one valid shard) per text part, named as the part is: {corpus}/part_{part}
+# (issue 14), so a shard always means one text part, whatever other corpora come and go.
+PARTS = [(name, i) for name, source in config["corpora"].items() for i in range(source["parts"])]
+TEXT_PARTS = [f"results/text/{name}/part_{i}.txt" for name, i in PARTS]
 
 
 wildcard_constraints:
     run="|".join(RUNS),
     task="|".join(t.replace("-", r"\-") for t in GLUE_TASKS),
     trial=grid.TRIAL_PATTERN,
-    k=r"\d+",
+    part=r"\d+",
 
 
 # Shell lines (issue 14): no config value is pasted into a command unquoted. Config slices reach a
@@ -163,11 +160,6 @@ def earlier_hashes(wildcards):
     return [f"results/text/{c}/doc_hashes.npz" for c in earlier_corpora(wildcards.corpus)]
 
 
-def part_duplicates(wildcards):
-    """The duplicates file of text part k's corpus: the only one its samples job reads."""
-    return f"results/text/{PART_CORPUS[int(wildcards.k)]}/duplicates.json"
-
-
 def tokenizer_input():
     """Training reads the text parts; a pretrained tokenizer in a local folder is its files."""
     spec = config["tokenizer"]
@@ -178,21 +170,26 @@ def tokenizer_input():
     return []
 
 
+def part_files(pattern):
+    """`pattern` (with {corpus} and {part}) for every text part, in config order."""
+    return [pattern.format(corpus=name, part=i) for name, i in PARTS]
+
+
 def all_train_shards():
-    return expand("results/samples/train/shard_{k}.h5", k=SHARDS)
+    return part_files("results/samples/train/{corpus}/part_{part}.h5")
 
 
 def all_valid_shards():
-    return expand("results/samples/valid/shard_{k}.h5", k=SHARDS)
+    return part_files("results/samples/valid/{corpus}/part_{part}.h5")
 
 
 def all_sample_stats():
-    return expand("results/samples/stats/shard_{k}.json", k=SHARDS)
+    return part_files("results/samples/stats/{corpus}/part_{part}.json")
 
 
 def part_weight(wildcards):
-    """The corpus weight of text part k (a params function of the wildcard: an edit reruns its jobs)."""
-    return config["corpora"][PART_CORPUS[int(wildcards.k)]]["weight"]
+    """The corpus weight of a text part (a params function of the wildcard: an edit reruns its jobs)."""
+    return config["corpora"][wildcards.corpus]["weight"]
 
 
 def task_trials(task):
@@ -241,7 +238,7 @@ def pretrain_card_arg(wildcards):
         name: {
             "type": source["type"],
             "source": source.get("path") or source.get("name"),
-            "shards": [k for k, c in enumerate(PART_CORPUS) if c == name],
+            "shards": [k for k, (c, _) in enumerate(PARTS) if c == name],  # positions in the train list
         }
         for name, source in config["corpora"].items()
     }

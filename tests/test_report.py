@@ -143,15 +143,18 @@ def data_run(wiki_dump, bert_tokenizer_dir, tmp_path_factory):
             "short_seq_prob": 0.1, "nsp": False, "whole_word_masking": False, "valid_fraction": 0.2, "seed": 1,
             "min_chars_per_token": 0.0}
     stats = []
-    for k, part in enumerate(parts):
-        stats.append(root / f"results/samples/stats/shard_{k}.json")
+    for part in parts:
+        name, i = part.parent.name, part.stem.removeprefix("part_")
+        stats.append(root / f"results/samples/stats/{name}/part_{i}.json")
         samples.main(["--spec", json.dumps(spec), "--tokenizer", str(bert_tokenizer_dir), "--text", str(part),
-                      "--shard-index", str(k), "--duplicates", str(part.parent / "duplicates.json"),
-                      "--train-out", str(root / f"results/samples/train/shard_{k}.h5"),
-                      "--valid-out", str(root / f"results/samples/valid/shard_{k}.h5"), "--stats-out", str(stats[-1])])
+                      "--corpus", name, "--part", i, "--duplicates", str(part.parent / "duplicates.json"),
+                      "--train-out", str(root / f"results/samples/train/{name}/part_{i}.h5"),
+                      "--valid-out", str(root / f"results/samples/valid/{name}/part_{i}.h5"),
+                      "--stats-out", str(stats[-1])])
     bench = root / "results/benchmarks"
     for rel, rows in {"corpus/wiki.tsv": ["3.25\t0:00:03\t120.5"], "corpus/mine.tsv": ["0.75\t0:00:00\t80.0"],
-                      "samples/shard_0.tsv": ["2.0\t0:00:02\t300.25"], "samples/shard_1.tsv": ["4.0\t0:00:04\tNA"],
+                      "samples/wiki/part_0.tsv": ["2.0\t0:00:02\t300.25"],
+                      "samples/wiki/part_1.tsv": ["4.0\t0:00:04\tNA"],
                       "finetune/demo/RTE/lr1e-05_bs16_ep2_seed1.tsv": ["10.0\t0:00:10\t900.0", "12.0\t0:00:12\t950.0"],
                       "finetune/demo/RTE/select.tsv": ["1.0\t0:00:01\t50.0"]}.items():
         (bench / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -198,23 +201,24 @@ def test_data_report_tables_what_each_stage_kept_and_dropped(data_run, tmp_path,
     stats = [json.loads(p.read_text()) for p in sample_stats]
     per_shard = shards[next(i for i, line in enumerate(shards) if line.startswith("| shard |")):]
     rows = {line.split(" | ")[0]: line.split(" | ") for line in per_shard if line.startswith("| ") and "shard |" not in line}
-    assert set(rows) == {"| 0", "| 1", "| 2", "| **total**"}
-    assert rows["| 2"][1:6] == ["mine/part_0.txt", "3", "1", "0", "0"]  # the copy is dropped as a duplicate
-    for k, st in enumerate(stats):
-        row = rows[f"| {k}"]
-        assert row[6] == f"{st['documents']['used']} ({st['documents']['train']} / {st['documents']['valid']})"
-        assert row[7] == f"{st['train']['samples']:,}" and row[8] == f"{st['train']['tokens_per_sample']:.1f}"
-        assert row[9] == f"{st['train']['masked_fraction']:.4f}" and row[10] == f"{st['train']['padding_fraction']:.4f}"
+    # Named by text part, in config order.
+    assert list(rows) == ["| wiki/part_0", "| wiki/part_1", "| mine/part_0", "| **total**"]
+    assert rows["| mine/part_0"][1:5] == ["3", "1", "0", "0"]  # the copy is dropped as a duplicate
+    for st in stats:
+        row = rows[f"| {st['corpus']}/part_{st['part']}"]
+        assert row[5] == f"{st['documents']['used']} ({st['documents']['train']} / {st['documents']['valid']})"
+        assert row[6] == f"{st['train']['samples']:,}" and row[7] == f"{st['train']['tokens_per_sample']:.1f}"
+        assert row[8] == f"{st['train']['masked_fraction']:.4f}" and row[9] == f"{st['train']['padding_fraction']:.4f}"
     # Per corpus: the tokenizer's fit on each, and the one warning: mine's three one-line documents are short.
-    assert "| wiki | 2 | 1,760 | 63.8 | 4.92 | 0.00% | 1.4% |" in shards
+    assert "| wiki | 2 | 1,972 | 63.9 | 4.92 | 0.00% | 1.4% |" in shards  # seeded by (seed, "wiki", part)
     warnings = [line for line in shards if line.startswith("- ")]
     assert len(warnings) == 1 and warnings[0].startswith("- corpus mine: its train samples hold 15.0 real tokens on "
                                                           "average, under half of max_seq_length 64")
     total = rows["| **total**"]
-    assert total[2] == str(sum(st["documents"]["read"] for st in stats)) and total[3] == "1"
+    assert total[1] == str(sum(st["documents"]["read"] for st in stats)) and total[2] == "1"
     n = sum(st["train"]["samples"] for st in stats)
-    assert total[7] == f"{n:,}"
-    assert total[8] == f"{sum(st['train']['samples'] * st['train']['tokens_per_sample'] for st in stats) / n:.1f}"
+    assert total[6] == f"{n:,}"
+    assert total[7] == f"{sum(st['train']['samples'] * st['train']['tokens_per_sample'] for st in stats) / n:.1f}"
 
     timings = section(md, "Stage timings")
     assert "| corpus | 2 | 4.0 | 0:00:04 | 3.2 | 120 |" in timings
@@ -235,11 +239,11 @@ def test_data_report_skips_unreadable_benchmark_files_and_names_bad_stats(data_r
     md = data_report(tmp_path, corpus_stats, duplicates, sample_stats, bench)
     assert "| tokenizer | 1 | 1.5 | 0:00:02 | 1.5 | 99 |" in section(md, "Stage timings")
     assert "report: skipping " in capsys.readouterr().out
-    broken = tmp_path / "shard_9.json"
+    broken = tmp_path / "part_9.json"
     stats = json.loads(sample_stats[0].read_text())
     del stats["train"]["masked_fraction"]
     broken.write_text(json.dumps(stats))
-    with pytest.raises(SystemExit, match=r"shard_9\.json: missing key 'train\.masked_fraction'$"):
+    with pytest.raises(SystemExit, match=r"part_9\.json: missing key 'train\.masked_fraction'$"):
         data_report(tmp_path / "again", corpus_stats, duplicates, [broken], bench)
     assert not (tmp_path / "again/report/data.md").exists()
     # The single all-corpora file of older versions is named, not half-read.
@@ -262,7 +266,8 @@ def test_data_report_names_a_poorly_fitted_corpus_and_empty_parts_once(bert_toke
     stats = []
     for k, part in enumerate(parts):
         out = tmp_path / f"stats_{k}.json"
-        samples.build_shards({**SPEC, "max_seq_length": 32}, bert_tokenizer_dir, part, k, tmp_path / f"t{k}.h5",
+        samples.build_shards({**SPEC, "max_seq_length": 32}, bert_tokenizer_dir, part,
+                             samples.Part(part.parent.name, k), tmp_path / f"t{k}.h5",
                              tmp_path / f"v{k}.h5", stats_out=out)
         stats.append(json.loads(out.read_text()))
     lines = section(make_report.data_markdown({}, None, stats, {}), "Samples")

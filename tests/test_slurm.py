@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 DEMO_CONFIG = "tests/configs/slurm-demo.yaml"   # the demo with a 90 s pretraining budget (in the copy)
 BUDGET_H = feature_config("slurm-demo")["runs"]["demo"]["total_training_time"]
 GPU_RULES = {"pretrain", "finetune_trial"}   # sent to XBERT_SLURM_GPU_PARTITION by the profile
-# "Job 3 has been submitted with SLURM jobid 12 (log: .../slurm_logs/rule_make_samples/k_0/12.log)."
+# "Job 3 has been submitted with SLURM jobid 12 (log: .../slurm_logs/rule_make_samples/<wildcards>/12.log)."
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_([A-Za-z0-9_]+)/")
 
 

@@ -103,6 +103,29 @@ def test_validation_cadence_reruns_pretrain_under_max_valid_loss(demo, tmp_path)
     assert planned_jobs(snakemake(workdir, target, "-n", "--cores", "2", "--configfile", str(placement))) == {}
 
 
+def test_a_corrupt_shard_is_rebuilt_by_the_next_plain_run(demo, tmp_path):
+    """Issue 14: pretraining that finds a damaged shard stops in one line and sets the shard aside, so
+    the plain rerun rebuilds that shard (its samples job only) and trains, instead of "Nothing to be
+    done" with no model. A short budget keeps the retrain quick."""
+    workdir = shutil.copytree(demo, tmp_path / "demo", symlinks=True)
+    shard = workdir / "results/samples/train/wiki/part_1.h5"
+    whole = shard.read_bytes()
+    shard.write_bytes(whole[: len(whole) // 2])  # cut short, as a copy interrupted
+    target = "results/runs/demo/pretrain_log.jsonl"
+    proc = snakemake(workdir, target, "--cores", "2", "--forcerun", "pretrain", check=False)
+    assert proc.returncode != 0
+    last = (workdir / "logs/pretrain/demo.log").read_text().splitlines()[-1]
+    assert last.startswith(f"shard {shard.relative_to(workdir)}: not a readable HDF5 file"), last
+    assert last.endswith(f"moved aside to {shard.relative_to(workdir)}.corrupt so that the next run rebuilds it")
+    assert not shard.exists() and (workdir / "results/samples/train/wiki/part_1.h5.corrupt").exists()
+    short = tmp_path / "short.yaml"
+    short.write_text(yaml.safe_dump({"runs": {"demo": {"total_training_time": 0.002}}}))
+    proc = snakemake(workdir, target, "--cores", "2", "--configfile", str(short))
+    assert planned_jobs(proc) == {"make_samples": 1, "pretrain": 1}, planned_jobs(proc)
+    assert shard.read_bytes() == whole  # rebuilt as it was
+    assert (workdir / "results/runs/demo/model/model.safetensors").is_file()
+
+
 def test_pretrain_lr_edit_reruns_pretrain_onward(demo, tmp_path):
     edit = tmp_path / "edit.yaml"
     edit.write_text(yaml.safe_dump({"runs": {"demo": {"optimizer": {"lr": 5e-4}}}}))

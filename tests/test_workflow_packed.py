@@ -34,7 +34,7 @@ def test_shard_document_ids_name_the_documents_of_the_text(packed_run, bert_toke
             for i, n in enumerate(numbers)}
     seen = set()
     for split in ("train", "valid"):
-        rows = shard_format.load_shard(packed_run / f"results/samples/{split}/shard_0.h5")
+        rows = shard_format.load_shard(packed_run / f"results/samples/{split}/wiki/part_0.h5")
         for doc, tokens in runs(originals(rows), rows[shard_format.TOKEN_DOCUMENTS.name]):
             assert tokens.tobytes() in text[doc], f"a run named {doc} is not a piece of document {doc}"
             seen.add(doc)
@@ -42,7 +42,7 @@ def test_shard_document_ids_name_the_documents_of_the_text(packed_run, bert_toke
 
 
 def test_the_modern_type_pretrains_on_packed_samples(packed_run):
-    stats = json.loads((packed_run / "results/samples/stats/shard_0.json").read_text())
+    stats = json.loads((packed_run / "results/samples/stats/wiki/part_0.json").read_text())
     assert stats["train"]["padding_fraction"] < 0.01 and abs(stats["train"]["masked_fraction"] - 0.3) < 0.01
     log = [json.loads(line) for line in (packed_run / "results/runs/modern/pretrain_log.jsonl").open()]
     steps = [e for e in log if "loss" in e and "step" in e]

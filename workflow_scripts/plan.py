@@ -117,7 +117,7 @@ def data_stages(config: dict, results: Path) -> list:
     for name, source in corpora.items():
         for i in range(source["parts"]):
             part = results / "text" / name / f"part_{i}.txt"
-            pairs.append((part.stat().st_size if part.is_file() else None, bench / "samples" / f"shard_{k}.tsv"))
+            pairs.append((part.stat().st_size if part.is_file() else None, bench / "samples" / name / f"part_{i}.tsv"))
             k += 1
     # Tokenizing once is the wall; the dup_factor masking passes run at numpy speed (ENVIRONMENT notes).
     rate, basis = measured_rate(pairs, DEFAULT_RATES["samples"])
@@ -294,7 +294,7 @@ def shard_bytes(config: dict, results: Path) -> tuple:
     """(bytes of all shards or None, basis): the shards on disk, else rows estimated from the text."""
     from workflow_scripts.data import shard_format
 
-    on_disk = list((results / "samples").glob("*/shard_*.h5"))
+    on_disk = list((results / "samples").glob("*/*/part_*.h5"))
     if on_disk:
         return sum(p.stat().st_size for p in on_disk), "shards on disk"
     text = [b for b in text_bytes(config, results).values() if b is not None]

@@ -68,7 +68,7 @@ def our_shards(samples: dict, train_parts: list, duplicates: Path, out: Path) ->
         train, valid = out / f"train_{k}.h5", out / f"valid_{k}.h5"
         if not (train.exists() and valid.exists()):
             run_module("workflow_scripts.data.samples", "--spec", json.dumps(samples), "--tokenizer", TOKENIZER,
-                       "--text", part, "--shard-index", k, "--duplicates", duplicates, "--train-out", train,
+                       "--text", part, "--corpus", "wiki", "--part", k, "--duplicates", duplicates, "--train-out", train,
                        "--valid-out", valid, log=out / f"samples_{k}.log")
         shards["train"].append(train)
         shards["valid"].append(valid)

@@ -27,6 +27,7 @@ By hand, an entry may leave out keys that have a schema default: they take SOURC
 (the schema's defaults; tests/test_corpus.py keeps the two equal).
 """
 import argparse
+import contextlib
 import hashlib
 import heapq
 import itertools
@@ -192,9 +193,12 @@ class PartWriter:
             os.replace(temp, out)
 
     def abort(self) -> None:
-        self._close()
+        # Closing may fail again on a full disk (the buffer cannot be flushed): the temps go anyway.
+        for f in self.files:
+            with contextlib.suppress(OSError):
+                f.close()
         for temp in self.temps:
-            temp.unlink(missing_ok=True)
+            atomic.discard(temp)
 
 
 def describe(source: dict) -> str:

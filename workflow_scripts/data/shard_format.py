@@ -1,6 +1,6 @@
 """The masked-LM HDF5 shard format (academic-budget-bert layout): its one definition, and a validator.
 
-    python -m workflow_scripts.data.shard_format results/samples/train/shard_*.h5   # one summary line per shard
+    python -m workflow_scripts.data.shard_format results/samples/train/*/part_*.h5   # one summary line per shard
 
 The writer (workflow_scripts.data.samples), this validator and the training loader
 (workflow_scripts.pretrain.batches) all read the layout from here: DATASETS (name, dtype,
@@ -23,6 +23,8 @@ pieces of one document); the validator checks both. Their per-row document_index
 of the row's first token.
 """
 import argparse
+import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from workflow_scripts.errors import BadInput
@@ -80,14 +82,15 @@ def has_row_ids(f) -> bool:
     return all(d.name in f for d in ROW_IDS)
 
 
-def shard_attrs(spec: dict, tokenizer_sha1: str, shard_index: int, source: str, split: str, dup_factor: int,
+def shard_attrs(spec: dict, tokenizer_sha1: str, part, source: str, split: str, dup_factor: int,
                 weight: float | None = None) -> dict:
     """A shard's attrs from its `samples:` spec, in the order written; the writer adds num_documents
-    and num_samples when it closes. weight: the corpus weight (train shards only)."""
+    and num_samples when it closes. part: the text part's corpus and number (samples.Part);
+    weight: the corpus weight (train shards only)."""
     attrs = {"tokenizer_sha1": tokenizer_sha1, "max_seq_length": spec["max_seq_length"],
              "max_predictions_per_seq": spec["max_predictions_per_seq"], "masked_lm_prob": spec["masked_lm_prob"],
              "short_seq_prob": spec["short_seq_prob"], "whole_word_masking": spec["whole_word_masking"],
-             "seed": spec["seed"], "shard_index": shard_index, "nsp": spec["nsp"], "source": source,
+             "seed": spec["seed"], "corpus": part.corpus, "part": part.index, "nsp": spec["nsp"], "source": source,
              "split": split, "dup_factor": dup_factor}
     if spec.get("packing", "segments") != "segments":   # segments shards stay as they were
         attrs["packing"] = spec["packing"]
@@ -97,7 +100,46 @@ def shard_attrs(spec: dict, tokenizer_sha1: str, shard_index: int, source: str, 
 
 
 class ShardError(BadInput):
-    """A shard that cannot be used; the message names the file and what is wrong. Uncaught, it exits with it."""
+    """A shard that cannot be used; the message names the file and what is wrong. Uncaught, it exits with it.
+
+    damaged: the file itself is broken (unreadable, a dataset missing or malformed, attrs that contradict
+    the data, values out of range): rebuilding it helps. Not so for a missing file or a shard that only
+    disagrees with what the caller expected of it (damaged=False)."""
+
+    def __init__(self, path, problem: str, damaged: bool = True):
+        super().__init__(f"shard {path}: {problem}")
+        self.path, self.problem, self.damaged = Path(path), problem, damaged
+
+
+# A damaged shard is renamed to NAME.corrupt by the reader that finds it (issue 14): a missing output
+# makes its samples job stale, so the next plain run rebuilds the shard (and whatever read it); left in
+# place, a rerun would take it for whole. The .corrupt copy stays for a look; nothing reads it.
+CORRUPT_SUFFIX = ".corrupt"
+
+
+def set_aside(path) -> Path:
+    """Rename a damaged shard to NAME.corrupt beside it (replacing an older one) and return that name.
+    Another process (rank) may have moved it first: that is no error."""
+    path = Path(path)
+    aside = path.with_name(path.name + CORRUPT_SUFFIX)
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:
+        pass
+    return aside
+
+
+@contextlib.contextmanager
+def setting_aside_damaged():
+    """Within: a ShardError for a damaged shard sets the shard aside (set_aside) and says so in its line."""
+    try:
+        yield
+    except ShardError as e:
+        if not e.damaged:
+            raise
+        aside = set_aside(e.path)
+        raise ShardError(e.path, f"{e.problem}; moved aside to {aside} so that the next run rebuilds it",
+                         damaged=False) from None
 
 
 def open_shard(path, max_seq_length: int | None = None, max_predictions: int | None = None,
@@ -112,11 +154,11 @@ def open_shard(path, max_seq_length: int | None = None, max_predictions: int | N
 
     path = Path(path)
     if not path.is_file():
-        raise ShardError(f"shard {path}: no such file")
+        raise ShardError(path, "no such file", damaged=False)
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        raise ShardError(f"shard {path}: not a readable HDF5 file, truncated or corrupt ({e})") from None
+        raise ShardError(path, f"not a readable HDF5 file, truncated or corrupt ({e})") from None
     try:
         _check(f, path, max_seq_length, max_predictions, nsp)
     except BaseException:
@@ -127,50 +169,53 @@ def open_shard(path, max_seq_length: int | None = None, max_predictions: int | N
 
 def _check(f, path, max_seq_length, max_predictions, nsp):
     has_nsp = NSP.name in f
+    asked_nsp = nsp is not None   # else the shard's own attr: a contradiction inside the file
     if nsp is None and "nsp" in f.attrs:
         nsp = bool(f.attrs["nsp"])
     if nsp is not None and nsp != has_nsp:
-        raise ShardError(f"shard {path}: NSP expected {nsp} but dataset {NSP.name} is "
-                         f"{'present' if has_nsp else 'missing'}")
+        raise ShardError(path, f"NSP expected {nsp} but dataset {NSP.name} is "
+                         f"{'present' if has_nsp else 'missing'}", damaged=not asked_nsp)
     packing = str(f.attrs.get("packing", "segments"))
     if packing not in PACKINGS or (packing == "documents") != is_packed(f):
-        raise ShardError(f"shard {path}: attr packing={packing!r} but dataset {TOKEN_DOCUMENTS.name} is "
+        raise ShardError(path, f"attr packing={packing!r} but dataset {TOKEN_DOCUMENTS.name} is "
                          f"{'present' if is_packed(f) else 'missing'}: rebuild its samples")
     expected = model_layout(has_nsp, is_packed(f))
     missing = [d.name for d in expected if d.name not in f]
     if missing:
-        raise ShardError(f"shard {path}: missing dataset(s) {', '.join(missing)} (has {', '.join(sorted(f.keys()))})")
+        raise ShardError(path, f"missing dataset(s) {', '.join(missing)} (has {', '.join(sorted(f.keys()))})")
     present = [d.name for d in ROW_IDS if d.name in f]
     if present and len(present) < len(ROW_IDS):
-        raise ShardError(f"shard {path}: has {present[0]} but not "
+        raise ShardError(path, f"has {present[0]} but not "
                          f"{', '.join(d.name for d in ROW_IDS if d.name not in f)}: rebuild its samples")
     if present:
         expected += ROW_IDS
     dims = {"L": max_seq_length, "P": max_predictions}
+    asked = {w for w, v in dims.items() if v is not None}
     rows = None
     for d in expected:
-        rows = _check_dataset(f[d.name], d, path, rows, dims)
+        rows = _check_dataset(f[d.name], d, path, rows, dims, asked)
     for attr, value in (("num_samples", rows), *((WIDTH_ATTRS[w], dims[w]) for w in ("L", "P"))):
         if attr in f.attrs and int(f.attrs[attr]) != value:
-            raise ShardError(f"shard {path}: attr {attr}={int(f.attrs[attr])} but the data has {value}")
+            raise ShardError(path, f"attr {attr}={int(f.attrs[attr])} but the data has {value}")
 
 
-def _check_dataset(ds, d: Dataset, path, rows: int | None, dims: dict) -> int:
+def _check_dataset(ds, d: Dataset, path, rows: int | None, dims: dict, asked: set) -> int:
     """One dataset's dtype, rank, rows and width -> its rows. The first dataset sets the rows, and a
-    width seen first is recorded in dims."""
+    width seen first is recorded in dims; asked: the widths the caller expects (a mismatch there is
+    no damage)."""
     if ds.dtype != d.dtype:
-        raise ShardError(f"shard {path}: dataset {d.name} has dtype {ds.dtype}, expected {d.dtype}")
+        raise ShardError(path, f"dataset {d.name} has dtype {ds.dtype}, expected {d.dtype}")
     if ds.ndim != (1 if d.width is None else 2):
-        raise ShardError(f"shard {path}: dataset {d.name} has shape {ds.shape}, expected "
+        raise ShardError(path, f"dataset {d.name} has shape {ds.shape}, expected "
                          f"{'[N]' if d.width is None else f'[N, {d.width}]'}")
     if rows is not None and ds.shape[0] != rows:
-        raise ShardError(f"shard {path}: dataset {d.name} has {ds.shape[0]} rows, input_ids has {rows}")
+        raise ShardError(path, f"dataset {d.name} has {ds.shape[0]} rows, input_ids has {rows}")
     if d.width is not None:
         if dims[d.width] is None:
             dims[d.width] = ds.shape[1]
         elif ds.shape[1] != dims[d.width]:
-            raise ShardError(f"shard {path}: dataset {d.name} is {ds.shape[1]} wide, expected "
-                             f"{WIDTH_ATTRS[d.width]} {dims[d.width]}")
+            raise ShardError(path, f"dataset {d.name} is {ds.shape[1]} wide, expected "
+                             f"{WIDTH_ATTRS[d.width]} {dims[d.width]}", damaged=d.width not in asked)
     return ds.shape[0]
 
 
@@ -196,7 +241,7 @@ def load_shard(path, **expect) -> dict:
             try:
                 arrays[name] = f[name][()]
             except OSError as e:
-                raise ShardError(f"shard {path}: dataset {name} cannot be read, corrupt ({e})") from None
+                raise ShardError(path, f"dataset {name} cannot be read, corrupt ({e})") from None
     _check_values(path, arrays, None)
     return arrays
 
@@ -221,7 +266,7 @@ def read_rows(path, rows, names) -> dict:
             try:
                 parts = [ds[lo:hi][local] for lo, hi, local in spans]
             except OSError as e:
-                raise ShardError(f"shard {path}: dataset {name} cannot be read, corrupt ({e})") from None
+                raise ShardError(path, f"dataset {name} cannot be read, corrupt ({e})") from None
             arrays[name] = np.concatenate(parts) if parts else np.zeros((0, *ds.shape[1:]), ds.dtype)
     _check_values(path, arrays, rows)
     return arrays
@@ -240,13 +285,13 @@ def _check_values(path, arrays: dict, rows) -> None:
         length = arrays["input_ids"].shape[1]
         positions = arrays["masked_lm_positions"]
         if positions.size and (positions.min() < 0 or positions.max() >= length):
-            raise ShardError(f"shard {path}: row {row_of((positions < 0) | (positions >= length))} has a "
+            raise ShardError(path, f"row {row_of((positions < 0) | (positions >= length))} has a "
                              f"masked_lm_position outside [0, {length})")
     for name in ("input_mask", "segment_ids"):
         if name in arrays:
             bad = (arrays[name] != 0) & (arrays[name] != 1)
             if bad.any():
-                raise ShardError(f"shard {path}: row {row_of(bad)} of {name} is not 0/1")
+                raise ShardError(path, f"row {row_of(bad)} of {name} is not 0/1")
     if TOKEN_DOCUMENTS.name in arrays and "input_mask" in arrays:
         _check_token_documents(path, arrays[TOKEN_DOCUMENTS.name], arrays["input_mask"], row_of)
 
@@ -258,7 +303,7 @@ def _check_token_documents(path, docs, mask, row_of) -> None:
 
     bad = (docs >= 0) != (mask == 1)
     if bad.any():
-        raise ShardError(f"shard {path}: row {row_of(bad)} of {TOKEN_DOCUMENTS.name} is not >= 0 exactly on "
+        raise ShardError(path, f"row {row_of(bad)} of {TOKEN_DOCUMENTS.name} is not >= 0 exactly on "
                          "its real tokens (input_mask)")
     ordered = np.sort(docs, axis=1)
     distinct = np.ones_like(docs, dtype=bool)
@@ -266,7 +311,7 @@ def _check_token_documents(path, docs, mask, row_of) -> None:
     distinct &= ordered >= 0
     split = (document_runs(docs) != distinct.sum(axis=1))[:, None]
     if split.any():
-        raise ShardError(f"shard {path}: row {row_of(split)} of {TOKEN_DOCUMENTS.name} holds a document in two "
+        raise ShardError(path, f"row {row_of(split)} of {TOKEN_DOCUMENTS.name} holds a document in two "
                          "runs (attention would join them): rebuild its samples")
 
 

@@ -34,8 +34,10 @@ ARGUMENTS = shard_format.arguments()  # shard dataset name -> model argument nam
 
 def shard_info(path: str) -> dict:
     """Rows, sequence length, predictions per row, NSP and row-id presence; the layout is checked by
-    shard_format.py (the sample builder's validator), whose errors name the file and the problem."""
-    s = shard_format.shard_summary(path)
+    shard_format.py (the sample builder's validator), whose errors name the file and the problem. A
+    damaged shard is set aside, so the next run rebuilds it (shard_format.set_aside)."""
+    with shard_format.setting_aside_damaged():
+        s = shard_format.shard_summary(path)
     return {"path": str(path), "rows": s["num_samples"], "seq_len": s["max_seq_length"],
             "predictions": s["max_predictions"], "nsp": s["nsp"], "packed": s["packed"], "row_ids": s["row_ids"]}
 
@@ -81,7 +83,8 @@ def read_rows(path: str, rows: np.ndarray, with_nsp: bool, ids: bool = False, pa
     rows = np.asarray(rows, dtype=np.int64)
     wanted = np.unique(rows)
     names = [d.name for d in shard_format.model_layout(with_nsp, packed)] + ([shard_format.DOCUMENT.name] if ids else [])
-    arrays = shard_format.read_rows(path, wanted, names)
+    with shard_format.setting_aside_damaged():
+        arrays = shard_format.read_rows(path, wanted, names)
     where = np.searchsorted(wanted, rows)
     return {name: a[where] for name, a in arrays.items()}
 
@@ -98,11 +101,14 @@ def read_row_ids(path: str) -> tuple:
     [N], or in a packed shard every token's document [N, L] (-1 on padding), so each counts."""
     import h5py
 
-    with h5py.File(path, "r") as f:
+    with shard_format.setting_aside_damaged(), h5py.File(path, "r") as f:
         if not shard_format.has_row_ids(f):
             return None, None
         docs = shard_format.TOKEN_DOCUMENTS if shard_format.is_packed(f) else shard_format.DOCUMENT
-        return f[shard_format.PASS.name][()].astype(np.int64), f[docs.name][()].astype(np.int64)
+        try:
+            return f[shard_format.PASS.name][()].astype(np.int64), f[docs.name][()].astype(np.int64)
+        except OSError as e:   # a corrupt chunk: only reading finds it
+            raise shard_format.ShardError(path, f"row ids cannot be read, corrupt ({e})") from None
 
 
 class TrainStream:
@@ -120,8 +126,8 @@ class TrainStream:
         self.infos = nonempty(infos, "train")
         if not self.infos:
             raise BadInput(f"every train shard is empty ({len(infos)} shards, {infos[0]['path']} first): no text part "
-                           "gave a sample; the WARNING lines of logs/samples/*.log and results/report/data.md say why "
-                           "(text filtered away, or too few documents)")
+                           "gave a sample; the WARNING lines of logs/samples/*/part_*.log and the empty_reason of "
+                           "results/samples/stats/*/part_*.json say why (text filtered away, or too few documents)")
         self.rank, self.world, self.micro, self.seed = rank, world, micro_batch, seed
         self.ranges = rank_ranges(self.infos, rank, world)
         shares = [sum(len(rows) for _, rows in rank_ranges(self.infos, r, world)) for r in range(world)]

@@ -4,7 +4,7 @@
         --best results/runs/*/glue/*/best.json --table-out results/report/glue_dev.md \\
         --curves-out results/report/loss_curves.png [--glue-vs-cost-out results/report/glue_vs_device_hours.png] \\
         [--cost-per-device-hour 2.5] [--data-out results/report/data.md --corpus-stats results/text/*/stats.json \\
-         --duplicates results/text/*/duplicates.json --sample-stats results/samples/stats/shard_*.json \\
+         --duplicates results/text/*/duplicates.json --sample-stats results/samples/stats/*/part_*.json \\
          --benchmarks results/benchmarks]
 
 Run names come from the paths (results/runs/<run>/...), corpus names likewise (results/text/<corpus>/).
@@ -162,7 +162,7 @@ def markdown(logs: dict, bests: dict, price: float | None = None) -> str:
 # ---- the data report: what each stage kept and dropped, and what each stage cost ------------
 
 CORPUS_KEYS = ("documents_read", "documents_kept", "dropped", "sentences", "characters")
-SHARD_KEYS = ("shard_index", "text", "documents.read", "documents.duplicates_dropped",
+SHARD_KEYS = ("corpus", "part", "text", "documents.read", "documents.duplicates_dropped",
               "documents.low_chars_per_token_dropped", "documents.empty_dropped", "documents.used",
               "documents.train", "documents.valid", "train.samples", "train.tokens_per_sample",
               "train.masked_fraction", "train.padding_fraction", "valid.samples")
@@ -226,8 +226,8 @@ def corpus_samples(shards: list) -> dict:
     """{corpus: its shards summed}: parts, the empty ones (with why), train samples and their real tokens,
     the tokenizer fit's characters, tokens, [UNK]s and one-character pieces, and max_seq_length."""
     per = {}
-    for st in sorted(shards, key=lambda st: st["shard_index"]):
-        name = st.get("corpus") or Path(st["text"]).parent.name  # results/text/<corpus>/part_<i>.txt
+    for st in shards:   # config order
+        name = st["corpus"]
         c = per.setdefault(name, {"parts": 0, "empty": [], "samples": 0, "real": 0.0, "tokens": 0, "chars": 0.0,
                                   "unk": 0.0, "spelled": 0.0, "length": st.get("max_seq_length")})
         t, fit = st["train"], st.get("tokenizer_fit") or {}
@@ -324,16 +324,16 @@ def data_markdown(corpora: dict, duplicates: dict | None, shards: list, timings:
         out += table(["corpus", "documents", "duplicates", "kept copy in"], rows, ["l", "r", "r", "l"]) + [""]
     if shards:
         out += ["## Samples", "", *corpus_samples_markdown(shards),
-                "Per shard (results/samples/stats/shard_K.json): the text part's documents, those each filter "
+                "Per shard, in config order (results/samples/stats/CORPUS/part_I.json, named by its text part): "
+                "the part's documents, those each filter "
                 "dropped, those used (train / valid); the train samples' real tokens per sample ([CLS]/[SEP] "
                 "included), the fraction of non-special tokens masked and the fraction of slots that are "
                 "padding. The total's fractions are means weighted by samples.", ""]
         rows, total = [], {"read": 0, "dup": 0, "cpt": 0, "empty": 0, "train_docs": 0, "valid_docs": 0,
                            "samples": 0, "valid": 0, "tokens": 0.0, "masked": 0.0, "padding": 0.0}
-        for st in sorted(shards, key=lambda st: st["shard_index"]):
+        for st in shards:
             d, t = st["documents"], st["train"]
-            rows.append([st["shard_index"], Path(st["text"]).parent.name + "/" + Path(st["text"]).name,
-                         count(d["read"]), count(d["duplicates_dropped"]), count(d["low_chars_per_token_dropped"]),
+            rows.append([f"{st['corpus']}/part_{st['part']}", count(d["read"]), count(d["duplicates_dropped"]), count(d["low_chars_per_token_dropped"]),
                          count(d["empty_dropped"]), f"{d['used']:,} ({d['train']:,} / {d['valid']:,})",
                          count(t["samples"]), fmt(t["tokens_per_sample"], 1), fmt(t["masked_fraction"], 4),
                          fmt(t["padding_fraction"], 4), count(st["valid"]["samples"])])
@@ -347,15 +347,15 @@ def data_markdown(corpora: dict, duplicates: dict | None, shards: list, timings:
                                                 "padding": "padding_fraction"}[key]]
         n = max(total["samples"], 1)
         if len(shards) > 1:
-            rows.append(["**total**", "", count(total["read"]), count(total["dup"]), count(total["cpt"]),
+            rows.append(["**total**", count(total["read"]), count(total["dup"]), count(total["cpt"]),
                          count(total["empty"]),
                          f"{total['train_docs'] + total['valid_docs']:,} ({total['train_docs']:,} / "
                          f"{total['valid_docs']:,})", count(total["samples"]), fmt(total["tokens"] / n, 1),
                          fmt(total["masked"] / n, 4), fmt(total["padding"] / n, 4), count(total["valid"])])
-        out += table(["shard", "text part", "documents", "duplicates dropped", "chars/token dropped",
+        out += table(["shard", "documents", "duplicates dropped", "chars/token dropped",
                       "empty dropped", "used (train / valid)", "train samples", "tokens per sample",
                       "masked fraction", "padding fraction", "valid samples"], rows,
-                     ["l", "l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r"]) + [""]
+                     ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r"]) + [""]
     out += ["## Stage timings", ""]
     if timings:
         out += ["Wall-clock seconds of each stage's jobs, summed (jobs that ran side by side each count), from "
@@ -417,7 +417,7 @@ def main(argv=None):
     parser.add_argument("--corpus-stats", nargs="*", type=Path, default=[], help="results/text/<corpus>/stats.json")
     parser.add_argument("--duplicates", nargs="*", type=Path, default=None,
                         help="each corpus's results/text/<corpus>/duplicates.json")
-    parser.add_argument("--sample-stats", nargs="*", type=Path, default=[], help="results/samples/stats/shard_<k>.json")
+    parser.add_argument("--sample-stats", nargs="*", type=Path, default=[], help="results/samples/stats/<corpus>/part_<i>.json")
     parser.add_argument("--benchmarks", type=Path, help="the folder of Snakemake benchmark files (results/benchmarks)")
     parser.add_argument("--data-out", type=Path, help="write the data and stage-timings report here")
     parser.add_argument("--glue-vs-cost-out", type=Path, help="write the GLUE vs device-hours plot (PNG) here")
