@@ -82,8 +82,11 @@ def tokenizer_copy(name: str, keep: tuple, extra: dict | None = None):
     return make
 
 
+TRUNCATED_SHARD = "results/samples/train/wiki/part_0.h5"
+
+
 def truncate_first_train_shard(workdir: Path):
-    shard = sorted(workdir.glob("results/samples/train/**/*.h5"))[0]
+    shard = workdir / TRUNCATED_SHARD
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
 
 
@@ -184,8 +187,9 @@ CASES = [
          make=write("pq/a.parquet", b"PAR1 this is not a parquet file"), log="logs/corpus/mine.log",
          stale=new_corpus("mine")),
     # a shard cut short, read when pretraining reruns (an lr edit)
-    Case("shard-truncated", run_of(optimizer={"lr": 5e-4}), ("results/samples/train/", ".h5"),
-         make=truncate_first_train_shard, log="logs/pretrain/demo.log", stale=PRETRAIN_STALE),
+    # The damaged shard itself is moved aside (NAME.corrupt) so that the next run rebuilds it.
+    Case("shard-truncated", run_of(optimizer={"lr": 5e-4}), (TRUNCATED_SHARD, "moved aside", "rebuilds it"),
+         make=truncate_first_train_shard, log="logs/pretrain/demo.log", stale=PRETRAIN_STALE + (TRUNCATED_SHARD,)),
     # GLUE rows a fine-tuning trial reads
     Case("glue-missing-column", glue_task("glue-col", "SST-2"), ("glue-col/SST-2/train.tsv", "'sentence'"),
          make=glue_copy("glue-col", "SST-2", lambda rows: ["sentense\tlabel\n", *rows[1:]]),
