@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from tests.helpers.pretrain_run import REPO, command, events, recipe
-from tests.test_finetune import glue, run as finetune_run, settings, tiny_model  # noqa: F401 (fixtures)
+from tests.test_finetune import glue, settings, tiny_model  # noqa: F401 (its fixtures)
 from workflow_scripts import tracking
 from workflow_scripts.errors import BadInput
 
