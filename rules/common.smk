@@ -231,6 +231,14 @@ def whole_recipe(wildcards):
     return json_arg(config["runs"][wildcards.run])
 
 
+def tracking_arg(wildcards):
+    """`--tracking JSON` (config tracking + the pretraining run's name), or nothing under backend none.
+    Handed over untracked: tracking is logging only (x-effect placement)."""
+    if config["tracking"]["backend"] == "none":
+        return ""
+    return shell_flag("--tracking", json.dumps({**config["tracking"], "name": wildcards.run}, sort_keys=True))
+
+
 def pretrain_card_arg(wildcards):
     """What the run's model card says about its data: each corpus, its source and its shards (untracked:
     corpora are tracked through the shards themselves)."""

@@ -78,7 +78,8 @@ def test_placement_edits_rerun_nothing(demo, tmp_path):
         "runs": {"demo": {"validation_interval_minutes": 1, "log_interval_steps": 5,
                           "implementation": {"tensorboard": True, "zero_stage": 1,
                                              "deepspeed": {"wall_clock_breakdown": True}}}},
-        "finetune": {"implementation": {"eval_batch_size": 7}}}))
+        "finetune": {"implementation": {"eval_batch_size": 7}},
+        "tracking": {"backend": "mlflow", "uri": "http://127.0.0.1:1", "experiment": "elsewhere"}}))
     assert planned_jobs(snakemake(demo, "-n", "--cores", "2", "--configfile", str(edit))) == {}
 
 

@@ -22,7 +22,7 @@ import random
 import time
 from pathlib import Path
 
-from workflow_scripts import atomic
+from workflow_scripts import atomic, tracking
 from workflow_scripts.glue import metrics, readers, tasks
 from workflow_scripts.cli import json_object, one_line_errors
 from workflow_scripts.errors import BadInput
@@ -384,7 +384,9 @@ def main(argv=None):
     parser.add_argument("--predictions-out", required=True, type=Path)
     parser.add_argument("--model-out", type=Path, help="also keep the fine-tuned model here (for STILTs from MNLI)")
     parser.add_argument("--cache-dir", help="datasets' cache folder for glue source huggingface (glue.cache_dir)")
+    parser.add_argument("--tracking", help="JSON of config tracking + the run's name: the trial as an MLflow/W&B run")
     args = parser.parse_args(argv)
+    tracking.ready(args.tracking)
     glue = json_object(args.glue, "--glue")
     if args.cache_dir:
         glue["cache_dir"] = args.cache_dir
@@ -395,6 +397,7 @@ def main(argv=None):
     # Predictions first: a metrics file on disk then always has its predictions beside it.
     atomic.write_text(args.predictions_out, tsv)
     atomic.write_json(args.metrics_out, record, indent=2)
+    tracking.log_trial(args.tracking, record, settings, args.metrics_out.parent)
     print(f"wrote {args.metrics_out} and {args.predictions_out} ({len(rows)} test predictions) "
           f"in {record['seconds']:.1f}s", flush=True)
 

@@ -10,6 +10,7 @@ kept (a reverted edit resumes them) and named in the log.
     <state-dir>/<key>/latest.json         the TrainState and the tag of the checkpoint in charge
     <state-dir>/<key>/log.jsonl           the running log (copied to --log-out at the end)
     <state-dir>/<key>/tensorboard/        with implementation.tensorboard
+    <state-dir>/<key>/tracking.json       with config tracking: the MLflow/W&B run a resume continues
 
 latest.json is replaced (atomically) only once a whole checkpoint is on disk, so a kill mid-save
 leaves the previous one in charge; then older checkpoints go. Only the newest is kept.

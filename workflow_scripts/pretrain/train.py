@@ -27,7 +27,8 @@ where it is unknown); valid {step, elapsed_s, valid_loss} (masked-LM cross-entro
 token over the capped valid set; NSP not included); resume {step, elapsed_s, speed fields} where a
 run picked up a checkpoint; end {step, elapsed_s, reason, detail, devices, device_hours (training
 time x devices), samples_seen, tokens_seen (samples x sequence length)} last, reason one of budget
-| early_exit | max_steps | nonfinite_loss | loss_scale | valid_loss (see stopping.py). With implementation.tensorboard the same scalars go to TensorBoard.
+| early_exit | max_steps | nonfinite_loss | loss_scale | valid_loss (see stopping.py). With implementation.tensorboard the same scalars go to TensorBoard,
+and with config tracking to MLflow or W&B (tracking.py).
 """
 import argparse
 import json
@@ -54,6 +55,7 @@ def parse_args(argv=None):
     p.add_argument("--card", help='JSON for the model card: {"run": NAME, "corpora": {NAME: {"type", "source", '
                                   '"shards": [k, ...]}}} (default: the run named by --model-out\'s folder, one '
                                   "corpus holding every shard)")
+    p.add_argument("--tracking", help="JSON of config tracking (MLflow / W&B); absent: nothing is tracked")
     return p.parse_args(argv)
 
 
@@ -118,6 +120,7 @@ def resume(folder, eng, plan, speed: dict):
 def main(argv=None):
     args = parse_args(argv)
     recipe = resolve_recipe(args.recipe)
+    from workflow_scripts import tracking
     from workflow_scripts.pretrain import engine, flops, loop, optimizers, schedules, state, stopping, tb_log
     from workflow_scripts.pretrain.models import factory, hf_export
 
@@ -168,7 +171,10 @@ def main(argv=None):
 
     # ---- run ----
     schedule = schedules.Schedule(recipe["schedule"], recipe["optimizer"]["lr"], plan.budget_s, recipe["max_steps"])
-    tb = tb_log.TensorBoard(folder.dir / "tensorboard", impl["tensorboard"] and dist.rank == 0, position.step, log.say)
+    tracker = tracking.for_pretraining(args.tracking, card_spec(args)["run"], folder.dir, folder.tag is not None,
+                                       dist.rank, {**recipe, "world_size": dist.world, "parameters": n_params})
+    tb = tracking.Fanout(tb_log.TensorBoard(folder.dir / "tensorboard", impl["tensorboard"] and dist.rank == 0,
+                                            position.step, log.say), tracker)
     run = loop.Run(eng, stream, valid, plan, schedule, folder, tb, micro, recipe["log_interval_steps"],
                    state.checkpoint_interval_s(recipe), cost, peak_tflops)
     if position.reason is None:                    # else it had ended, and its end holds: export again
@@ -182,6 +188,7 @@ def main(argv=None):
             f"training ({position.step / max(position.elapsed_s, 1e-9):.2f} steps/s, {device_hours:.4g} device-hours)")
     tb.close()
     export(eng, built, folder, args)
+    tracker.finish(model_path=str(Path(args.model_out).resolve()), end_reason=position.reason)
     torch.distributed.destroy_process_group()
 
 
