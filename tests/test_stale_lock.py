@@ -3,6 +3,8 @@ import json
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from workflow_scripts import stale_lock
 
@@ -59,6 +61,9 @@ def test_another_snakemake_in_the_folder_keeps_the_lock(tmp_path):
     folder = locked(tmp_path, {"host": socket.gethostname(), "pid": gone_pid(), "start": 1})
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "snakemake"], cwd=folder)
     try:
+        deadline = time.time() + 30          # until it has exec'd (a loaded machine starts it late)
+        while "snakemake" not in Path(f"/proc/{other.pid}/cmdline").read_text() and time.time() < deadline:
+            time.sleep(0.05)
         assert stale_lock.check(folder) is None
         assert list((folder / ".snakemake" / "locks").iterdir())
     finally:
