@@ -245,6 +245,18 @@ def keep_model_arg(wildcards, output):
     return shell_flag("--model-out", output.model if "model" in output.keys() else None)
 
 
+def run_curves_reported():
+    """Each run's own loss/LR curves, in RUNS order (the report rule's --pretrain-logs order), shown
+    in Snakemake's report under that run. (Snakemake's parser takes a line that starts with `report(`
+    for the directive, hence the name.)"""
+    flagged = report
+    caption = "../report/run_curves.rst"
+    return [
+        flagged(f"results/report/runs/{run}/loss_curves.png", caption=caption, category="Pretraining", subcategory=run)
+        for run in RUNS
+    ]
+
+
 def submission_possible():
     return set(GLUE_TASKS) <= set(TASKS)
 
