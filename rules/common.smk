@@ -5,7 +5,7 @@ import os
 import shlex
 from pathlib import Path
 
-from workflow_scripts import config_checks, config_effects
+from workflow_scripts import config_checks, config_effects, slurm_cpus
 from workflow_scripts.data import tokenizer as tokenizer_folder
 from workflow_scripts.data.sources import download, textfiles
 from workflow_scripts.errors import BadInput
@@ -273,10 +273,10 @@ def final_targets():
 
 def all_cores(wildcards):
     """Threads for a job that wants the whole machine: every core given locally (--cores).
-    Inside a SLURM job, the CPUs sbatch granted, so the submitting side (no --cores: 1, unless
-    the profile sets cpus_per_task or cpus_per_gpu) and the job step ask srun for the same."""
-    granted = os.environ.get("SLURM_CPUS_PER_TASK")
-    return int(granted) if granted else (workflow.resource_settings.cores or 1)
+    Inside a SLURM job, the CPUs sbatch granted (per task, or per GPU x GPUs: workflow_scripts.slurm_cpus),
+    so the submitting side (no --cores: 1, unless the profile sets cpus_per_task or cpus_per_gpu)
+    and the job step ask srun for the same."""
+    return slurm_cpus.granted_cpus() or workflow.resource_settings.cores or 1
 
 
 # Time limit of a step-scheduled run that sets no total_training_time (ExtremeBERT counts

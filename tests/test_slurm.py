@@ -10,6 +10,7 @@ import collections
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -114,7 +115,7 @@ def test_profile_places_cpu_and_gpu_jobs(slurm, tmp_path, repo_root):
     # Rule names of the real workflow, so the profile's set-resources apply to them.
     (work / "Snakefile").write_text(textwrap.dedent("""
         rule all:
-            input: "trial.txt"
+            input: "trial.txt", "per_gpu.txt"
         rule make_samples:
             output: "samples.txt"
             shell: "echo $SLURM_JOB_ID $SLURM_JOB_PARTITION > {output}"
@@ -123,7 +124,11 @@ def test_profile_places_cpu_and_gpu_jobs(slurm, tmp_path, repo_root):
             output: "trial.txt"
             resources: gpu=1
             shell: "echo $SLURM_JOB_ID $SLURM_JOB_PARTITION ${{CUDA_VISIBLE_DEVICES:-none}} $SLURM_CPUS_PER_TASK > {output}"
-    """))
+        rule per_gpu:
+            output: "per_gpu.txt"
+            resources: gpu=2, cpus_per_gpu=3
+            shell: "echo ${{SLURM_CPUS_PER_TASK:-unset}} $(PYTHONPATH=REPO python -m workflow_scripts.slurm_cpus) > {output}"
+    """).replace("REPO", shlex.quote(str(repo_root))))
     proc = through_slurm(repo_root, work, env, timeout=300)
     assert proc.returncode == 0, failure_report(proc, work)
     cpu_job, cpu_partition = (work / "samples.txt").read_text().split()
@@ -131,8 +136,10 @@ def test_profile_places_cpu_and_gpu_jobs(slurm, tmp_path, repo_root):
     assert (cpu_partition, gpu_partition) == ("xbert", "xbert-gpu")
     assert gpus == "0", "SLURM hands the trial one GPU of its own"
     assert cpus == "4", "the profile's cpus_per_task for a trial"
+    # --cpus-per-gpu leaves SLURM_CPUS_PER_TASK unset; a rule's threads (all_cores) count per GPU.
+    assert (work / "per_gpu.txt").read_text().split() == ["unset", "6"]
     records = jobcomp(root)
-    assert [s for s, _ in submissions(proc)] == [cpu_job, gpu_job]
+    assert [s for s, rule in submissions(proc) if rule != "per_gpu"] == [cpu_job, gpu_job]
     assert records[cpu_job]["JobState"] == records[gpu_job]["JobState"] == "COMPLETED"
 
 
