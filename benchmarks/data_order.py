@@ -50,7 +50,8 @@ def build(work: Path, parts: int, dup: int) -> list:
     paths = []
     for k, text in enumerate(texts):
         train, valid = work / f"train_{k}.h5", work / f"valid_{k}.h5"
-        samples.build_shards({**SPEC, "dup_factor": dup}, REPO / "resources/bert-base-uncased", text, k, train, valid)
+        samples.build_shards({**SPEC, "dup_factor": dup}, REPO / "resources/bert-base-uncased", text,
+                             samples.Part("wiki", k), train, valid)
         paths.append(str(train))
     return paths
 

@@ -81,7 +81,7 @@ def run_ours(text: Path, work: Path, dup: int) -> dict:
     train, valid = work / "ours_train.h5", work / "ours_valid.h5"
     r = timed([sys.executable, "-m", "workflow_scripts.data.samples", "--spec", json.dumps({**SPEC, "dup_factor": dup}),
                "--tokenizer", str(REPO / "resources" / "bert-base-uncased"), "--text", str(text),
-               "--shard-index", "0", "--train-out", str(train), "--valid-out", str(valid)], REPO)
+               "--corpus", "wiki", "--part", "0", "--train-out", str(train), "--valid-out", str(valid)], REPO)
     with h5py.File(train) as f, h5py.File(valid) as g:
         r["samples"] = int(f.attrs["num_samples"] + g.attrs["num_samples"])
         r["real_tokens"] = int(f["input_mask"][:].sum(dtype="int64"))

@@ -3,13 +3,33 @@ import json
 import math
 import os
 import shlex
+import sys
 from pathlib import Path
 
-from workflow_scripts import config_checks, config_effects, slurm_cpus
+from workflow_scripts import config_checks, config_effects, slurm_cpus, stale_lock
 from workflow_scripts.data import tokenizer as tokenizer_folder
 from workflow_scripts.data.sources import download, textfiles
 from workflow_scripts.errors import BadInput
 from workflow_scripts.glue import grid, tasks
+
+# A lock a killed run left, whose holder no longer runs, is removed before Snakemake checks it, so
+# the same command resumes without `snakemake --unlock`; a live holder is named (stale_lock.py).
+# Jobs Snakemake spawns (a cluster job, a subprocess) parse this too: they leave the lock alone.
+if workflow.is_main_process and (notice := stale_lock.check()):
+    print(notice, file=sys.stderr)
+
+
+onstart:
+    stale_lock.record_owner()
+
+
+onsuccess:
+    stale_lock.forget_owner()
+
+
+onerror:
+    stale_lock.forget_owner()
+
 
 # Parse-time checks: bad config, or a local input the config names that is missing, stops the plan
 # with one line on stderr before any job runs, so nothing already made is touched (Snakemake would
@@ -32,7 +52,12 @@ def check_local_inputs():
                 f"corpora.{name}.path: {path} does not exist (relative to {os.getcwd()}): fix the path or remove the corpus"
             )
         if source["type"] == "text" and not download.is_url(path):
-            textfiles.list_files(Path(path))  # a folder (or file) holding no .txt/.jsonl/.parquet: one line
+            try:
+                textfiles.list_files(Path(path))  # a folder (or file) holding no .txt/.jsonl/.parquet
+            except BadInput as e:
+                raise BadInput(
+                    f"corpora.{name}.path: {str(e).removeprefix('corpus: ')}: point it at a text file or a folder of them"
+                ) from None
     if config["tokenizer"].get("pretrained"):
         tokenizer_folder.check_pretrained(config["tokenizer"]["pretrained"])
     if config["glue"]["source"] != "dir":
@@ -58,20 +83,17 @@ one_line_or_stop(check_local_inputs)
 GLUE_TASKS = list(tasks.TASKS)  # the one task list: workflow_scripts/glue/tasks.py
 RUNS = list(config["runs"])
 TASKS = config["finetune"]["tasks"]
-# One train shard (and one valid shard) per text part, numbered across corpora.
-TEXT_PARTS = [
-    f"results/text/{name}/part_{i}.txt" for name, source in config["corpora"].items() for i in range(source["parts"])
-]
-SHARDS = list(range(len(TEXT_PARTS)))
-# The corpus each text part (= shard k) comes from, for per-corpus settings of its samples job.
-PART_CORPUS = [name for name, source in config["corpora"].items() for i in range(source["parts"])]
+# One train shard (and one valid shard) per text part, named as the part is: {corpus}/part_{part}
+# (issue 14), so a shard always means one text part, whatever other corpora come and go.
+PARTS = [(name, i) for name, source in config["corpora"].items() for i in range(source["parts"])]
+TEXT_PARTS = [f"results/text/{name}/part_{i}.txt" for name, i in PARTS]
 
 
 wildcard_constraints:
     run="|".join(RUNS),
     task="|".join(t.replace("-", r"\-") for t in GLUE_TASKS),
     trial=grid.TRIAL_PATTERN,
-    k=r"\d+",
+    part=r"\d+",
 
 
 # Shell lines (issue 14): no config value is pasted into a command unquoted. Config slices reach a
@@ -107,6 +129,15 @@ def local_source(name, source):
     return local
 
 
+def tokenizer_params():
+    """config.tokenizer for its job, a null train.strip_accents (follow lowercase, the default) left
+    out, so tokenizers trained before the key existed are not retrained."""
+    spec = json.loads(json.dumps(config["tokenizer"]))
+    if (spec.get("train") or {}).get("strip_accents", False) is None:
+        del spec["train"]["strip_accents"]
+    return spec
+
+
 def corpus_input(name, source):
     """The files a corpus job reads (nothing for a Hugging Face dataset: it reads the hub). A
     folder is listed, so editing one file in it reruns the corpus, not only adding one."""
@@ -129,11 +160,6 @@ def earlier_hashes(wildcards):
     return [f"results/text/{c}/doc_hashes.npz" for c in earlier_corpora(wildcards.corpus)]
 
 
-def part_duplicates(wildcards):
-    """The duplicates file of text part k's corpus: the only one its samples job reads."""
-    return f"results/text/{PART_CORPUS[int(wildcards.k)]}/duplicates.json"
-
-
 def tokenizer_input():
     """Training reads the text parts; a pretrained tokenizer in a local folder is its files."""
     spec = config["tokenizer"]
@@ -144,21 +170,26 @@ def tokenizer_input():
     return []
 
 
+def part_files(pattern):
+    """`pattern` (with {corpus} and {part}) for every text part, in config order."""
+    return [pattern.format(corpus=name, part=i) for name, i in PARTS]
+
+
 def all_train_shards():
-    return expand("results/samples/train/shard_{k}.h5", k=SHARDS)
+    return part_files("results/samples/train/{corpus}/part_{part}.h5")
 
 
 def all_valid_shards():
-    return expand("results/samples/valid/shard_{k}.h5", k=SHARDS)
+    return part_files("results/samples/valid/{corpus}/part_{part}.h5")
 
 
 def all_sample_stats():
-    return expand("results/samples/stats/shard_{k}.json", k=SHARDS)
+    return part_files("results/samples/stats/{corpus}/part_{part}.json")
 
 
 def part_weight(wildcards):
-    """The corpus weight of text part k (a params function of the wildcard: an edit reruns its jobs)."""
-    return config["corpora"][PART_CORPUS[int(wildcards.k)]]["weight"]
+    """The corpus weight of a text part (a params function of the wildcard: an edit reruns its jobs)."""
+    return config["corpora"][wildcards.corpus]["weight"]
 
 
 def task_trials(task):
@@ -200,6 +231,14 @@ def whole_recipe(wildcards):
     return json_arg(config["runs"][wildcards.run])
 
 
+def tracking_arg(wildcards):
+    """`--tracking JSON` (config tracking + the pretraining run's name), or nothing under backend none.
+    Handed over untracked: tracking is logging only (x-effect placement)."""
+    if config["tracking"]["backend"] == "none":
+        return ""
+    return shell_flag("--tracking", json.dumps({**config["tracking"], "name": wildcards.run}, sort_keys=True))
+
+
 def pretrain_card_arg(wildcards):
     """What the run's model card says about its data: each corpus, its source and its shards (untracked:
     corpora are tracked through the shards themselves)."""
@@ -207,7 +246,7 @@ def pretrain_card_arg(wildcards):
         name: {
             "type": source["type"],
             "source": source.get("path") or source.get("name"),
-            "shards": [k for k, c in enumerate(PART_CORPUS) if c == name],
+            "shards": [k for k, (c, _) in enumerate(PARTS) if c == name],  # positions in the train list
         }
         for name, source in config["corpora"].items()
     }

@@ -16,6 +16,7 @@ rule finetune_trial:
         tracked_settings=json_arg(config_effects.finetune_tracked(config["finetune"])),  # reruns trials when edited
         settings=untracked(finetune_settings),
         keep_model=keep_model_arg,
+        tracking=untracked(tracking_arg),
     threads: 1
     resources:
         gpu=1,  # one GPU per trial where there are GPUs; a CPU-only machine runs it on the CPU
@@ -28,7 +29,7 @@ rule finetune_trial:
     shell:
         "python -m workflow_scripts.gpu_slots {resources.gpu:q} -- python -m workflow_scripts.glue.finetune --task {wildcards.task:q} --glue {params.glue}"
         " --model {input.model:q} --hparams {params.hparams} --settings {params.settings}"
-        " --metrics-out {output.metrics:q} --predictions-out {output.predictions:q} {params.cache} {params.keep_model}"
+        " --metrics-out {output.metrics:q} --predictions-out {output.predictions:q} {params.cache} {params.keep_model} {params.tracking}"
         " > {log:q} 2>&1"
 
 

@@ -18,6 +18,7 @@ rule pretrain:
         launcher=pretrain_launcher,
         state="results/runs/{run}/state",
         card=untracked(pretrain_card_arg),
+        tracking=untracked(tracking_arg),
     threads: all_cores
     resources:
         gpu=lambda w: config["runs"][w.run]["implementation"]["gpus"],
@@ -32,5 +33,5 @@ rule pretrain:
         # gpu_slots gives the job GPUs of its own on a workstation (no-op in SLURM or without GPUs).
         "python -m workflow_scripts.gpu_slots {resources.gpu:q} -- {params.launcher} -m workflow_scripts.pretrain.train --recipe {params.recipe}"
         " --train {input.train:q} --valid {input.valid:q} --tokenizer {input.tokenizer:q}"
-        " --state-dir {params.state:q} --model-out {output.model:q} --log-out {output.log:q} --card {params.card}"
+        " --state-dir {params.state:q} --model-out {output.model:q} --log-out {output.log:q} --card {params.card} {params.tracking}"
         " > {log:q} 2>&1"

@@ -57,6 +57,14 @@ rule report:
             category="Timings",
             subcategory="all runs",
         ),
+        glue_vs_cost=report(
+            "results/report/glue_vs_device_hours.png",
+            caption="../report/glue_vs_cost.rst",
+            category="GLUE",
+            subcategory="all runs",
+        ),
+    params:
+        price=lambda w: shell_flag("--cost-per-device-hour", config["cost_per_device_hour"]),
     conda:
         "../envs/workflow.yaml"
     log:
@@ -69,4 +77,4 @@ rule report:
         "python -m workflow_scripts.report.make_report --pretrain-logs {input.logs:q} --best {input.best:q}"
         " --table-out {output.table:q} --tsv-out {output.tsv:q} --curves-out {output.curves:q}"
         " --run-curves-out {output.run_curves:q} --timings-out {output.timings:q}"
-        " --benchmarks results/benchmarks > {log:q} 2>&1"
+        " --benchmarks results/benchmarks --glue-vs-cost-out {output.glue_vs_cost:q} {params.price} > {log:q} 2>&1"

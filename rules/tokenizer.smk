@@ -7,7 +7,7 @@ rule prepare_tokenizer:
     output:
         directory("results/tokenizer"),
     params:
-        spec=json_arg(config["tokenizer"]),
+        spec=json_arg(tokenizer_params()),
         texts=TEXT_PARTS if "train" in config["tokenizer"] else [],
     conda:
         "../envs/workflow.yaml"

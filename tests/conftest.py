@@ -50,3 +50,29 @@ def hub_copy(repo_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("glue_smoke_regen")
     maker.main(["--out", str(out / "dir"), "--hub-layout", str(out / "hub")])
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, repo_root, resources):
+    """tests/configs/faults-tiny.yaml run once to the end, uninterrupted: the reference the fault tests
+    compare with, and the finished run the bad-input cases copy. While it runs, the same command is
+    started again in its folder (two runs at once); what that second start said is `second`."""
+    import subprocess
+    import time
+    from types import SimpleNamespace
+
+    from tests.helpers.workflow import FAULTS_RUN, copy_repo, snakemake_env
+
+    workdir = copy_repo(repo_root, tmp_path_factory.mktemp("tiny_run"), resources)
+    first = subprocess.Popen(FAULTS_RUN, cwd=workdir, env=snakemake_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not (workdir / ".snakemake" / "lock_owner.json").exists() and first.poll() is None:
+        assert time.time() < deadline, "the first run took no lock"    # recorded once it holds it
+        time.sleep(0.01)
+    second = subprocess.run(FAULTS_RUN, cwd=workdir, env=snakemake_env(), capture_output=True, text=True,
+                            timeout=300)
+    out = first.communicate(timeout=900)[0]
+    if first.returncode:
+        pytest.fail(f"the tiny run failed:\n{out[-6000:]}")
+    return SimpleNamespace(workdir=workdir, second=second, repo=repo_root, resources=resources)

@@ -56,6 +56,10 @@ def test_default_grid_is_extremeberts_156_trials_per_seed():
     (lambda c: c["runs"]["demo"]["schedule"].update(by="step"), "runs.demo."),
     (lambda c: c["runs"]["demo"]["model"].update(embedding_size=64), "runs.demo.model.embedding_size"),
     (lambda c: c["samples"].update(max_seq_length=1024), "samples.max_seq_length: 1024 is longer than"),
+    # Packed samples: the demo's bert run would attend across documents; NSP has no pairs to make.
+    (lambda c: c["samples"].update(packing="documents"),
+     "runs.demo.model.type bert would attend across the documents of a packed row: set samples.packing: segments"),
+    (lambda c: c["samples"].update(packing="documents", nsp=True), "samples.nsp: true cannot go with samples.packing"),
     # STILTs fine-tunes MNLI first: its grid must come from somewhere, though `tasks` omits MNLI.
     (lambda c: c["finetune"].update(tasks=["RTE"], stilts=["RTE"],
                                     grid={"RTE": {"lr": [1e-4], "batch_size": [16], "epochs": [2]}}),

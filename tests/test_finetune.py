@@ -59,6 +59,10 @@ def check_record(record, task, metric_names):
     assert set(record["metrics"]) == set(metric_names)
     assert record["score"] == pytest.approx(sum(record["metrics"].values()) / len(metric_names))
     assert record["train_examples"] > 0 and record["dev_examples"] > 0 and record["seconds"] > 0
+    speed = record["speed"]                                          # flops.py's model FLOPs, the CPU's probe
+    assert 0 < speed["train_seconds"] < record["seconds"] and speed["tokens_per_s"] > 0
+    assert 0 < speed["mfu"] == pytest.approx(speed["tflops_per_s"] / speed["peak_tflops"])
+    assert speed["device_hours"] == pytest.approx(speed["train_seconds"] / 3600, rel=1e-3)
 
 
 def test_single_sentence_trial_cli_and_seeding(tiny_model, glue, settings, tmp_path, repo_root):

@@ -79,6 +79,14 @@ def test_deepspeed_config_is_derived_from_the_recipe():
         engine.ds_config(full_recipe(), world=3)
 
 
+@pytest.mark.parametrize("user", [{"communication_data_type": "fp16"}, {"data_types": {"grad_accum_dtype": "bf16"}},
+                                  {"prescale_gradients": True}])
+def test_deepspeed_keys_that_change_the_numbers_are_refused(user):
+    """The block is placement (an edit keeps the state), so a key that changes what is computed stops it."""
+    with pytest.raises(BadInput, match=r"implementation\.deepspeed\.\w+: it changes the training's numbers"):
+        engine.ds_config(full_recipe(implementation={"deepspeed": user}), 1)
+
+
 def test_deepspeed_passthrough_is_deep_merged_into_ours():
     offload = {"device": "cpu", "pin_memory": True}
     user = {"zero_optimization": {"offload_optimizer": offload}, "steps_per_print": 5,

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from tests import probes
-from tests.helpers.pretrain_run import REPO, command, events, recipe, run
+from tests.helpers.pretrain_run import REPO, command, events, recipe, resumed, run
 
-TRAIN_FIELDS = {"event", "step", "elapsed_s", "loss", "lr", "samples_per_s", "tokens_per_s"}
+TRAIN_FIELDS = {"event", "step", "elapsed_s", "loss", "lr", "samples_per_s", "tokens_per_s", "tflops_per_s", "mfu"}
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,14 @@ def test_run_writes_a_loadable_model_and_the_log(finished, bert_tokenizer_dir):
     assert all(e["elapsed_s"] <= 6.0 for e in train[:-1]) and train[-1]["elapsed_s"] >= 6.0
     assert last["elapsed_s"] == train[-1]["elapsed_s"]
     assert all(e["samples_per_s"] > 0 and e["tokens_per_s"] > e["samples_per_s"] for e in train)
+    # Model FLOPs (flops.py) over the CPU's measured matmul rate; the end line's device-hours.
+    assert first["device"] == "cpu" and first["peak_tflops"] > 0 and "probe" in first["peak_source"]
+    per_sample = 3 * first["flops_per_sequence"]
+    assert all(e["tflops_per_s"] * 1e12 >= e["samples_per_s"] * per_sample * 0.999 for e in train)
+    assert all(0 < e["mfu"] == pytest.approx(e["tflops_per_s"] / first["peak_tflops"]) for e in train)
+    assert last["device_hours"] == pytest.approx(last["elapsed_s"] / 3600, abs=1e-6) and last["devices"] == 1
+    assert last["samples_seen"] == last["step"] * first["batch_size"]
+    assert last["tokens_seen"] == last["samples_seen"] * first["seq_len"]
     assert "step 2 |" in finished["proc"].stdout and "done (budget:" in finished["proc"].stdout
 
 
@@ -171,7 +179,7 @@ def test_sigterm_checkpoints_and_a_rerun_resumes(pretrain_shards, bert_tokenizer
     assert again.returncode == 0, again.stdout + again.stderr
     log = events(tmp_path / "log.jsonl")
     assert log[0]["event"] == "config" and log[-1]["event"] == "end" and log[-1]["reason"] == "max_steps"
-    resume = [e for e in log if e["event"] == "resume"]
+    resume = [resumed(e) for e in log if e["event"] == "resume"]
     assert resume == [{"event": "resume", "step": latest["step"], "elapsed_s": latest["elapsed_s"]}]
     # Each step logged exactly once: what the killed attempt logged past its checkpoint was cut.
     train = [e for e in log if e["event"] == "train"]
@@ -209,7 +217,7 @@ def test_sigkill_then_rerun_resumes_from_the_periodic_checkpoint(learned, pretra
     assert again.returncode == 0, again.stdout + again.stderr
     log = events(tmp_path / "log.jsonl")
     assert [e["event"] for e in log].count("config") == 1
-    assert [e for e in log if e["event"] == "resume"] == [
+    assert [resumed(e) for e in log if e["event"] == "resume"] == [
         {"event": "resume", "step": latest["step"], "elapsed_s": latest["elapsed_s"]}]
     assert [e["step"] for e in log if e["event"] == "train"] == list(range(2, 17, 2))
     assert log[-1]["event"] == "end" and log[-1]["reason"] == "max_steps" and log[-1]["step"] == 16

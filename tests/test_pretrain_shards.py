@@ -96,6 +96,30 @@ def test_bad_shards_stop_with_one_line_naming_file_and_dataset(pretrain_shards, 
         batches.TrainStream([str(junk)], 0, 1, 8, 1, seed=0)
     with pytest.raises(BadInput, match="fewer than one optimizer step"):
         batches.TrainStream([subset(good, tmp_path / "tiny.h5", 10)], 0, 1, 8, 2, seed=0)
+    # Each damaged one was set aside as NAME.corrupt, so its samples job reruns; the usable one stays.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.h5.corrupt", "nomask.h5.corrupt",
+                                                         "tiny.h5", "trunc.h5.corrupt"]
+
+
+def test_a_damaged_shard_is_set_aside_and_the_line_says_so(pretrain_shards, tmp_path):
+    from workflow_scripts.data import shard_format
+
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(pretrain_shards["train"][0].read_bytes()[:5000])  # a copy cut short
+    with pytest.raises(BadInput) as err:
+        batches.TrainStream([str(cut)], 0, 1, 8, 1, seed=0)
+    line = str(err.value)
+    assert line.startswith(f"shard {cut}: not a readable HDF5 file, truncated or corrupt (") and "\n" not in line
+    assert line.endswith(f"; moved aside to {cut}.corrupt so that the next run rebuilds it")
+    assert not cut.exists() and (tmp_path / "cut.h5.corrupt").read_bytes() == \
+        pretrain_shards["train"][0].read_bytes()[:5000]
+    # Neither a missing shard nor one that only disagrees with what was asked of it is damaged.
+    with pytest.raises(shard_format.ShardError, match="no such file") as err:
+        batches.TrainStream([str(cut)], 0, 1, 8, 1, seed=0)
+    assert not err.value.damaged
+    with pytest.raises(shard_format.ShardError, match="expected max_seq_length 512") as err:
+        shard_format.open_shard(pretrain_shards["train"][0], max_seq_length=512)
+    assert not err.value.damaged and pretrain_shards["train"][0].exists()
 
 
 def test_nsp_labels_are_passed_when_present(wiki_dump, bert_tokenizer_dir, tmp_path):
@@ -131,5 +155,5 @@ def test_empty_train_shards_are_skipped_and_all_empty_is_one_clear_error(pretrai
     plain = [batches.TrainStream(paths, r, 2, 8, 1, seed=0) for r in range(2)]
     assert all(rows_of(a.epoch(0)) == rows_of(b.epoch(0)) for a, b in zip(ranks, plain, strict=True))
     with pytest.raises(BadInput, match=r"every train shard is empty \(2 shards, \S+empty\.h5 first\): no text part "
-                                         r"gave a sample; the WARNING lines of logs/samples/\*\.log"):
+                                         r"gave a sample; the WARNING lines of logs/samples/\*/part_\*\.log"):
         batches.TrainStream([empty, empty], 0, 1, 8, 1, seed=0)

@@ -159,7 +159,11 @@ def test_modern_budget_recipe_holds_the_papers_choices():
     assert run["implementation"]["gpus"] == 1 and run["implementation"]["precision"] == "bf16"
     samples = config["samples"]
     assert samples["masked_lm_prob"] == 0.3 and samples["max_predictions_per_seq"] >= 0.3 * samples["max_seq_length"]
+    assert samples["packing"] == "documents" and samples["nsp"] is False
     assert "deviations" in text.lower() and "Packing" in text and "Vocabulary" in text
+    # The hub's bookcorpus is a sentence per row: joined into book-sized documents, as the 24 h recipe.
+    assert subset(config["corpora"]["books"]["documents"], {"by": "chars", "chars": 100000}) == {
+        "by": "chars", "chars": 100000}
     # The 24-hour curve: flat at the peak until 0.06 + 0.94 x 0.8 of the time, 1-sqrt down to 0 at 24 h.
     curve = schedules.Schedule(run["schedule"], 8e-4, stopping.budget_seconds(run))
     hour = 3600.0

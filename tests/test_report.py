@@ -21,7 +21,7 @@ def write_log(path, minutes, start_loss):
     return path
 
 
-def write_best(root, run, task, scores, init_task=None):
+def write_best(root, run, task, scores, init_task=None, device_hours=None):
     """Trials as finetune leaves them, then the real selection writes best.json."""
     metrics = []
     for (lr, seed), score in scores.items():
@@ -29,7 +29,7 @@ def write_best(root, run, task, scores, init_task=None):
         folder.mkdir(parents=True)
         (folder / "dev_metrics.json").write_text(json.dumps(
             {"task": task, "hparams": grid.parse_trial(folder.name), "score": score, "metrics": {"accuracy": score},
-             "init_task": init_task}))
+             "init_task": init_task, **({"speed": {"device_hours": device_hours}} if device_hours else {})}))
         (folder / "test_predictions.tsv").write_text("split\tindex\tprediction\ntest\t0\t1\n")
         metrics.append(folder / "dev_metrics.json")
     best = root / "runs" / run / "glue" / task / "best.json"
@@ -156,15 +156,18 @@ def data_run(wiki_dump, bert_tokenizer_dir, tmp_path_factory):
             "short_seq_prob": 0.1, "nsp": False, "whole_word_masking": False, "valid_fraction": 0.2, "seed": 1,
             "min_chars_per_token": 0.0}
     stats = []
-    for k, part in enumerate(parts):
-        stats.append(root / f"results/samples/stats/shard_{k}.json")
+    for part in parts:
+        name, i = part.parent.name, part.stem.removeprefix("part_")
+        stats.append(root / f"results/samples/stats/{name}/part_{i}.json")
         samples.main(["--spec", json.dumps(spec), "--tokenizer", str(bert_tokenizer_dir), "--text", str(part),
-                      "--shard-index", str(k), "--duplicates", str(part.parent / "duplicates.json"),
-                      "--train-out", str(root / f"results/samples/train/shard_{k}.h5"),
-                      "--valid-out", str(root / f"results/samples/valid/shard_{k}.h5"), "--stats-out", str(stats[-1])])
+                      "--corpus", name, "--part", i, "--duplicates", str(part.parent / "duplicates.json"),
+                      "--train-out", str(root / f"results/samples/train/{name}/part_{i}.h5"),
+                      "--valid-out", str(root / f"results/samples/valid/{name}/part_{i}.h5"),
+                      "--stats-out", str(stats[-1])])
     bench = root / "results/benchmarks"
     for rel, rows in {"corpus/wiki.tsv": ["3.25\t0:00:03\t120.5"], "corpus/mine.tsv": ["0.75\t0:00:00\t80.0"],
-                      "samples/shard_0.tsv": ["2.0\t0:00:02\t300.25"], "samples/shard_1.tsv": ["4.0\t0:00:04\tNA"],
+                      "samples/wiki/part_0.tsv": ["2.0\t0:00:02\t300.25"],
+                      "samples/wiki/part_1.tsv": ["4.0\t0:00:04\tNA"],
                       "finetune/demo/RTE/lr1e-05_bs16_ep2_seed1.tsv": ["10.0\t0:00:10\t900.0", "12.0\t0:00:12\t950.0"],
                       "finetune/demo/RTE/select.tsv": ["1.0\t0:00:01\t50.0"]}.items():
         (bench / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -210,23 +213,24 @@ def test_data_report_tables_what_each_stage_kept_and_dropped(data_run, tmp_path,
     stats = [json.loads(p.read_text()) for p in sample_stats]
     per_shard = shards[next(i for i, line in enumerate(shards) if line.startswith("| shard |")):]
     rows = {line.split(" | ")[0]: line.split(" | ") for line in per_shard if line.startswith("| ") and "shard |" not in line}
-    assert set(rows) == {"| 0", "| 1", "| 2", "| **total**"}
-    assert rows["| 2"][1:6] == ["mine/part_0.txt", "3", "1", "0", "0"]  # the copy is dropped as a duplicate
-    for k, st in enumerate(stats):
-        row = rows[f"| {k}"]
-        assert row[6] == f"{st['documents']['used']} ({st['documents']['train']} / {st['documents']['valid']})"
-        assert row[7] == f"{st['train']['samples']:,}" and row[8] == f"{st['train']['tokens_per_sample']:.1f}"
-        assert row[9] == f"{st['train']['masked_fraction']:.4f}" and row[10] == f"{st['train']['padding_fraction']:.4f}"
+    # Named by text part, in config order.
+    assert list(rows) == ["| wiki/part_0", "| wiki/part_1", "| mine/part_0", "| **total**"]
+    assert rows["| mine/part_0"][1:5] == ["3", "1", "0", "0"]  # the copy is dropped as a duplicate
+    for st in stats:
+        row = rows[f"| {st['corpus']}/part_{st['part']}"]
+        assert row[5] == f"{st['documents']['used']} ({st['documents']['train']} / {st['documents']['valid']})"
+        assert row[6] == f"{st['train']['samples']:,}" and row[7] == f"{st['train']['tokens_per_sample']:.1f}"
+        assert row[8] == f"{st['train']['masked_fraction']:.4f}" and row[9] == f"{st['train']['padding_fraction']:.4f}"
     # Per corpus: the tokenizer's fit on each, and the one warning: mine's three one-line documents are short.
-    assert "| wiki | 2 | 1,760 | 63.8 | 4.92 | 0.00% | 1.4% |" in shards
+    assert "| wiki | 2 | 1,972 | 63.9 | 4.92 | 0.00% | 1.4% |" in shards  # seeded by (seed, "wiki", part)
     warnings = [line for line in shards if line.startswith("- ")]
     assert len(warnings) == 1 and warnings[0].startswith("- corpus mine: its train samples hold 15.0 real tokens on "
                                                           "average, under half of max_seq_length 64")
     total = rows["| **total**"]
-    assert total[2] == str(sum(st["documents"]["read"] for st in stats)) and total[3] == "1"
+    assert total[1] == str(sum(st["documents"]["read"] for st in stats)) and total[2] == "1"
     n = sum(st["train"]["samples"] for st in stats)
-    assert total[7] == f"{n:,}"
-    assert total[8] == f"{sum(st['train']['samples'] * st['train']['tokens_per_sample'] for st in stats) / n:.1f}"
+    assert total[6] == f"{n:,}"
+    assert total[7] == f"{sum(st['train']['samples'] * st['train']['tokens_per_sample'] for st in stats) / n:.1f}"
 
     timings = section(md, "Stage timings")
     assert "| corpus | 2 | 4.0 | 0:00:04 | 3.2 | 120 |" in timings
@@ -247,11 +251,11 @@ def test_data_report_skips_unreadable_benchmark_files_and_names_bad_stats(data_r
     md = data_report(tmp_path, corpus_stats, duplicates, sample_stats, bench)
     assert "| tokenizer | 1 | 1.5 | 0:00:02 | 1.5 | 99 |" in section(md, "Stage timings")
     assert "report: skipping " in capsys.readouterr().out
-    broken = tmp_path / "shard_9.json"
+    broken = tmp_path / "part_9.json"
     stats = json.loads(sample_stats[0].read_text())
     del stats["train"]["masked_fraction"]
     broken.write_text(json.dumps(stats))
-    with pytest.raises(SystemExit, match=r"shard_9\.json: missing key 'train\.masked_fraction'$"):
+    with pytest.raises(SystemExit, match=r"part_9\.json: missing key 'train\.masked_fraction'$"):
         data_report(tmp_path / "again", corpus_stats, duplicates, [broken], bench)
     assert not (tmp_path / "again/report/data.md").exists()
     # The single all-corpora file of older versions is named, not half-read.
@@ -274,7 +278,8 @@ def test_data_report_names_a_poorly_fitted_corpus_and_empty_parts_once(bert_toke
     stats = []
     for k, part in enumerate(parts):
         out = tmp_path / f"stats_{k}.json"
-        samples.build_shards({**SPEC, "max_seq_length": 32}, bert_tokenizer_dir, part, k, tmp_path / f"t{k}.h5",
+        samples.build_shards({**SPEC, "max_seq_length": 32}, bert_tokenizer_dir, part,
+                             samples.Part(part.parent.name, k), tmp_path / f"t{k}.h5",
                              tmp_path / f"v{k}.h5", stats_out=out)
         stats.append(json.loads(out.read_text()))
     lines = section(make_report.data_markdown({}, None, stats), "Samples")
@@ -293,3 +298,28 @@ def test_data_report_names_a_poorly_fitted_corpus_and_empty_parts_once(bert_toke
                 if line.startswith("- the tokenizer")]
     assert len(warnings) == 1 and re.match(r"- the tokenizer fits corpus ru poorly: 1\.\d\d characters per token, "
                                            r"under 0\.5 x corpus en's \d\.\d\d; train a tokenizer", warnings[0])
+
+
+def test_run_table_shows_device_hours_mfu_tokens_and_cost_and_the_budget_plot(tmp_path):
+    log = tmp_path / "runs/demo/pretrain_log.jsonl"
+    events = [{"event": "config", "world_size": 2},
+              {"event": "train", "step": 10, "elapsed_s": 100.0, "loss": 5.0, "lr": 1e-3, "mfu": 0.2},
+              {"event": "train", "step": 20, "elapsed_s": 400.0, "loss": 4.0, "lr": 1e-3, "mfu": 0.4},
+              {"event": "end", "step": 20, "elapsed_s": 400.0, "reason": "budget", "devices": 2,
+               "device_hours": 0.25, "samples_seen": 640, "tokens_seen": 81920}]
+    log.parent.mkdir(parents=True)
+    log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    best = write_best(tmp_path, "demo", "RTE", {(1e-4, 1): 60.0, (1e-4, 2): 62.0}, device_hours=0.05)
+    table, plot = tmp_path / "t.md", tmp_path / "glue_vs_device_hours.png"
+    args = ["--pretrain-logs", str(log), "--best", str(best), "--table-out", str(table),
+            "--curves-out", str(tmp_path / "c.png"), "--glue-vs-cost-out", str(plot)]
+    make_report.main(args + ["--cost-per-device-hour", "2.0"])
+    header = next(line for line in table.read_text().splitlines() if line.startswith("| run | steps"))
+    assert header == ("| run | steps | minutes | device-hours | MFU | tokens seen | fine-tuning device-hours | cost | "
+                      "last train loss | last valid loss | end |")
+    # MFU weighted by time: (0.2 x 100 s + 0.4 x 300 s) / 400 s = 35%
+    # cost: (0.25 pretraining + 2 trials x 0.05) device-hours x 2.0
+    assert "| demo | 20 | 6.7 | 0.2500 | 35.0% | 81,920 | 0.1000 | 0.70 | 4.000 | – | budget |" in table.read_text()
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    make_report.main(args)
+    assert "| cost |" not in table.read_text()                       # no price set: no cost column

@@ -198,7 +198,7 @@ def test_grouped_sentence_rows_make_full_length_samples(sentence_rows, bert_toke
         part = tmp_path / f"{name}.txt"
         corpus.extract({"type": "text", "path": str(rows), "documents": documents_block}, [part])
         train, valid = tmp_path / f"{name}_train.h5", tmp_path / f"{name}_valid.h5"
-        samples.build_shards(SPEC, bert_tokenizer_dir, part, 0, train, valid)
+        samples.build_shards(SPEC, bert_tokenizer_dir, part, samples.Part(name, 0), train, valid)
         real_tokens[name] = shard_format.load_shard(train)["input_mask"].sum(axis=1).mean()
     half = SPEC["max_seq_length"] / 2
     assert n_rows > 1500

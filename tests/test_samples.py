@@ -41,10 +41,13 @@ def flat_tokens(text_part, bert_tokenizer_dir):
     return samples.tokenize_documents(tokenizer, docs)[0].tokens.tobytes()
 
 
-def build(tmp_path, text, tokenizer_dir, name="s", shard_index=0, **spec):
+WIKI_0 = samples.Part("wiki", 0)
+
+
+def build(tmp_path, text, tokenizer_dir, name="s", part=WIKI_0, **spec):
     spec = {**SPEC, **spec}
     train, valid = tmp_path / f"{name}_train.h5", tmp_path / f"{name}_valid.h5"
-    counts = samples.build_shards(spec, tokenizer_dir, text, shard_index, train, valid,
+    counts = samples.build_shards(spec, tokenizer_dir, text, part, train, valid,
                                   tokenizer=spec.pop("tokenizer", None), chunk_chars=spec.pop("chunk_chars", None))
     return train, valid, counts
 
@@ -95,11 +98,12 @@ def test_layout_matches_academic_budget_bert(shard):
 def test_attrs_record_the_recipe(small_part, bert_tokenizer_dir, tmp_path):
     import hashlib
 
-    train, valid, counts = build(tmp_path, small_part, bert_tokenizer_dir, nsp=True, dup_factor=2, shard_index=7)
+    train, valid, counts = build(tmp_path, small_part, bert_tokenizer_dir, nsp=True, dup_factor=2,
+                                 part=samples.Part("books", 7))
     attrs = shard_format.shard_summary(train)["attrs"]
     assert attrs["tokenizer_sha1"] == hashlib.sha1((bert_tokenizer_dir / "tokenizer.json").read_bytes()).hexdigest()
     assert (attrs["max_seq_length"], attrs["masked_lm_prob"], attrs["dup_factor"], attrs["seed"]) == (128, 0.15, 2, 42)
-    assert (attrs["shard_index"], attrs["nsp"], attrs["split"]) == (7, True, "train")
+    assert (attrs["corpus"], attrs["part"], attrs["nsp"], attrs["split"]) == ("books", 7, True, "train")
     assert attrs["num_samples"] == counts.train_samples and attrs["num_documents"] == counts.train_documents
     valid_attrs = shard_format.shard_summary(valid)["attrs"]
     assert (valid_attrs["split"], valid_attrs["dup_factor"]) == ("valid", 1)  # valid documents are masked once
@@ -191,16 +195,25 @@ def test_most_samples_are_full(shard):
     assert (train["input_mask"].sum(axis=1) >= 126).mean() > 0.5
 
 
-def test_deterministic_and_seeded_by_shard_index(small_part, bert_tokenizer_dir, tmp_path):
+def test_deterministic_and_seeded_by_corpus_name_and_part(small_part, bert_tokenizer_dir, tmp_path):
     a = build(tmp_path, small_part, bert_tokenizer_dir, "a", nsp=True, dup_factor=2, whole_word_masking=True)
     b = build(tmp_path, small_part, bert_tokenizer_dir, "b", nsp=True, dup_factor=2, whole_word_masking=True)
     assert a[0].read_bytes() == b[0].read_bytes() and a[1].read_bytes() == b[1].read_bytes()
-    c = build(tmp_path, small_part, bert_tokenizer_dir, "c", shard_index=1, nsp=True, dup_factor=2,
-              whole_word_masking=True)
-    with h5py.File(a[0]) as fa, h5py.File(c[0]) as fc:
-        assert fa["input_ids"].shape[1] == fc["input_ids"].shape[1]
-        n = min(len(fa["input_ids"]), len(fc["input_ids"]))
-        assert not np.array_equal(fa["input_ids"][:n], fc["input_ids"][:n])
+    for name, part in (("c", samples.Part("wiki", 1)), ("d", samples.Part("books", 0))):
+        c = build(tmp_path, small_part, bert_tokenizer_dir, name, part=part, nsp=True, dup_factor=2,
+                  whole_word_masking=True)
+        with h5py.File(a[0]) as fa, h5py.File(c[0]) as fc:
+            assert fa["input_ids"].shape[1] == fc["input_ids"].shape[1]
+            n = min(len(fa["input_ids"]), len(fc["input_ids"]))
+            assert not np.array_equal(fa["input_ids"][:n], fc["input_ids"][:n])
+
+
+def test_a_part_seed_depends_on_its_corpus_name_and_number_only():
+    # The name's key is SHA-256, not hash(): the same in every process, whatever other corpora exist.
+    assert samples.part_seed(42, samples.Part("wiki", 1)) == [42, 0x12A435EC8454C6D1, 1]
+    seeds = {tuple(samples.part_seed(42, samples.Part(c, i))) for c in ("wiki", "books", "wiki2") for i in range(3)}
+    assert len(seeds) == 9
+    assert samples.part_seed(-1, samples.Part("wiki", 0))[0] == (1 << 64) - 1  # SeedSequence takes no negatives
 
 
 class CountingTokenizer:
@@ -359,17 +372,18 @@ def test_empty_text_is_a_warning_with_empty_shards(bert_tokenizer_dir, tmp_path,
 
 
 def test_cli_contract(small_part, bert_tokenizer_dir, tmp_path, capsys):
-    train, valid = tmp_path / "train" / "shard_3.h5", tmp_path / "valid" / "shard_3.h5"
+    train, valid = tmp_path / "train" / "wiki" / "part_3.h5", tmp_path / "valid" / "wiki" / "part_3.h5"
     samples.main(["--spec", json.dumps(SPEC), "--tokenizer", str(bert_tokenizer_dir), "--text", str(small_part),
-                  "--shard-index", "3", "--train-out", str(train), "--valid-out", str(valid)])
+                  "--corpus", "wiki", "--part", "3", "--train-out", str(train), "--valid-out", str(valid)])
     log = capsys.readouterr().out
     assert "documents" in log and "tokens/s" in log and "masked 0.1" in log and "padding" in log
-    assert shard_format.shard_summary(train)["attrs"]["shard_index"] == 3 and valid.exists()
+    attrs = shard_format.shard_summary(train)["attrs"]
+    assert (attrs["corpus"], attrs["part"]) == ("wiki", 3) and valid.exists()
     spec = dict(SPEC)
     del spec["seed"]
     with pytest.raises(SystemExit, match="lacks seed"):
         samples.main(["--spec", json.dumps(spec), "--tokenizer", str(bert_tokenizer_dir), "--text", str(small_part),
-                      "--shard-index", "0", "--train-out", str(train), "--valid-out", str(valid)])
+                      "--corpus", "wiki", "--part", "0", "--train-out", str(train), "--valid-out", str(valid)])
 
 
 def test_validator_rejects_truncated_and_malformed_shards(small_part, bert_tokenizer_dir, tmp_path):

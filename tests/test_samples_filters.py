@@ -40,8 +40,8 @@ def build(tmp_path, text, tokenizer_dir, name="s", weight=1.0, duplicates=None, 
     spec = {**SPEC, **spec}
     train, valid, stats = (tmp_path / f"{name}_train.h5", tmp_path / f"{name}_valid.h5",
                            tmp_path / f"{name}_stats.json")
-    counts = samples.build_shards(spec, tokenizer_dir, text, 0, train, valid, weight=weight, duplicates=duplicates,
-                                  stats_out=stats)
+    counts = samples.build_shards(spec, tokenizer_dir, text, samples.Part(text.parent.name, 0), train, valid,
+                                  weight=weight, duplicates=duplicates, stats_out=stats)
     return train, valid, counts, json.loads(stats.read_text())
 
 
@@ -173,7 +173,7 @@ def test_fractional_weights_draw_a_pass_per_document(weighted):
 
 def test_stats_json_holds_counts_and_sample_statistics(weighted):
     train_file, _, counts, stats = weighted[1.0]
-    assert set(stats) >= {"text", "corpus", "shard_index", "weight", "dup_factor", "min_chars_per_token", "documents",
+    assert set(stats) >= {"text", "corpus", "part", "weight", "dup_factor", "min_chars_per_token", "documents",
                           "sentences", "tokens", "train", "valid", "tokenizer_fit", "warnings", "seconds"}
     assert stats["warnings"] == []  # English articles, full samples: nothing to say
     assert stats["documents"] == {"read": 30, "duplicates_dropped": 0, "low_chars_per_token_dropped": 0,
@@ -196,14 +196,15 @@ def test_cli_takes_weight_duplicates_and_stats(wiki_docs, bert_tokenizer_dir, tm
     part, hashes = write_part(tmp_path, "a", wiki_docs[:4] + [wiki_docs[0]])
     dup_json = tmp_path / "text" / "a" / "duplicates.json"
     dedup.find_duplicates([], hashes, dup_json)
-    stats = tmp_path / "stats" / "shard_0.json"
+    stats = tmp_path / "stats" / "a" / "part_0.json"
     samples.main(["--spec", json.dumps(SPEC), "--tokenizer", str(bert_tokenizer_dir), "--text", str(part),
-                  "--shard-index", "0", "--train-out", str(tmp_path / "t.h5"), "--valid-out", str(tmp_path / "v.h5"),
+                  "--corpus", "a", "--part", "0", "--train-out", str(tmp_path / "t.h5"),
+                  "--valid-out", str(tmp_path / "v.h5"),
                   "--weight", "3", "--duplicates", str(dup_json), "--stats-out", str(stats)])
     record = json.loads(stats.read_text())
     assert record["weight"] == 3.0 and record["documents"]["duplicates_dropped"] == 1
     assert record["train"]["document_passes"] == 3 * record["documents"]["train"]
     with pytest.raises(SystemExit, match="--weight must be > 0"):
         samples.main(["--spec", json.dumps(SPEC), "--tokenizer", str(bert_tokenizer_dir), "--text", str(part),
-                      "--shard-index", "0", "--train-out", str(tmp_path / "t.h5"),
+                      "--corpus", "a", "--part", "0", "--train-out", str(tmp_path / "t.h5"),
                       "--valid-out", str(tmp_path / "v.h5"), "--weight", "0"])

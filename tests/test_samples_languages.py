@@ -48,7 +48,8 @@ def language_documents(lang, n=8):
 
 def build(tmp_path, part, tokenizer_dir, name="s", **spec):
     stats = tmp_path / f"{name}.json"
-    counts = samples.build_shards({**SPEC, **spec}, tokenizer_dir, part, 0, tmp_path / f"{name}_t.h5",
+    counts = samples.build_shards({**SPEC, **spec}, tokenizer_dir, part, samples.Part(part.parent.name, 0),
+                                  tmp_path / f"{name}_t.h5",
                                   tmp_path / f"{name}_v.h5", stats_out=stats)
     return counts, json.loads(stats.read_text())
 

@@ -27,7 +27,7 @@ PAYLOAD = "a b'c'd\"e\"f$(touch PWNED_1)`touch PWNED_2`;touch PWNED_3"
 # The params that are already shell words (json_arg, shell_flag, the integer-only launcher) and
 # Snakemake's own integers: the only fields a shell line may paste in without `:q`.
 PRE_QUOTED = {"params.source", "params.spec", "params.recipe", "params.glue", "params.hparams",
-              "params.settings", "params.cache", "params.keep_model", "params.launcher", "params.card", "threads"}
+              "params.settings", "params.cache", "params.keep_model", "params.launcher", "params.card", "params.price", "params.tracking", "threads"}
 SCHEMA = REPO / "config" / "schema.yaml"
 
 

@@ -31,7 +31,7 @@ BUDGET_H = feature_config("slurm-demo")["runs"]["demo"]["total_training_time"]
 # Jobs that ask for a GPU, which the plugin's partition selection sends to xbert-gpu (the demo
 # pretrains on the CPU, gpus: 0, so its pretrain jobs go to xbert).
 GPU_RULES = {"finetune_trial"}
-# "Job 3 has been submitted with SLURM jobid 12 (log: .../slurm_logs/rule_make_samples/k_0/12.log)."
+# "Job 3 has been submitted with SLURM jobid 12 (log: .../slurm_logs/rule_make_samples/<wildcards>/12.log)."
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_([A-Za-z0-9_]+)/")
 
 

@@ -72,11 +72,11 @@ def test_snakemake_report_shows_each_stage(demo, tmp_path):
     assert "ExtremeBERT as a Snakemake workflow" in html and "one model per run: demo)" in html  # workflow.rst
     categories = json.loads(re.search(r"var categories = (\{.*?\});\n", html).group(1))
     report = "results/report/"
-    assert categories == {"Data": {"all runs": [report + "data.md"]},
-                          "Pretraining": {"all runs": [report + "loss_curves.png"],
-                                          "demo": [report + "runs/demo/loss_curves.png"]},
-                          "GLUE": {"all runs": [report + "glue_dev.md", report + "glue_dev.tsv"]},
-                          "Timings": {"all runs": [report + "timings.md"]}}
+    assert {c: {sub: sorted(files) for sub, files in subs.items()} for c, subs in categories.items()} == {
+        "Data": {"all runs": [report + "data.md"]},
+        "Pretraining": {"all runs": [report + "loss_curves.png"], "demo": [report + "runs/demo/loss_curves.png"]},
+        "GLUE": {"all runs": [report + "glue_dev.md", report + "glue_dev.tsv", report + "glue_vs_device_hours.png"]},
+        "Timings": {"all runs": [report + "timings.md"]}}
     results = json.loads(re.search(r"var results = (\{.*?\});\n", html).group(1))
     assert results[report + "data.md"]["caption"].startswith("<p>The data report: per corpus")
     assert results[report + "runs/demo/loss_curves.png"]["caption"].startswith("<p>This run's pretraining alone")
@@ -109,7 +109,8 @@ def test_placement_edits_rerun_nothing(demo, tmp_path):
         "runs": {"demo": {"validation_interval_minutes": 1, "log_interval_steps": 5,
                           "implementation": {"tensorboard": True, "zero_stage": 1,
                                              "deepspeed": {"wall_clock_breakdown": True}}}},
-        "finetune": {"implementation": {"eval_batch_size": 7}}}))
+        "finetune": {"implementation": {"eval_batch_size": 7}},
+        "tracking": {"backend": "mlflow", "uri": "http://127.0.0.1:1", "experiment": "elsewhere"}}))
     assert planned_jobs(snakemake(demo, "-n", "--cores", "2", "--configfile", str(edit))) == {}
 
 
@@ -132,6 +133,29 @@ def test_validation_cadence_reruns_pretrain_under_max_valid_loss(demo, tmp_path)
     placement = tmp_path / "placement.yaml"
     placement.write_text(yaml.safe_dump({"runs": {"demo": {**stopping, "log_interval_steps": 5}}}))
     assert planned_jobs(snakemake(workdir, target, "-n", "--cores", "2", "--configfile", str(placement))) == {}
+
+
+def test_a_corrupt_shard_is_rebuilt_by_the_next_plain_run(demo, tmp_path):
+    """Issue 14: pretraining that finds a damaged shard stops in one line and sets the shard aside, so
+    the plain rerun rebuilds that shard (its samples job only) and trains, instead of "Nothing to be
+    done" with no model. A short budget keeps the retrain quick."""
+    workdir = shutil.copytree(demo, tmp_path / "demo", symlinks=True)
+    shard = workdir / "results/samples/train/wiki/part_1.h5"
+    whole = shard.read_bytes()
+    shard.write_bytes(whole[: len(whole) // 2])  # cut short, as a copy interrupted
+    target = "results/runs/demo/pretrain_log.jsonl"
+    proc = snakemake(workdir, target, "--cores", "2", "--forcerun", "pretrain", check=False)
+    assert proc.returncode != 0
+    last = (workdir / "logs/pretrain/demo.log").read_text().splitlines()[-1]
+    assert last.startswith(f"shard {shard.relative_to(workdir)}: not a readable HDF5 file"), last
+    assert last.endswith(f"moved aside to {shard.relative_to(workdir)}.corrupt so that the next run rebuilds it")
+    assert not shard.exists() and (workdir / "results/samples/train/wiki/part_1.h5.corrupt").exists()
+    short = tmp_path / "short.yaml"
+    short.write_text(yaml.safe_dump({"runs": {"demo": {"total_training_time": 0.002}}}))
+    proc = snakemake(workdir, target, "--cores", "2", "--configfile", str(short))
+    assert planned_jobs(proc) == {"make_samples": 1, "pretrain": 1}, planned_jobs(proc)
+    assert shard.read_bytes() == whole  # rebuilt as it was
+    assert (workdir / "results/runs/demo/model/model.safetensors").is_file()
 
 
 def test_pretrain_lr_edit_reruns_pretrain_onward(demo, tmp_path):

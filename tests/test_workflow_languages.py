@@ -16,7 +16,7 @@ from workflow_scripts.report import make_report
 pytestmark = pytest.mark.workflow
 
 CONFIG = ("--configfile", "tests/configs/languages-trained.yaml", "--replace-workflow-config")
-SHARDS = {"wiki": 0, "ru": 1, "note": 2}  # note's second part (shard 3) is empty
+SHARDS = {"wiki": "wiki/part_0", "ru": "ru/part_0", "note": "note/part_0"}  # note/part_1 is empty
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,9 @@ def trained(tmp_path_factory, repo_root, resources):
     return workdir
 
 
-def stats(workdir, k):
-    return json.loads((workdir / f"results/samples/stats/shard_{k}.json").read_text())
+def stats(workdir, name):
+    """The stats of the shard named CORPUS/part_I."""
+    return json.loads((workdir / f"results/samples/stats/{name}.json").read_text())
 
 
 def test_both_scripts_are_kept_and_the_trained_vocabulary_fits_them(trained):
@@ -43,22 +44,22 @@ def test_both_scripts_are_kept_and_the_trained_vocabulary_fits_them(trained):
     assert fit["spelled_rate"] < 0.25 and fit["unk_rate"] == 0 and fit["chars_per_token"] > 1.8
     assert not any("tokenizer fits" in w for w in ru["warnings"] + wiki["warnings"])
     tokenizer, _ = samples.load_tokenizer(trained / "results/tokenizer")
-    with h5py.File(trained / f"results/samples/train/shard_{SHARDS['ru']}.h5") as f:
+    with h5py.File(trained / f"results/samples/train/{SHARDS['ru']}.h5") as f:
         text = tokenizer.decode(f["input_ids"][:4].ravel().tolist())
     assert sum("\u0400" <= ch <= "\u04ff" for ch in text) > 100
 
 
 def test_an_empty_part_is_a_warning_and_the_run_finishes(trained):
-    empty = stats(trained, 3)
+    empty = stats(trained, "note/part_1")
     assert empty["corpus"] == "note" and empty["train"]["samples"] == empty["valid"]["samples"] == 0
     assert empty["empty_reason"] == "no document (corpus note has fewer documents than parts)"
     assert "WARNING: text part results/text/note/part_1.txt holds no document" in (
-        trained / "logs/samples/shard_3.log").read_text()
+        trained / "logs/samples/note/part_1.log").read_text()
     assert "fewer than parts=2: 1 part(s) stay empty" in (trained / "logs/corpus/note.log").read_text()
     log = [json.loads(line) for line in (trained / "results/runs/tiny/pretrain_log.jsonl").open()]
     assert log[-1]["event"] == "end" and log[-1]["reason"] == "max_steps" and log[-1]["step"] == 2
-    assert re.search(r"train shard \S*shard_3\.h5: no samples .*skipped", (trained / "logs/pretrain/tiny.log").read_text())
-    assert stats(trained, 2)["train"]["samples"] > 0  # the note itself trains (a one-document part holds out nothing)
+    assert re.search(r"train shard \S*note/part_1\.h5: no samples .*skipped", (trained / "logs/pretrain/tiny.log").read_text())
+    assert stats(trained, SHARDS["note"])["train"]["samples"] > 0  # the note itself trains (a one-document part holds out nothing)
     assert (trained / "results/runs/tiny/model/model.safetensors").is_file()
 
 
@@ -66,7 +67,7 @@ def test_the_data_report_names_both_corpora_and_the_empty_part(trained, tmp_path
     out = tmp_path / "data.md"
     make_report.main(["--table-out", str(tmp_path / "glue.md"), "--curves-out", str(tmp_path / "c.png"),
                       "--data-out", str(out), "--sample-stats",
-                      *map(str, sorted((trained / "results/samples/stats").glob("*.json")))])
+                      *map(str, sorted((trained / "results/samples/stats").glob("*/*.json")))])
     md = out.read_text()
     for corpus in ("wiki", "ru"):
         assert re.search(rf"^\| {corpus} \| 1 \| [\d,]+ \|", md, re.M), corpus

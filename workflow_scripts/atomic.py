@@ -53,13 +53,38 @@ def remove_stale_temps(path) -> list[Path]:
     return removed
 
 
+# This process's writes (temp -> target) and the bytes of each temp it discarded: when the disk fills,
+# the error names the output being written and what it had reached (workflow_scripts.disk_full).
+# A temp that no longer exists and was not discarded was renamed over its target: that write finished.
+IN_FLIGHT: dict = {}
+DISCARDED: dict = {}
+
+
 def temp_path(path) -> Path:
     """The temporary name a file is written under before it becomes `path`: a dot-file beside it.
     The pid keeps two jobs writing the same target (a rerun racing a stale one) apart. Asking for it
     removes the stale temps of `path` first (remove_stale_temps): every writer asks before writing."""
     path = Path(path)
     remove_stale_temps(path)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    IN_FLIGHT[tmp] = path
+    DISCARDED.pop(tmp, None)   # a new write under the name of one that failed
+    return tmp
+
+
+def discard(tmp) -> None:
+    """Remove a temp a failed write leaves (file or folder), noting its size first (see IN_FLIGHT)."""
+    tmp = Path(tmp)
+    with contextlib.suppress(OSError):
+        files = [tmp] if tmp.is_file() else [f for f in tmp.rglob("*") if f.is_file()] if tmp.is_dir() else []
+        DISCARDED[tmp] = sum(f.stat().st_size for f in files)
+    with contextlib.suppress(OSError):
+        _remove(tmp)
+
+
+def unfinished() -> list:
+    """(target, bytes written or None) of this process's writes that did not finish, latest last."""
+    return [(target, DISCARDED.get(tmp)) for tmp, target in IN_FLIGHT.items() if tmp in DISCARDED or tmp.exists()]
 
 
 @contextlib.contextmanager
@@ -72,7 +97,8 @@ def replacing(path):
         yield tmp
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp.exists():
+            discard(tmp)
 
 
 def write_bytes(path, data: bytes) -> None:
@@ -108,11 +134,12 @@ def replacing_dir(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-"))
+    IN_FLIGHT[tmp] = path
     try:
         tmp.chmod(0o777 & ~current_umask())
         yield tmp
         _remove(path)
         os.replace(tmp, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        discard(tmp)
         raise

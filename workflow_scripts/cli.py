@@ -3,12 +3,14 @@ import functools
 import json
 from pathlib import Path
 
+from workflow_scripts import disk_full
 from workflow_scripts.errors import BadInput
 
 
 def one_line_errors(main):
     """Wrap a script's main(): a BadInput becomes its message alone on stderr and exit status 1
-    (SystemExit), never a traceback. Everything else is a bug and keeps its traceback."""
+    (SystemExit), never a traceback; so does an error a full disk caused (disk_full: the output,
+    the mount point, the space free). Everything else is a bug and keeps its traceback."""
 
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
@@ -16,6 +18,10 @@ def one_line_errors(main):
             return main(*args, **kwargs)
         except BadInput as e:
             raise SystemExit(str(e)) from None
+        except Exception as e:
+            if disk_full.caused_by_full_disk(e):
+                raise SystemExit(disk_full.line_for(e)) from None
+            raise
 
     return wrapped
 

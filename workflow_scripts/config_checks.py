@@ -58,6 +58,20 @@ def validate(config: dict, schema_path) -> None:
     check(config)
 
 
+def _check_packing(samples: dict, run: str, recipe: dict) -> None:
+    """Packed samples feed only the types that attend per document, and hold no sentence pairs."""
+    from workflow_scripts.pretrain.models import specs  # light: no torch
+
+    if samples.get("packing", "segments") != "documents":
+        return
+    if samples["nsp"]:
+        raise ConfigError("config key samples.nsp: true cannot go with samples.packing: documents (packed rows hold "
+                          "whole documents, no sentence pairs): set nsp false or packing segments")
+    problem = specs.packing_problem(recipe["model"]["type"])
+    if problem:
+        raise ConfigError(f"config key runs.{run}.{problem} (samples.packing: documents)")
+
+
 def check(config: dict) -> None:
     from workflow_scripts.data.sources import row_documents  # light: no datasets, no pyarrow
     from workflow_scripts.pretrain import recipe_checks  # light: no torch, no user modules
@@ -71,6 +85,7 @@ def check(config: dict) -> None:
         problem = recipe_checks.problem(recipe)
         if problem:
             raise ConfigError(f"config key runs.{run}.{problem}")
+        _check_packing(config["samples"], run, recipe)
         positions = recipe["model"]["max_position_embeddings"]
         for key in ("samples", "finetune"):
             if config[key]["max_seq_length"] > positions:

@@ -75,3 +75,8 @@ def run_with(env_path, shards, tokenizer, out, rec):
 
 def events(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def resumed(event: dict) -> dict:
+    """A resume line's position (its speed fields, the device's, aside)."""
+    return {k: event[k] for k in ("event", "step", "elapsed_s")}

@@ -1,5 +1,6 @@
 """Running real Snakemake workflows from the tests: a copy of the working tree, the snakemake
-command line, the dry run's job table, and the feature configs in tests/configs/."""
+command line, the dry run's job table, the feature configs in tests/configs/, a folder's hashes."""
+import hashlib
 import os
 import re
 import shutil
@@ -12,6 +13,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "tests" / "configs"
+# The faults and bad-input tests' run (tests/configs/faults-tiny.yaml), as a user types it.
+FAULTS_ARGS = ["--cores", "2", "--profile", "profiles/local", "--configfile", "tests/configs/faults-tiny.yaml"]
+FAULTS_RUN = [sys.executable, "-m", "snakemake", *FAULTS_ARGS]
 SUBMISSION_FILES = {"CoLA.tsv", "SST-2.tsv", "MRPC.tsv", "STS-B.tsv", "QQP.tsv", "MNLI-m.tsv",
                     "MNLI-mm.tsv", "QNLI.tsv", "RTE.tsv", "WNLI.tsv", "AX.tsv"}
 
@@ -29,11 +33,15 @@ def copy_repo(repo: Path, dest: Path, resources: Path) -> Path:
     return dest
 
 
+def snakemake_env() -> dict:
+    """The environment with the venv first on PATH (the rules' `python` is the venv's)."""
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
 def snakemake(workdir: Path, *args, check=True, timeout=900):
     """`python -m snakemake ARGS` in workdir with the venv first on PATH; on failure (check) the test
     fails with Snakemake's last words and every log that mentions an error."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env,
+    proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=snakemake_env(),
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "logs").rglob("*.log"))
@@ -60,3 +68,9 @@ def write_config(path: Path, config: dict) -> str:
     """Write a config (a feature config with its run-time paths, or a per-test edit) for --configfile."""
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return str(path)
+
+
+def tree_hashes(root: Path) -> dict:
+    """Every file under root (relative path) -> its sha256: what a failed run must leave as it was."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}

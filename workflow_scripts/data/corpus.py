@@ -27,6 +27,7 @@ By hand, an entry may leave out keys that have a schema default: they take SOURC
 (the schema's defaults; tests/test_corpus.py keeps the two equal).
 """
 import argparse
+import contextlib
 import hashlib
 import heapq
 import itertools
@@ -192,9 +193,12 @@ class PartWriter:
             os.replace(temp, out)
 
     def abort(self) -> None:
-        self._close()
+        # Closing may fail again on a full disk (the buffer cannot be flushed): the temps go anyway.
+        for f in self.files:
+            with contextlib.suppress(OSError):
+                f.close()
         for temp in self.temps:
-            temp.unlink(missing_ok=True)
+            atomic.discard(temp)
 
 
 def describe(source: dict) -> str:
@@ -339,7 +343,8 @@ def _write_documents(documents, raw, writer: PartWriter, kept: KeptDocuments, so
 def _check_enough(source: dict, counts: CorpusCounts, parts: int) -> None:
     if counts.kept == 0:
         raise BadInput(f"corpus: no documents kept from {describe(source)} "
-                       f"({counts.read} read; {counts.drops() or 'nothing dropped'})")
+                       f"({counts.read} read; {counts.drops() or 'nothing dropped'}): point the corpus at files "
+                       "holding text, or relax its filters")
     if counts.kept < parts:
         # A warning, not an error (issue 10): an empty part gives empty shards, which training skips.
         print(f"corpus: WARNING: {describe(source)} gave {counts.kept} documents, fewer than parts={parts}: "

@@ -14,6 +14,10 @@ reads our shards:
   non-special token, 10% stay. Whole-word masking picks words (a piece plus its ##
   continuations) in random order and skips a word that would overflow the budget.
 
+samples.packing documents replaces the segments with sequence packing of whole documents for the
+modern model type (workflow_scripts.data.packing: [CLS] doc [SEP] per document, best-fit into rows,
+each token's document recorded); masking is the same.
+
 What differs from the reference, and why:
 - The text is tokenized ONCE (Rust tokenizer, big batches); each of the dup_factor passes
   re-packs and re-masks the token arrays in numpy. Nothing is done per token in Python.
@@ -58,9 +62,11 @@ drawn per document: document_passes), so a weight-2 corpus shows each of its doc
 often as a weight-1 corpus. Each row records its pass and
 its document's number in the part (shard_format.ROW_IDS: pass_index, document_index), so the
 loader can read an epoch pass-major and count the distinct documents a run has read.
-Same text, tokenizer, spec, shard index, weight and duplicates give byte-identical files.
+Same text, tokenizer, spec, part (corpus name and part number), weight and duplicates give
+byte-identical files.
 """
 import argparse
+import contextlib
 import hashlib
 import itertools
 import json
@@ -82,6 +88,8 @@ POOL_TOKENS = 1 << 18
 POOL_DOCS = 16
 ENCODE_BATCH = 8192       # sentences per encode_batch call: big enough for Rayon, small enough to free Encodings
 HDF5_ROWS_PER_CHUNK = 1024  # HDF5 chunk rows: appends stay cheap, whole-dataset reads stay fast
+HDF5_ROOM_BYTES = 1 << 20   # free space kept beyond a block's own bytes, for HDF5's metadata (see _check_room)
+HDF5_CACHE_BYTES = 8 << 20  # what h5py's chunk caches may hold unwritten (1 MiB per dataset by default)
 # gzip-1 after byte-shuffle: files 4x smaller than raw; whole-shard reads still decode
 # ~190k samples/s per core, far above what training consumes (see benchmarks/README.md).
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
@@ -518,6 +526,8 @@ def make_rows(corpus: Corpus, docs, rng, spec: dict, vocab: Vocab, numbers=None,
 
     nsp, length = spec["nsp"], spec["max_seq_length"]
     docs = np.asarray(docs, dtype=np.int64)
+    if spec_value(spec, "packing") == "documents":
+        return make_packed_rows(corpus, docs, rng, spec, vocab, numbers, pass_index)
     a_start, a_len, b_start, b_len, random_next, doc_of = pack(corpus, docs, rng, length, spec["short_seq_prob"], nsp)
     ids, segment, real, cand = materialize(corpus.tokens, a_start, a_len, b_start, b_len, nsp, length, vocab)
     positions, labels = mask_rows(ids, cand, rng, spec, vocab)
@@ -534,6 +544,27 @@ def make_rows(corpus: Corpus, docs, rng, spec: dict, vocab: Vocab, numbers=None,
     return rows
 
 
+def make_packed_rows(corpus: Corpus, docs, rng, spec: dict, vocab: Vocab, numbers=None, pass_index: int = 0) -> dict:
+    """make_rows for samples.packing documents: whole documents packed into rows (workflow_scripts.data.packing),
+    masked as segments are, shuffled; each token's document in token_document_ids, each row's first in
+    document_index."""
+    import numpy as np
+    from workflow_scripts.data.packing import pack_documents
+
+    numbers = np.arange(corpus.num_docs) if numbers is None else np.asarray(numbers)
+    packed = pack_documents(corpus, docs, numbers, rng, spec["max_seq_length"], vocab)
+    ids = packed["ids"]
+    positions, labels = mask_rows(ids, packed["candidates"], rng, spec, vocab)
+    order = rng.permutation(len(ids))
+    token_documents = packed["token_documents"][order]
+    return {"input_ids": ids[order], "input_mask": packed["real"][order].astype(np.int8),
+            "segment_ids": np.zeros(ids.shape, np.int8),
+            "masked_lm_positions": positions[order], "masked_lm_ids": labels[order],
+            shard_format.TOKEN_DOCUMENTS.name: token_documents,
+            shard_format.PASS.name: np.full(len(ids), pass_index, shard_format.PASS.dtype),
+            shard_format.DOCUMENT.name: token_documents[:, 0].astype(shard_format.DOCUMENT.dtype)}
+
+
 # ---------------------------------------------------------------- writing
 
 class ShardWriter:
@@ -547,7 +578,7 @@ class ShardWriter:
         self.tmp = atomic.temp_path(self.path)
         self.file = h5py.File(self.tmp, "w")
         tails = {"L": (spec["max_seq_length"],), "P": (spec["max_predictions_per_seq"],), None: ()}
-        for d in shard_format.layout(spec["nsp"]):
+        for d in shard_format.layout(spec["nsp"], spec_value(spec, "packing") == "documents"):
             tail = tails[d.width]
             self.file.create_dataset(d.name, shape=(0, *tail), maxshape=(None, *tail), dtype=d.dtype,
                                      chunks=(HDF5_ROWS_PER_CHUNK, *tail), **COMPRESSION)
@@ -557,15 +588,39 @@ class ShardWriter:
 
     def append(self, rows: dict) -> None:
         n = len(rows["input_ids"])
+        tight = self._check_room(rows)
         for name, data in rows.items():
             ds = self.file[name]
             ds.resize(self.rows + n, axis=0)
             ds[self.rows:] = data
+        if tight:   # near full: nothing left cached, so an abort's close has nothing to write
+            self.file.flush()
         self.rows += n
         real = int(rows["input_mask"].sum())
         self.stats["real_tokens"] += real
-        self.stats["candidates"] += real - 2 * n - (n if shard_format.NSP.name in rows else 0)
+        if shard_format.TOKEN_DOCUMENTS.name in rows:    # packed: a [CLS] and a [SEP] per document
+            from workflow_scripts.data.packing import document_runs
+
+            specials = 2 * int(document_runs(rows[shard_format.TOKEN_DOCUMENTS.name]).sum())
+        else:
+            specials = 2 * n + (n if shard_format.NSP.name in rows else 0)
+        self.stats["candidates"] += real - specials
         self.stats["masked"] += int((rows["masked_lm_positions"] > 0).sum())
+
+    def _check_room(self, rows: dict) -> bool:
+        """Stop with disk_full's line before a block the disk has no room for; True where room is
+        tight (the caller then flushes after the block: flushing every block costs ~10% here, as
+        partial chunks are recompressed). HDF5 must not meet a full disk itself: it reports it from
+        object deallocation, if at all, then crashes in flush or close (h5py 3.16), leaving a temp
+        that keeps the disk full."""
+        from workflow_scripts import disk_full
+
+        need = sum(a.nbytes for a in rows.values()) + HDF5_ROOM_BYTES   # uncompressed: an upper bound
+        free = disk_full.free_space(self.tmp)[1]
+        if free < need:
+            written = self.tmp.stat().st_size
+            raise disk_full.DiskFull(disk_full.line(self.path, written, written + need))
+        return free < 4 * need + HDF5_CACHE_BYTES
 
     def close(self) -> None:
         self.file.attrs.update({**self.attrs, "num_samples": self.rows})
@@ -573,10 +628,14 @@ class ShardWriter:
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
-        try:
+        # Should HDF5 still meet a full disk, its close writes again and can crash: emptying the temp
+        # first frees its space for that last write (the temp is discarded anyway).
+        with contextlib.suppress(Exception):
+            if self.file.id.valid:
+                os.ftruncate(self.file.id.get_vfd_handle(), 0)
+        with contextlib.suppress(Exception):
             self.file.close()
-        finally:
-            self.tmp.unlink(missing_ok=True)
+        atomic.discard(self.tmp)
 
     def statistics(self, length: int) -> dict:
         """samples; tokens_per_sample (real ones, [CLS]/[SEP] included); masked_fraction (of the
@@ -610,9 +669,27 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; bytes on macOS
 
 
-# Children of SeedSequence((seed, shard_index)). Valid rows have their own stream, so dup_factor
-# and weights (which change how much the train side draws) never change the valid samples.
+# Children of SeedSequence((seed, corpus key, part number)): see part_seed. Valid rows have their own
+# stream, so dup_factor and weights (which change how much the train side draws) never change the
+# valid samples.
 SPLIT_STREAM, SAMPLE_STREAM, WEIGHT_STREAM, VALID_STREAM = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Part:
+    """Which text part a shard holds: its corpus's name and its number in that corpus."""
+
+    corpus: str
+    index: int
+
+
+def part_seed(seed: int, part: Part) -> list:
+    """The entropy words of a part's streams: the config seed, a key of the corpus NAME (not its
+    position in the config) and the part's number, so adding, removing or reordering another corpus
+    leaves every other part's samples as they were, and no two parts share a stream. The key is the
+    first 8 bytes of the name's SHA-256 (Python's hash() differs per process)."""
+    key = int.from_bytes(hashlib.sha256(part.corpus.encode("utf-8")).digest()[:8], "big")
+    return [seed % (1 << 64), key, part.index]
 # Above this share of a part's documents, the characters-per-token filter prints a warning.
 CPT_WARN_FRACTION = 0.25
 
@@ -622,7 +699,7 @@ class PartCounts:
     """What one text part gave: documents read, dropped by each filter and used, and their samples."""
 
     text: Path
-    shard_index: int
+    part: Part
     weight: float
     dup_factor: int
     min_chars_per_token: float    # as configured
@@ -648,7 +725,7 @@ class PartCounts:
 
     @property
     def corpus(self) -> str:
-        return self.text.parent.name  # results/text/<corpus>/part_<i>.txt
+        return self.part.corpus
 
     def add_chunk(self, read: int, unique: int, status, corpus: Corpus, is_valid, passes) -> None:
         """Count a chunk: `read` documents, `unique` of them not duplicates, tokenize_documents' status
@@ -716,7 +793,7 @@ class PartCounts:
 
     def record(self, train: "ShardWriter", valid: "ShardWriter", length: int) -> dict:
         """The per-shard stats JSON: what each filter removed, and the train/valid sample statistics."""
-        return {"text": str(self.text), "corpus": self.corpus, "shard_index": self.shard_index, "weight": self.weight,
+        return {"text": str(self.text), "corpus": self.part.corpus, "part": self.part.index, "weight": self.weight,
                 "dup_factor": self.dup_factor, "max_seq_length": length, "min_chars_per_token": self.min_chars_per_token,
                 "documents": {"read": self.documents_read, "duplicates_dropped": self.duplicates_dropped,
                               "low_chars_per_token_dropped": self.low_chars_per_token_dropped,
@@ -740,7 +817,7 @@ class PartBuilder:
         self.spec, self.tokenizer, self.vocab, self.counts, self.drop = spec, tokenizer, vocab, counts, drop
         self.train, self.valid = train, valid
         self.passes = spec["dup_factor"] * counts.weight
-        seeds = np.random.SeedSequence([spec["seed"] % (1 << 64), counts.shard_index]).spawn(4)
+        seeds = np.random.SeedSequence(part_seed(spec["seed"], counts.part)).spawn(4)
         self.split_rng, self.train_rng, self.weight_rng, self.valid_rng = (
             np.random.default_rng(seeds[i]) for i in (SPLIT_STREAM, SAMPLE_STREAM, WEIGHT_STREAM, VALID_STREAM))
         self.train_pool, self.valid_pool = Pool(train), Pool(valid)
@@ -794,11 +871,12 @@ class PartBuilder:
                 is_valid[-1] = False
 
 
-def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, train_out: Path, valid_out: Path,
+def build_shards(spec: dict, tokenizer_dir: Path, text: Path, part: Part, train_out: Path, valid_out: Path,
                  tokenizer=None, chunk_chars: int | None = None, weight: float = 1.0,
                  duplicates: Path | None = None, stats_out: Path | None = None) -> PartCounts:
     """Write the train and valid shards of one text part; return its counts. `tokenizer` overrides the folder's.
 
+    part: which corpus and part number the text is; it seeds the part's streams (part_seed).
     weight: the part's corpus weight; train documents get dup_factor x weight passes (document_passes).
     duplicates: the JSON of workflow_scripts.data.dedup; this part's listed documents are skipped.
     stats_out: where to write the counts and sample statistics as JSON (see `PartCounts.record`).
@@ -813,15 +891,18 @@ def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, 
     vocab = Vocab(tokenizer, tokenizer_dir)
     if spec["max_seq_length"] < 8:
         raise BadInput(f"samples.max_seq_length={spec['max_seq_length']} is too short (at least 8)")
+    if spec["nsp"] and spec_value(spec, "packing") == "documents":
+        raise BadInput("samples.nsp: true cannot go with samples.packing: documents (packed rows hold whole "
+                       "documents, no sentence pairs): set nsp false or packing segments")
     expected_docs, drop = None, set()
     if duplicates is not None:
         from workflow_scripts.data.dedup import part_drops
 
         expected_docs, drop = part_drops(duplicates, text)
-    counts = part_counts(spec, text, shard_index, weight, tokenizer, drop)
-    train = ShardWriter(train_out, spec, shard_format.shard_attrs(spec, sha1, shard_index, text.name, "train",
+    counts = part_counts(spec, text, part, weight, tokenizer, drop)
+    train = ShardWriter(train_out, spec, shard_format.shard_attrs(spec, sha1, part, text.name, "train",
                                                                   spec["dup_factor"], weight))
-    valid = ShardWriter(valid_out, spec, shard_format.shard_attrs(spec, sha1, shard_index, text.name, "valid", 1))
+    valid = ShardWriter(valid_out, spec, shard_format.shard_attrs(spec, sha1, part, text.name, "valid", 1))
     builder = PartBuilder(spec, tokenizer, vocab, counts, drop, train, valid)
     try:
         for chunk, is_last in document_chunks(text, chunk_chars or CHUNK_CHARS):
@@ -846,10 +927,10 @@ def build_shards(spec: dict, tokenizer_dir: Path, text: Path, shard_index: int, 
     return counts
 
 
-def part_counts(spec: dict, text: Path, shard_index: int, weight: float, tokenizer, drop: set) -> PartCounts:
+def part_counts(spec: dict, text: Path, part: Part, weight: float, tokenizer, drop: set) -> PartCounts:
     """The part's counts, with the characters-per-token threshold it applies (its median estimated first)."""
     # `or 0.0`: a 0 in the config is written to the stats as 0.0, as it always was.
-    counts = PartCounts(text, shard_index, weight, spec["dup_factor"], spec["min_chars_per_token"] or 0.0)
+    counts = PartCounts(text, part, weight, spec["dup_factor"], spec["min_chars_per_token"] or 0.0)
     relative = spec_value(spec, "min_chars_per_token_relative")
     if counts.min_chars_per_token > 0 and relative:
         counts.median_chars_per_token = part_median_chars_per_token(tokenizer, text, drop)
@@ -885,8 +966,8 @@ def main(argv=None):
     parser.add_argument("--tokenizer", required=True, type=Path, help="tokenizer folder (tokenizer.json or vocab.txt)")
     parser.add_argument("--text", required=True, type=Path,
                         help="text part: one sentence per line, blank line between documents")
-    parser.add_argument("--shard-index", required=True, type=int,
-                        help="this part's number; seeds the rng with (seed, index)")
+    parser.add_argument("--corpus", required=True, help="the part's corpus name; with --part it seeds the streams")
+    parser.add_argument("--part", required=True, type=int, help="the part's number in its corpus")
     parser.add_argument("--train-out", required=True, type=Path)
     parser.add_argument("--valid-out", required=True, type=Path)
     parser.add_argument("--weight", type=float, default=1.0,
@@ -896,7 +977,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     spec = json_object(args.spec, "--spec", "samples", required=SPEC_KEYS)
     print("samples: spec " + json.dumps(spec, sort_keys=True), flush=True)
-    build_shards(spec, args.tokenizer, args.text, args.shard_index, args.train_out, args.valid_out,
+    build_shards(spec, args.tokenizer, args.text, Part(args.corpus, args.part), args.train_out, args.valid_out,
                  weight=args.weight, duplicates=args.duplicates, stats_out=args.stats_out)
 
 

@@ -38,9 +38,28 @@ def check_pretrained(name: str) -> None:
         if not any((folder / f).is_file() for f in VOCABULARY_FILES):
             raise BadInput(f"tokenizer: cannot load pretrained tokenizer folder {folder}: it holds no vocabulary; "
                            f"{NEEDS} (config tokenizer.pretrained)")
+        check_readable(folder)
     elif folder.exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1:
         raise BadInput(f"tokenizer: cannot load pretrained tokenizer {name}: no such folder; {NEEDS} "
                        "(config tokenizer.pretrained: a folder, or a hub name org/name)")
+
+
+def check_readable(folder: Path) -> None:
+    """One line if the folder's tokenizer.json or vocab.txt is cut short or not text: the tokenizer job
+    would otherwise replace the workflow's tokenizer folder and then fail on it (a few ms at parse time)."""
+    for name in ("tokenizer.json", "vocab.txt"):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+            if name == "tokenizer.json":
+                json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise BadInput(f"tokenizer: {path} is damaged ({type(e).__name__}: {e}); copy the tokenizer folder "
+                           "again (config tokenizer.pretrained)") from None
+        if not text.strip():
+            raise BadInput(f"tokenizer: {path} is empty; copy the tokenizer folder again (config tokenizer.pretrained)")
 
 
 def _bare_vocab_is_cased(vocab_file: Path) -> bool:

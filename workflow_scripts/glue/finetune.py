@@ -22,7 +22,7 @@ import random
 import time
 from pathlib import Path
 
-from workflow_scripts import atomic
+from workflow_scripts import atomic, tracking
 from workflow_scripts.glue import metrics, readers, tasks
 from workflow_scripts.cli import json_object, one_line_errors
 from workflow_scripts.errors import BadInput
@@ -236,9 +236,12 @@ def check_positions(model, max_len: int, model_dir: Path) -> None:
 
 
 def fit(model, features: list, labels, hp: dict, settings: dict, pad_id: int, device, dtype, start: float) -> tuple:
-    """Train for hp["epochs"] epochs of hp["batch_size"] batches; returns (steps, mean loss of the last steps)."""
+    """Train for hp["epochs"] epochs of hp["batch_size"] batches; returns (steps, mean loss of the last
+    steps, the training's speed: speed_record)."""
     import numpy as np
     import torch
+
+    from workflow_scripts.pretrain import flops
 
     lr, batch_size, epochs = hp["lr"], hp["batch_size"], hp["epochs"]
     lengths = [len(f["input_ids"]) for f in features]
@@ -255,12 +258,16 @@ def fit(model, features: list, labels, hp: dict, settings: dict, pad_id: int, de
 
     model.train()
     step, losses = 0, []
+    shape, model_flops, tokens, t_train = flops.shape_of_hf_config(model.config), 0.0, 0, time.perf_counter()
     every = max(1, total_steps // PRINT_EVERY)
     while step < total_steps:
         for ids in train_batches(lengths, batch_size, generator, settings["group_by_length"]):
             if step >= total_steps:
                 break
             batch = collate(features, ids, pad_id, device)
+            width = batch["input_ids"].shape[1]       # dynamic padding: each batch its own length
+            model_flops += flops.classifier_cost(shape, width, model.config.num_labels).train(len(ids), 0)
+            tokens += sum(len(features[i]["input_ids"]) for i in ids)          # non-padding
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 loss = model(**batch, labels=labels[ids].to(device)).loss
             scaler.scale(loss).backward()
@@ -278,7 +285,26 @@ def fit(model, features: list, labels, hp: dict, settings: dict, pad_id: int, de
                       f"lr {scheduler.get_last_lr()[0]:.3g} elapsed {time.time() - start:.1f}s", flush=True)
             if not math.isfinite(losses[-1]):
                 raise BadInput(f"training diverged at step {step} (loss {losses[-1]}): try a smaller lr than {lr:g}")
-    return total_steps, float(np.mean(losses[-every:]))
+    speed = speed_record(time.perf_counter() - t_train, tokens, model_flops, device, dtype)
+    print(f"train: {speed['train_seconds']:.1f}s, {speed['tokens_per_s']:.0f} tokens/s, "
+          f"{speed['tflops_per_s']:.3g} TFLOP/s" + (f", MFU {100 * speed['mfu']:.1f}%" if speed["mfu"] else ""),
+          flush=True)
+    return total_steps, float(np.mean(losses[-every:])), speed
+
+
+def speed_record(seconds: float, tokens: int, model_flops: float, device, dtype) -> dict:
+    """A trial's training speed (flops.py's model FLOPs over the device's peak) and its device-hours."""
+    import torch
+
+    from workflow_scripts.pretrain import flops
+
+    precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+    name = "cpu" if device.type == "cpu" else f"cuda:{device.index or 0}"
+    peak, source = flops.device_peak(name, precision)
+    seconds = max(seconds, 1e-9)
+    return {"train_seconds": round(seconds, 3), "tokens_per_s": tokens / seconds,
+            "tflops_per_s": model_flops / seconds / 1e12, "mfu": flops.mfu(model_flops / seconds, peak, 1),
+            "peak_tflops": peak, "peak_source": source, "device_hours": seconds / 3600}
 
 
 def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settings: dict,
@@ -306,6 +332,8 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
     np.random.seed(hp["seed"])
     torch.manual_seed(hp["seed"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.fp32_precision = "tf32"     # as pretraining (engine.setup_distributed)
     dtype = autocast_dtype(need(impl, "precision", "--settings implementation"), device)
     eval_bs = need(impl, "eval_batch_size", "--settings implementation")
     tokenizer, model, from_task = load_model(model_dir, task)
@@ -319,7 +347,7 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
     max_len = settings["max_seq_length"]
     check_positions(model, max_len, model_dir)
     labels = torch.tensor([e.label for e in train], dtype=torch.float32 if task.is_regression else torch.long)
-    steps, final_loss = fit(model, tokenize(tokenizer, train, max_len), labels, hp, settings, pad_id, device, dtype,
+    steps, final_loss, speed = fit(model, tokenize(tokenizer, train, max_len), labels, hp, settings, pad_id, device, dtype,
                             start)
     if model_out is not None:
         save_model(model, tokenizer, model_out)
@@ -336,7 +364,7 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
     record = {"task": task_name, "hparams": hparams, "score": score, "metrics": dev_metrics,
               "dev_examples": sum(len(v) for v in devs.values()), "train_examples": len(train),
               "steps": steps, "final_train_loss": final_loss, "init_model": str(model_dir), "init_task": from_task,
-              "seconds": round(time.time() - start, 2)}
+              "seconds": round(time.time() - start, 2), "speed": speed}
     if model_out is not None:   # the kept model's card: its base's facts and this trial's dev scores
         from workflow_scripts.report import model_card
 
@@ -356,7 +384,9 @@ def main(argv=None):
     parser.add_argument("--predictions-out", required=True, type=Path)
     parser.add_argument("--model-out", type=Path, help="also keep the fine-tuned model here (for STILTs from MNLI)")
     parser.add_argument("--cache-dir", help="datasets' cache folder for glue source huggingface (glue.cache_dir)")
+    parser.add_argument("--tracking", help="JSON of config tracking + the run's name: the trial as an MLflow/W&B run")
     args = parser.parse_args(argv)
+    tracking.ready(args.tracking)
     glue = json_object(args.glue, "--glue")
     if args.cache_dir:
         glue["cache_dir"] = args.cache_dir
@@ -367,6 +397,7 @@ def main(argv=None):
     # Predictions first: a metrics file on disk then always has its predictions beside it.
     atomic.write_text(args.predictions_out, tsv)
     atomic.write_json(args.metrics_out, record, indent=2)
+    tracking.log_trial(args.tracking, record, settings, args.metrics_out.parent)
     print(f"wrote {args.metrics_out} and {args.predictions_out} ({len(rows)} test predictions) "
           f"in {record['seconds']:.1f}s", flush=True)
 

@@ -106,7 +106,8 @@ def main(argv=None):
     if not source.is_file():
         raise BadInput(f"{source}: file not found (the chosen trial's test predictions)")
     trials = [{"trial": p.parent.name, "hparams": r["hparams"], "score": r["score"], "metrics": r["metrics"],
-               "chosen": i == chosen} for i, (p, r) in enumerate(zip(args.metrics, records, strict=True))]
+               "chosen": i == chosen, "device_hours": (r.get("speed") or {}).get("device_hours")}   # for the report
+              for i, (p, r) in enumerate(zip(args.metrics, records, strict=True))]
     group = [r for r in records if all(r["hparams"][k] == records[chosen]["hparams"][k] for k in GROUP_KEYS)]
     # score: the chosen group's GLUE score (the report's table) whatever ranked it; selection_score: what did.
     best = {"task": args.task, "chosen": args.metrics[chosen].parent.name,

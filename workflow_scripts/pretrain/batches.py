@@ -19,6 +19,9 @@ document once; a weighted corpus's passes spread evenly over the epoch. (academi
 (text shard, pass) and shuffles the file list for the same reason; benchmarks/data_order.py
 compares.) One unit is read at a time. Shards without pass and document ids (written before
 issue 10) are read as one pass, and documents_seen is then None.
+
+Packed shards (samples.packing documents) also feed token_document_ids as the model's document_ids
+(attention per document); documents_seen counts every document a packed row holds.
 """
 import math
 
@@ -31,19 +34,21 @@ ARGUMENTS = shard_format.arguments()  # shard dataset name -> model argument nam
 
 def shard_info(path: str) -> dict:
     """Rows, sequence length, predictions per row, NSP and row-id presence; the layout is checked by
-    shard_format.py (the sample builder's validator), whose errors name the file and the problem."""
-    s = shard_format.shard_summary(path)
+    shard_format.py (the sample builder's validator), whose errors name the file and the problem. A
+    damaged shard is set aside, so the next run rebuilds it (shard_format.set_aside)."""
+    with shard_format.setting_aside_damaged():
+        s = shard_format.shard_summary(path)
     return {"path": str(path), "rows": s["num_samples"], "seq_len": s["max_seq_length"],
-            "predictions": s["max_predictions"], "nsp": s["nsp"], "row_ids": s["row_ids"]}
+            "predictions": s["max_predictions"], "nsp": s["nsp"], "packed": s["packed"], "row_ids": s["row_ids"]}
 
 
 def check_consistent(infos: list, what: str) -> dict:
-    """All shards of a set must agree on L, P and NSP, since batches mix rows across shards."""
+    """All shards of a set must agree on L, P, NSP and packing, since batches mix rows across shards."""
     if not infos:
         raise BadInput(f"no {what} shards given")
     first = infos[0]
     for info in infos[1:]:
-        for key in ("seq_len", "predictions", "nsp"):
+        for key in ("seq_len", "predictions", "nsp", "packed"):
             if info[key] != first[key]:
                 raise BadInput(f"{what} shard {info['path']}: {key}={info[key]} but {first['path']} has {first[key]}")
     return first
@@ -71,13 +76,15 @@ def rank_views(infos: list, rank: int, world: int) -> list:
     return [(i, np.arange(r.start, r.stop, r.step)) for i, r in rank_ranges(infos, rank, world)]
 
 
-def read_rows(path: str, rows: np.ndarray, with_nsp: bool, ids: bool = False) -> dict:
+def read_rows(path: str, rows: np.ndarray, with_nsp: bool, ids: bool = False, packed: bool = False) -> dict:
     """The given rows of one shard (in the given order) as numpy arrays, value-checked (positions
-    inside the sequence, 0/1 masks); ids: also document_index. Only slices around the rows are read."""
+    inside the sequence, 0/1 masks); ids: also document_index; packed: also token_document_ids (the
+    model's document_ids). Only slices around the rows are read."""
     rows = np.asarray(rows, dtype=np.int64)
     wanted = np.unique(rows)
-    names = [d.name for d in shard_format.model_layout(with_nsp)] + ([shard_format.DOCUMENT.name] if ids else [])
-    arrays = shard_format.read_rows(path, wanted, names)
+    names = [d.name for d in shard_format.model_layout(with_nsp, packed)] + ([shard_format.DOCUMENT.name] if ids else [])
+    with shard_format.setting_aside_damaged():
+        arrays = shard_format.read_rows(path, wanted, names)
     where = np.searchsorted(wanted, rows)
     return {name: a[where] for name, a in arrays.items()}
 
@@ -90,13 +97,18 @@ def to_batch(arrays: dict) -> dict:
 
 
 def read_row_ids(path: str) -> tuple:
-    """A shard's pass_index and document_index for every row (None, None for a shard without them)."""
+    """A shard's pass_index and documents for every row (None, None for a shard without them): document_index
+    [N], or in a packed shard every token's document [N, L] (-1 on padding), so each counts."""
     import h5py
 
-    with h5py.File(path, "r") as f:
+    with shard_format.setting_aside_damaged(), h5py.File(path, "r") as f:
         if not shard_format.has_row_ids(f):
             return None, None
-        return f[shard_format.PASS.name][()].astype(np.int64), f[shard_format.DOCUMENT.name][()].astype(np.int64)
+        docs = shard_format.TOKEN_DOCUMENTS if shard_format.is_packed(f) else shard_format.DOCUMENT
+        try:
+            return f[shard_format.PASS.name][()].astype(np.int64), f[docs.name][()].astype(np.int64)
+        except OSError as e:   # a corrupt chunk: only reading finds it
+            raise shard_format.ShardError(path, f"row ids cannot be read, corrupt ({e})") from None
 
 
 class TrainStream:
@@ -114,8 +126,8 @@ class TrainStream:
         self.infos = nonempty(infos, "train")
         if not self.infos:
             raise BadInput(f"every train shard is empty ({len(infos)} shards, {infos[0]['path']} first): no text part "
-                           "gave a sample; the WARNING lines of logs/samples/*.log and results/report/data.md say why "
-                           "(text filtered away, or too few documents)")
+                           "gave a sample; the WARNING lines of logs/samples/*/part_*.log and the empty_reason of "
+                           "results/samples/stats/*/part_*.json say why (text filtered away, or too few documents)")
         self.rank, self.world, self.micro, self.seed = rank, world, micro_batch, seed
         self.ranges = rank_ranges(self.infos, rank, world)
         shares = [sum(len(rows) for _, rows in rank_ranges(self.infos, r, world)) for r in range(world)]
@@ -142,7 +154,7 @@ class TrainStream:
                 continue
             passes, docs = passes[rows.start:rows.stop:rows.step], docs[rows.start:rows.stop:rows.step]
             self.pass_rows[shard] = np.bincount(passes, minlength=1) if len(passes) else np.array([0])
-            self.documents += len(np.unique(docs))
+            self.documents += len(np.unique(docs[docs >= 0]))
             self._doc_space[shard] = int(docs.max()) + 1 if len(docs) else 0
         self.documents_seen = 0 if self.counted else None
         self._seen = {}
@@ -187,7 +199,8 @@ class TrainStream:
         return rows[rng.permutation(len(rows))]
 
     def _mark(self, shard: int, docs: np.ndarray) -> None:
-        """Count the documents read (the epoch's distinct ones) in documents_seen."""
+        """Count the documents read (the epoch's distinct ones; docs: numbers, -1 for padding) in documents_seen."""
+        docs = docs[docs >= 0]
         if not self.counted or not len(docs):
             return
         seen = self._seen.setdefault(shard, np.zeros(self._doc_space[shard], bool))
@@ -227,7 +240,8 @@ class TrainStream:
                 skipped = []
             rows = self.unit_rows(epoch, shard, p)
             take = rows[max(begin - lo, 0):min(end, hi) - lo]
-            part = read_rows(self.infos[shard]["path"], take, self.layout["nsp"], ids=self.counted)
+            part = read_rows(self.infos[shard]["path"], take, self.layout["nsp"], ids=self.counted,
+                             packed=self.layout["packed"])
             part["_shard"] = np.full(len(take), shard)
             buffer.append(part)
             have = sum(len(b["input_ids"]) for b in buffer)
@@ -245,6 +259,8 @@ class TrainStream:
         """Mark a batch's documents read and drop the bookkeeping columns (no model argument)."""
         shards = batch.pop("_shard")
         docs = batch.pop(shard_format.DOCUMENT.name, None)
+        if docs is not None and shard_format.TOKEN_DOCUMENTS.name in batch:   # packed: every token's document
+            docs = batch[shard_format.TOKEN_DOCUMENTS.name]
         if docs is not None:
             for shard in np.unique(shards):
                 self._mark(int(shard), docs[shards == shard].astype(np.int64))
@@ -259,7 +275,7 @@ class ValidSet:
         layout = check_consistent(infos, "valid")
         infos = nonempty(infos, "valid")
         if layout["seq_len"] != seq_len:
-            raise BadInput(f"valid shard {infos[0]['path']}: sequence length {layout['seq_len']} differs from "
+            raise BadInput(f"valid shard {layout['path']}: sequence length {layout['seq_len']} differs from "
                              f"the train shards' {seq_len}")
         cap = math.ceil(max_samples / world)
         parts, have = [], 0
@@ -267,7 +283,7 @@ class ValidSet:
             if have >= cap:
                 break
             rows = rows[:cap - have]
-            parts.append(read_rows(infos[shard]["path"], rows, layout["nsp"]))
+            parts.append(read_rows(infos[shard]["path"], rows, layout["nsp"], packed=layout["packed"]))
             have += len(rows)
         self.samples = have
         self.batches = []

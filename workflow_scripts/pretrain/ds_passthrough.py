@@ -25,6 +25,12 @@ OURS = {
 }
 
 
+# Keys that change the numbers a run computes: refused, since this block is a placement key (an edit
+# reruns nothing and keeps the training state, which would then mix two different trainings).
+NUMERICS = {("prescale_gradients",), ("gradient_predivide_factor",), ("data_types",), ("communication_data_type",),
+            ("curriculum_learning",), ("data_efficiency",), ("sparse_gradients",)}
+
+
 def _paths(tree: dict, prefix=()):
     """Every key path in a nested dict, parents before children."""
     for key, value in tree.items():
@@ -37,6 +43,9 @@ def _paths(tree: dict, prefix=()):
 def conflict(user: dict) -> str | None:
     """'implementation.deepspeed.KEY: why' for the first user key the workflow sets itself, or None."""
     for path in _paths(user):
+        if path[:1] in NUMERICS:
+            return (f"implementation.deepspeed.{path[0]}: it changes the training's numbers, and this block only "
+                    "places and observes a run (an edit reruns nothing); drop it")
         for ours, recipe_key in OURS.items():
             if path[: len(ours)] == ours:
                 dotted = ".".join(str(p) for p in path)

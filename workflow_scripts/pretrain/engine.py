@@ -59,6 +59,9 @@ def setup_distributed(want_gpu: bool = True) -> Dist:
     if cuda:
         torch.cuda.set_device(local_rank)
         device = f"cuda:{local_rank}"
+        # fp32 matmuls on TF32 tensor cores (Ampere and later; 8x an A100's plain fp32 rate): the
+        # rounding of the products' inputs to 10 mantissa bits is far below BERT's training noise.
+        torch.backends.cuda.matmul.fp32_precision = "tf32"
     else:
         device = "cpu"
         # N ranks share the cores this job was given (Snakemake's threads arrive as OMP_NUM_THREADS,
@@ -182,11 +185,21 @@ class Engine:
                 return scale <= fp16["min_loss_scale"]
         return False
 
+    def device_name(self) -> str:
+        """The GPU's name (what flops.GPU_PEAK_TFLOPS matches), or "cpu"."""
+        if self.dist.device.startswith("cuda"):
+            return self.torch.cuda.get_device_name(self.dist.device)
+        return "cpu"
+
     # ---- collectives (every rank must call them, in the same order) ----
     def all_reduce(self, values: list, op: str = "sum") -> list:
+        """Sum (or max) of numbers and 0-d tensors over the ranks, as floats: one collective and one
+        read of the device, however many values (tensors stay on the device until then)."""
         import torch.distributed as td
 
-        t = self.torch.tensor(values, dtype=self.torch.float64, device=self.dist.device)
+        torch = self.torch
+        t = torch.stack([v.to(self.dist.device, torch.float64) if isinstance(v, torch.Tensor)
+                         else torch.tensor(float(v), dtype=torch.float64, device=self.dist.device) for v in values])
         if self.dist.world > 1:
             td.all_reduce(t, op=td.ReduceOp.MAX if op == "max" else td.ReduceOp.SUM)
         return t.tolist()

@@ -6,17 +6,23 @@ training happened, not on how often we paused (Izsak et al. 2021). Before each o
 applied the ranks agree (a max over ranks) on elapsed time, on whether a stop signal arrived and
 on whether any loss was NaN/inf, so all take the same decisions at the same step.
 
+The loop itself reads the device once per optimizer step, not per micro-batch: losses and the
+non-finite flag stay on the device (Window, and the flag read in the step's agreement all-reduce),
+token counts come from the host-side batches (prefetch.py reads them ahead on a thread). The
+models' forwards still sync where they index by a mask (BERT's sparse head gathers the masked
+rows; modernbert's unpadding counts each row's documents): on a GPU those remain, per micro-batch.
+
 SIGTERM (what SLURM sends before its time limit) or SIGINT: finish the current optimizer step,
 checkpoint, exit with 128 + signal, so Snakemake counts the job as failed (its outputs would be
 missing anyway) and its retry (or a rerun) resumes. Checkpoints also come every
 checkpoint_interval_minutes of training and at the end.
 """
-import math
 import signal
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from workflow_scripts.pretrain import flops
 from workflow_scripts.pretrain.state import TrainState
 
 
@@ -71,39 +77,49 @@ class Run:
     micro: int               # implementation.micro_batch_size
     log_every: int           # log_interval_steps
     checkpoint_s: float      # checkpoint_interval_minutes, in seconds
+    cost: Any = None         # flops.Cost of a micro-batch (None: no FLOPs in the log)
+    peak_tflops: float | None = None   # one device's peak (flops.device_peak); None: no MFU
 
 
 @dataclass
 class Window:
-    """This rank's sums over the micro-batches since the last train line."""
+    """This rank's sums over the micro-batches since the last train line. The loss sum stays on the
+    device (float64, as the float sum it replaces) and is read at log time: a float() per micro-batch
+    would wait for the device every time. The counts come from the host (prefetch.Item)."""
     since: float             # elapsed_s at the last train line
-    loss: float = 0.0
+    loss: Any = 0.0          # a device tensor once a micro-batch is added
     micro: int = 0
     tokens: int = 0          # non-padding tokens
     samples: int = 0
+    predictions: int = 0     # real masked positions
+    documents_seen: int | None = None   # the stream's count as of the last micro-batch added
 
-    def add(self, loss: float, batch: dict) -> None:
-        self.loss, self.micro = self.loss + loss, self.micro + 1
-        self.tokens += int(batch["attention_mask"].sum())
-        self.samples += len(batch["input_ids"])
+    def add(self, loss, item) -> None:
+        self.loss, self.micro = self.loss + loss.double(), self.micro + 1
+        self.tokens += item.tokens
+        self.samples += item.samples
+        self.predictions += item.predictions
+        self.documents_seen = item.documents_seen
 
 
 def train(state: TrainState, run: Run, stop: StopSignal) -> None:
     """Train from `state` until one of plan's ends holds (it lands in state.reason), validate and
     checkpoint. A stop signal checkpoints and exits 128 + signal."""
+    import torch
+
     eng, plan, log = run.eng, run.plan, run.folder.log
     state.end(plan.stop_after_step(state.elapsed_s, state.step, state.stuck))   # killed just after its last step
     clock, window = Clock(state.elapsed_s), Window(state.elapsed_s)
     validated_at, micro, nonfinite, signum = None, 0, False, 0          # validated_at: in this process
     nonfinite_in_a_row = 0                                              # fp16 skips them (stopping.py); not resumed
     clock.start()
-    for batch in ([] if state.reason else micro_batches(run, state)):
+    for item in ([] if state.reason else micro_batches(run, state)):
         if micro == 0:
             lr = run.schedule.lr(state.elapsed_s, state.step)
             eng.set_lr(lr)
-        loss = float(eng.forward_backward(batch))
-        nonfinite = nonfinite or not math.isfinite(loss)
-        window.add(loss, batch)
+        loss = eng.forward_backward(item.batch)    # a device tensor: nothing here waits for the device
+        nonfinite = nonfinite | ~torch.isfinite(loss)
+        window.add(loss, item)
         micro += 1
         if micro < eng.accumulation:
             eng.step()                               # DeepSpeed only counts the micro-step here
@@ -111,7 +127,7 @@ def train(state: TrainState, run: Run, stop: StopSignal) -> None:
         # The last micro-batch of a step: all ranks agree on time, signals and a non-finite
         # loss before the optimizer step is applied, so a NaN never reaches the weights.
         eng.synchronize()
-        state.elapsed_s, signum, bad = eng.all_reduce([clock.elapsed(), float(stop.signum), float(nonfinite)],
+        state.elapsed_s, signum, bad = eng.all_reduce([clock.elapsed(), float(stop.signum), nonfinite],
                                                       op="max")
         micro, nonfinite = 0, False
         nonfinite_in_a_row = nonfinite_in_a_row + 1 if bad else 0
@@ -155,33 +171,48 @@ def train(state: TrainState, run: Run, stop: StopSignal) -> None:
 
 
 def micro_batches(run: Run, state: TrainState):
-    """This rank's micro-batches from the state's data position on, epoch after epoch."""
+    """This rank's micro-batches (prefetch.Item) from the state's data position on, epoch after epoch,
+    each epoch read ahead on a thread (the position advances as the loop takes them, not as read)."""
+    from workflow_scripts.pretrain import prefetch
+
     while True:
-        yield from run.stream.epoch(state.epoch, state.epoch_samples // run.micro)
+        yield from prefetch.Prefetch(run.stream.epoch(state.epoch, state.epoch_samples // run.micro), run.stream,
+                                     pin=run.eng.dist.device.startswith("cuda"))
         state.epoch, state.epoch_samples = state.epoch + 1, 0
         run.folder.log.say(f"epoch {state.epoch} begins (each rank reads {run.stream.micro_per_epoch * run.micro} "
                            f"of its {run.stream.share} samples per epoch)")
 
 
 def log_train(run: Run, state: TrainState, window: Window, lr: float) -> None:
-    """The train line: the mean micro-batch loss and the throughput since the last one, over all ranks;
-    and how far into the epoch the run is, with the distinct documents read in it so far (issue 10;
-    summed over ranks, absent for shards without document ids: the same on every rank)."""
+    """The train line: the mean micro-batch loss and the throughput since the last one, over all ranks
+    (tokens/s of non-padding tokens; TFLOP/s per device and MFU from flops.py's model FLOPs); and how
+    far into the epoch the run is, with the distinct documents read in it so far (issue 10; summed
+    over ranks, absent for shards without document ids: the same on every rank)."""
     stream = run.stream
-    counted = stream.documents_seen is not None
-    sums = run.eng.all_reduce([window.loss, window.micro, window.tokens, window.samples,
-                               *((stream.documents_seen, stream.documents) if counted else ())])
-    loss_sum, micros, tokens, samples = sums[:4]
+    counted = stream.counted
+    sums = run.eng.all_reduce([window.loss, window.micro, window.tokens, window.samples, window.predictions,
+                               *((window.documents_seen, stream.documents) if counted else ())])
+    loss_sum, micros, tokens, samples, predictions = sums[:5]
     dt = max(state.elapsed_s - window.since, 1e-9)
     scalars = dict(loss=loss_sum / micros, lr=lr, samples_per_s=samples / dt, tokens_per_s=tokens / dt)
+    if run.cost is not None:
+        flops_per_s = run.cost.train(samples, predictions) / dt
+        scalars["tflops_per_s"] = flops_per_s / run.eng.dist.world / 1e12      # per device
+        if run.peak_tflops:
+            scalars["mfu"] = flops.mfu(flops_per_s, run.peak_tflops, run.eng.dist.world)
     data = {"epoch_fraction": round(state.epoch_samples / (stream.micro_per_epoch * run.micro), 5)}
     if counted:
-        data.update(documents_seen=int(sums[4]), documents=int(sums[5]))
+        data.update(documents_seen=int(sums[5]), documents=int(sums[6]))
     run.folder.log.event("train", step=state.step, elapsed_s=round(state.elapsed_s, 3), **scalars, epoch=state.epoch,
                          **data)
     run.tb.scalars("train", state.step, **scalars)
+    speed = f"{scalars['samples_per_s']:.1f} samples/s | {scalars['tokens_per_s']:.0f} tokens/s"
+    if "tflops_per_s" in scalars:
+        speed += f" | {scalars['tflops_per_s']:.3g} TFLOP/s per device"
+    if "mfu" in scalars:
+        speed += f" | MFU {100 * scalars['mfu']:.1f}%"
     run.folder.log.say(f"step {state.step} | {state.elapsed_s:.0f}/{run.plan.budget_s:.0f}s | "
-                       f"loss {scalars['loss']:.4f} | lr {lr:.2e} | {scalars['samples_per_s']:.1f} samples/s")
+                       f"loss {scalars['loss']:.4f} | lr {lr:.2e} | {speed}")
 
 
 def validate(run: Run, state: TrainState) -> float | None:

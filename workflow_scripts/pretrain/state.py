@@ -10,6 +10,7 @@ kept (a reverted edit resumes them) and named in the log.
     <state-dir>/<key>/latest.json         the TrainState and the tag of the checkpoint in charge
     <state-dir>/<key>/log.jsonl           the running log (copied to --log-out at the end)
     <state-dir>/<key>/tensorboard/        with implementation.tensorboard
+    <state-dir>/<key>/tracking.json       with config tracking: the MLflow/W&B run a resume continues
 
 latest.json is replaced (atomically) only once a whole checkpoint is on disk, so a kill mid-save
 leaves the previous one in charge; then older checkpoints go. Only the newest is kept.
@@ -19,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -112,6 +114,24 @@ class StateFolder:
         self.log.start(state.log_offset)
         return state
 
+    def _full_disk_line(self, error: Exception, tag: str) -> None:
+        """Where a full disk stopped the checkpoint write (torch says only "unexpected pos"), remove the
+        half-written checkpoint (the one in charge stays) and stop with disk_full's line, naming the
+        space the last whole checkpoint took. Any other error is left to the caller."""
+        from workflow_scripts import disk_full
+
+        target = self.checkpoints / tag
+        if not disk_full.caused_by_full_disk(error, self.checkpoints):
+            return
+        # torch's failed writer holds its file open from the traceback's frames: clear them, so the
+        # removal frees the space now (and the line has room in the log).
+        for e in disk_full.chain(error):
+            traceback.clear_frames(e.__traceback__)
+        written = disk_full.folder_bytes(target)
+        shutil.rmtree(target, ignore_errors=True)
+        needed = disk_full.folder_bytes(self.checkpoints / self.tag) if self.tag else None
+        raise disk_full.DiskFull(disk_full.line(target, written, needed)) from None
+
     def save(self, eng, state: TrainState) -> None:
         """A checkpoint of eng and state (collective: every rank writes its part), then the pointer."""
         # Never overwrite the checkpoint in charge (a kill mid-save would ruin both). Derived from
@@ -119,7 +139,11 @@ class StateFolder:
         tag = f"step{state.step}"
         tag += "b" if tag == self.tag else ""
         state.log_offset = self.log.offset()
-        eng.save(str(self.checkpoints), tag, asdict(state))    # ends with a barrier
+        try:
+            eng.save(str(self.checkpoints), tag, asdict(state))    # ends with a barrier
+        except Exception as e:
+            self._full_disk_line(e, tag)
+            raise
         if self.rank == 0:
             atomic.write_json(self.latest, {**asdict(state), "tag": tag})
             for old in self.checkpoints.iterdir():

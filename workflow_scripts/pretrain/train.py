@@ -18,13 +18,17 @@ on if its end no longer holds (a later early_exit_time_marker, a relaxed early_s
 the state folder to reclaim the disk (a bert-base checkpoint with Adam moments is ~1.3 GB).
 
 Log (JSON lines, written to the state folder while running, copied to --log-out at the end):
-config (the resolved recipe + world_size + derived values) first; train every log_interval_steps
-steps {step, elapsed_s, loss, lr, samples_per_s, tokens_per_s, epoch} (loss: mean of the micro-batch
-losses since the last train line, over all ranks; tokens: non-padding tokens); valid {step,
-elapsed_s, valid_loss} (masked-LM cross-entropy per masked token over the capped valid set; NSP
-not included); resume {step, elapsed_s} where a run picked up a checkpoint; end {step, elapsed_s,
-reason, detail} last, reason one of budget | early_exit | max_steps | nonfinite_loss | loss_scale |
-valid_loss (see stopping.py). With implementation.tensorboard the same scalars go to TensorBoard.
+config (the resolved recipe + world_size + derived values + the speed fields: device, peak_tflops,
+peak_source, flops_per_sequence, flops_per_prediction, see flops.py) first; train every
+log_interval_steps steps {step, elapsed_s, loss, lr, samples_per_s, tokens_per_s, tflops_per_s, mfu,
+epoch} (loss: mean of the micro-batch losses since the last train line, over all ranks; tokens:
+non-padding tokens; tflops_per_s: model TFLOP/s per device; mfu: over the device's peak, absent
+where it is unknown); valid {step, elapsed_s, valid_loss} (masked-LM cross-entropy per masked
+token over the capped valid set; NSP not included); resume {step, elapsed_s, speed fields} where a
+run picked up a checkpoint; end {step, elapsed_s, reason, detail, devices, device_hours (training
+time x devices), samples_seen, tokens_seen (samples x sequence length)} last, reason one of budget
+| early_exit | max_steps | nonfinite_loss | loss_scale | valid_loss (see stopping.py). With implementation.tensorboard the same scalars go to TensorBoard,
+and with config tracking to MLflow or W&B (tracking.py).
 """
 import argparse
 import json
@@ -51,6 +55,7 @@ def parse_args(argv=None):
     p.add_argument("--card", help='JSON for the model card: {"run": NAME, "corpora": {NAME: {"type", "source", '
                                   '"shards": [k, ...]}}} (default: the run named by --model-out\'s folder, one '
                                   "corpus holding every shard)")
+    p.add_argument("--tracking", help="JSON of config tracking (MLflow / W&B); absent: nothing is tracked")
     return p.parse_args(argv)
 
 
@@ -83,6 +88,12 @@ def load_data(args, model: dict, dist, micro: int, accumulation: int, seed: int,
 
     stream = batches.TrainStream(args.train, dist.rank, dist.world, micro, accumulation, seed)
     seq_len = stream.layout["seq_len"]
+    if stream.layout["packed"]:
+        from workflow_scripts.pretrain.models import specs
+
+        problem = specs.packing_problem(model["type"])
+        if problem:
+            raise BadInput(f"train shard {stream.infos[0]['path']} is packed (samples.packing: documents) but {problem}")
     valid = batches.ValidSet(args.valid, dist.rank, dist.world, micro, valid_max, seq_len)
     if seq_len > model["max_position_embeddings"]:
         raise BadInput(f"shards hold sequences of {seq_len} tokens but model.max_position_embeddings is "
@@ -90,13 +101,13 @@ def load_data(args, model: dict, dist, micro: int, accumulation: int, seed: int,
     return stream, valid
 
 
-def resume(folder, eng, plan):
+def resume(folder, eng, plan, speed: dict):
     """The checkpointed state of this key (None: a fresh start); an ended run trains on when its end
     no longer holds under this recipe's where-to-stop keys."""
     state = folder.load(eng)
     if state is None:
         return None
-    folder.log.event("resume", step=state.step, elapsed_s=state.elapsed_s)
+    folder.log.event("resume", step=state.step, elapsed_s=state.elapsed_s, **speed)   # maybe another device
     folder.log.say(f"resumed {folder.dir} at step {state.step}, {state.elapsed_s:.1f}s of {plan.budget_s:.0f}s trained")
     if state.reason and not plan.still_finished(state.reason, state.elapsed_s, state.step, state.stuck,
                                                 state.last_valid_loss):
@@ -109,7 +120,8 @@ def resume(folder, eng, plan):
 def main(argv=None):
     args = parse_args(argv)
     recipe = resolve_recipe(args.recipe)
-    from workflow_scripts.pretrain import engine, loop, optimizers, schedules, state, stopping, tb_log
+    from workflow_scripts import tracking
+    from workflow_scripts.pretrain import engine, flops, loop, optimizers, schedules, state, stopping, tb_log
     from workflow_scripts.pretrain.models import factory, hf_export
 
     stop, t_start = loop.StopSignal(), time.perf_counter()
@@ -125,12 +137,18 @@ def main(argv=None):
     stream, valid = load_data(args, model_spec, dist, micro, accumulation, recipe["seed"],
                               recipe["validation_max_samples"])
     torch.manual_seed(recipe["seed"])              # the same initial weights on every rank
-    built = factory.build(model_spec, impl, hf_export.tokenizer_special_ids(args.tokenizer), stream.layout["nsp"])
+    special = hf_export.tokenizer_special_ids(args.tokenizer)
+    built = factory.build(model_spec, impl, special, stream.layout["nsp"])
     n_params = sum(p.numel() for p in built.model.parameters())   # before ZeRO-3 partitions them away
     groups = optimizers.param_groups(built.model, recipe["optimizer"]["weight_decay"])
     eng = engine.Engine(built.model, groups, recipe, dist)
     torch.manual_seed(recipe["seed"] * 1000 + dist.rank)   # dropout masks differ across ranks
     plan = stopping.Budget.from_recipe(recipe)
+    cost = flops.pretraining_cost(flops.shape_of_spec(model_spec, special["vocab_size"]), stream.layout["seq_len"],
+                                  stream.layout["predictions"], stream.layout["nsp"])
+    peak_tflops, peak_source = flops.device_peak(dist.device, impl["precision"], impl.get("peak_tflops"))
+    speed = dict(device=eng.device_name(), peak_tflops=peak_tflops, peak_source=peak_source,
+                 flops_per_sequence=cost.per_sequence, flops_per_prediction=cost.per_prediction)
 
     # ---- resume, or start fresh ----
     tok_files = sorted(p for p in Path(args.tokenizer).iterdir() if p.is_file())
@@ -139,13 +157,13 @@ def main(argv=None):
     folder.create()
     eng.barrier()
     log = folder.log
-    position = resume(folder, eng, plan)
+    position = resume(folder, eng, plan, speed)
     if position is None:
         position = state.TrainState(next_ckpt_s=state.checkpoint_interval_s(recipe))
         log.event("config", **recipe, world_size=dist.world, gradient_accumulation_steps=accumulation,
                   model_config=built.description, parameters=n_params, seq_len=stream.layout["seq_len"],
                   train_samples=sum(i["rows"] for i in stream.infos), steps_per_epoch=stream.steps_per_epoch,
-                  valid_samples_per_rank=valid.samples, budget_s=plan.budget_s if math.isfinite(plan.budget_s) else None, state_key=key, deepspeed=eng.config)
+                  valid_samples_per_rank=valid.samples, budget_s=plan.budget_s if math.isfinite(plan.budget_s) else None, state_key=key, deepspeed=eng.config, **speed)
     log.say(f"world {dist.world} on {dist.device} | {n_params / 1e6:.2f}M parameters | {'; '.join(built.notes)} | "
             f"batch {recipe['batch_size']} = {micro} x {accumulation} accumulation x {dist.world} | "
             f"{stream.steps_per_epoch} steps/epoch | budget {plan.budget_s:.0f}s | "
@@ -153,17 +171,24 @@ def main(argv=None):
 
     # ---- run ----
     schedule = schedules.Schedule(recipe["schedule"], recipe["optimizer"]["lr"], plan.budget_s, recipe["max_steps"])
-    tb = tb_log.TensorBoard(folder.dir / "tensorboard", impl["tensorboard"] and dist.rank == 0, position.step, log.say)
+    tracker = tracking.for_pretraining(args.tracking, card_spec(args)["run"], folder.dir, folder.tag is not None,
+                                       dist.rank, {**recipe, "world_size": dist.world, "parameters": n_params})
+    tb = tracking.Fanout(tb_log.TensorBoard(folder.dir / "tensorboard", impl["tensorboard"] and dist.rank == 0,
+                                            position.step, log.say), tracker)
     run = loop.Run(eng, stream, valid, plan, schedule, folder, tb, micro, recipe["log_interval_steps"],
-                   state.checkpoint_interval_s(recipe))
+                   state.checkpoint_interval_s(recipe), cost, peak_tflops)
     if position.reason is None:                    # else it had ended, and its end holds: export again
         loop.train(position, run, stop)
+    samples_seen = position.step * recipe["batch_size"]
+    device_hours = position.elapsed_s * dist.world / 3600
     log.event("end", step=position.step, elapsed_s=round(position.elapsed_s, 3), reason=position.reason,
-              detail=position.detail)
+              detail=position.detail, devices=dist.world, device_hours=round(device_hours, 6),
+              samples_seen=samples_seen, tokens_seen=samples_seen * stream.layout["seq_len"])
     log.say(f"done ({position.reason}: {position.detail}): {position.step} steps in {position.elapsed_s:.1f}s of "
-            f"training ({position.step / max(position.elapsed_s, 1e-9):.2f} steps/s)")
+            f"training ({position.step / max(position.elapsed_s, 1e-9):.2f} steps/s, {device_hours:.4g} device-hours)")
     tb.close()
     export(eng, built, folder, args)
+    tracker.finish(model_path=str(Path(args.model_out).resolve()), end_reason=position.reason)
     torch.distributed.destroy_process_group()
 
 

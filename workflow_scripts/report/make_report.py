@@ -1,12 +1,13 @@
-"""The cross-run report: a GLUE dev table (every trial, the chosen one marked), loss/LR curves, data and timings.
+"""The cross-run report: a GLUE dev table (every trial, the chosen one marked), what each run used, loss/LR curves, data and timings.
 
     python -m workflow_scripts.report.make_report --pretrain-logs results/runs/*/pretrain_log.jsonl \\
         --best results/runs/*/glue/*/best.json --table-out results/report/glue_dev.md \\
         --tsv-out results/report/glue_dev.tsv --curves-out results/report/loss_curves.png \\
+        [--glue-vs-cost-out results/report/glue_vs_device_hours.png] [--cost-per-device-hour 2.5] \\
         --benchmarks results/benchmarks --timings-out results/report/timings.md
     python -m workflow_scripts.report.make_report --data-out results/report/data.md \\
         --corpus-stats results/text/*/stats.json --duplicates results/text/*/duplicates.json \\
-        --sample-stats results/samples/stats/shard_*.json
+        --sample-stats results/samples/stats/*/part_*.json
 
 Each output is written only when its flag is given, so the data report (rule report_data) runs as soon
 as the samples exist, before pretraining and GLUE (rule report).
@@ -70,8 +71,34 @@ def table(header: list, rows: list, align: list) -> list:
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
-def markdown(logs: dict, bests: dict) -> str:
-    """logs: {run: events}; bests: {run: {task: best}}."""
+def usage(events: dict, best_by_task: dict) -> dict:
+    """What a run used: training seconds, pretraining device-hours, MFU (the train lines' mean
+    weighted by the time each covers), tokens seen, and its fine-tuning trials' device-hours."""
+    train, end = events.get("train", []), (events.get("end") or [{}])[-1]
+    config = (events.get("config") or [{}])[0]
+    seconds = end.get("elapsed_s", train[-1]["elapsed_s"] if train else None)
+    hours = end.get("device_hours")
+    if hours is None and seconds is not None:      # a log from before device_hours: training time x ranks
+        hours = seconds * config.get("world_size", 1) / 3600
+    weighted, covered, before = 0.0, 0.0, 0.0
+    for line in train:
+        dt = line["elapsed_s"] - before
+        before = line["elapsed_s"]
+        if line.get("mfu") is not None and dt > 0:
+            weighted, covered = weighted + line["mfu"] * dt, covered + dt
+    trials = [t.get("device_hours") for best in best_by_task.values() for t in best.get("trials", [])]
+    return {"seconds": seconds, "device_hours": hours, "mfu": weighted / covered if covered else None,
+            "tokens_seen": end.get("tokens_seen"),
+            "finetune_device_hours": sum(trials) if trials and None not in trials else None}
+
+
+def glue_average(best_by_task: dict) -> float | None:
+    scores = [b["score"] for b in best_by_task.values()]
+    return sum(scores) / len(scores) if scores else None
+
+
+def markdown(logs: dict, bests: dict, price: float | None = None) -> str:
+    """logs: {run: events}; bests: {run: {task: best}}; price: cost_per_device_hour (None: no cost column)."""
     runs = list(dict.fromkeys([*logs, *bests]))
     shown = [t for t in tasks.TASKS if any(t in bests.get(r, {}) for r in runs)]
     out = ["# GLUE dev results", "",
@@ -96,16 +123,27 @@ def markdown(logs: dict, bests: dict) -> str:
                 "not from the pre-trained one): " + "; ".join(f"{run}: {', '.join(ts)}" for run, ts in stilts.items() if ts)
                 + ".", ""]
 
-    out += ["## Pretraining", ""]
+    out += ["## Pretraining", "",
+            "minutes: training time (startup, validation and checkpoints excluded); device-hours: that x devices; "
+            "MFU: model FLOPs (workflow_scripts/pretrain/flops.py) over the devices' peak, the train lines' "
+            "time-weighted mean; tokens seen: samples x sequence length; fine-tuning: its trials' device-hours"
+            + ("; cost: (pretraining + fine-tuning device-hours) x cost_per_device_hour." if price is not None else "."),
+            ""]
     rows = []
     for run, events in logs.items():
         train, valid, end = events.get("train", []), events.get("valid", []), events.get("end", [])
         last = end[-1] if end else (train[-1] if train else {})
+        used = usage(events, bests.get(run, {}))
+        spent = (used["device_hours"], used["finetune_device_hours"])   # a cost needs both parts known
         rows.append([run, last.get("step", "–"), fmt(last.get("elapsed_s", math.nan) / 60, 1),
+                     fmt(used["device_hours"], 4), fmt(100 * used["mfu"], 1) + "%" if used["mfu"] is not None else "–",
+                     count(used["tokens_seen"]), fmt(used["finetune_device_hours"], 4),
+                     *([fmt(price * sum(spent)) if None not in spent else "–"] if price is not None else []),
                      fmt(train[-1]["loss"], 3) if train else "–", fmt(valid[-1]["valid_loss"], 3) if valid else "–",
                      end[-1].get("reason", "–") if end else "(no end event)"])
-    out += table(["run", "steps", "minutes", "last train loss", "last valid loss", "end"], rows,
-                 ["l", "r", "r", "r", "r", "l"]) + [""]
+    out += table(["run", "steps", "minutes", "device-hours", "MFU", "tokens seen", "fine-tuning device-hours",
+                  *(["cost"] if price is not None else []), "last train loss", "last valid loss", "end"], rows,
+                 ["l", "r", "r", "r", "r", "r", "r", *(["r"] if price is not None else []), "r", "r", "l"]) + [""]
 
     for task in shown:
         out += [f"## {task}", ""]
@@ -144,7 +182,7 @@ def glue_tsv(bests: dict) -> str:
 # ---- the data report: what each stage kept and dropped, and what each stage cost ------------
 
 CORPUS_KEYS = ("documents_read", "documents_kept", "dropped", "sentences", "characters")
-SHARD_KEYS = ("shard_index", "text", "documents.read", "documents.duplicates_dropped",
+SHARD_KEYS = ("corpus", "part", "text", "documents.read", "documents.duplicates_dropped",
               "documents.low_chars_per_token_dropped", "documents.empty_dropped", "documents.used",
               "documents.train", "documents.valid", "train.samples", "train.tokens_per_sample",
               "train.masked_fraction", "train.padding_fraction", "valid.samples")
@@ -208,8 +246,8 @@ def corpus_samples(shards: list) -> dict:
     """{corpus: its shards summed}: parts, the empty ones (with why), train samples and their real tokens,
     the tokenizer fit's characters, tokens, [UNK]s and one-character pieces, and max_seq_length."""
     per = {}
-    for st in sorted(shards, key=lambda st: st["shard_index"]):
-        name = st.get("corpus") or Path(st["text"]).parent.name  # results/text/<corpus>/part_<i>.txt
+    for st in shards:   # config order
+        name = st["corpus"]
         c = per.setdefault(name, {"parts": 0, "empty": [], "samples": 0, "real": 0.0, "tokens": 0, "chars": 0.0,
                                   "unk": 0.0, "spelled": 0.0, "length": st.get("max_seq_length")})
         t, fit = st["train"], st.get("tokenizer_fit") or {}
@@ -306,16 +344,16 @@ def data_markdown(corpora: dict, duplicates: dict | None, shards: list) -> str:
         out += table(["corpus", "documents", "duplicates", "kept copy in"], rows, ["l", "r", "r", "l"]) + [""]
     if shards:
         out += ["## Samples", "", *corpus_samples_markdown(shards),
-                "Per shard (results/samples/stats/shard_K.json): the text part's documents, those each filter "
+                "Per shard, in config order (results/samples/stats/CORPUS/part_I.json, named by its text part): "
+                "the part's documents, those each filter "
                 "dropped, those used (train / valid); the train samples' real tokens per sample ([CLS]/[SEP] "
                 "included), the fraction of non-special tokens masked and the fraction of slots that are "
                 "padding. The total's fractions are means weighted by samples.", ""]
         rows, total = [], {"read": 0, "dup": 0, "cpt": 0, "empty": 0, "train_docs": 0, "valid_docs": 0,
                            "samples": 0, "valid": 0, "tokens": 0.0, "masked": 0.0, "padding": 0.0}
-        for st in sorted(shards, key=lambda st: st["shard_index"]):
+        for st in shards:
             d, t = st["documents"], st["train"]
-            rows.append([st["shard_index"], Path(st["text"]).parent.name + "/" + Path(st["text"]).name,
-                         count(d["read"]), count(d["duplicates_dropped"]), count(d["low_chars_per_token_dropped"]),
+            rows.append([f"{st['corpus']}/part_{st['part']}", count(d["read"]), count(d["duplicates_dropped"]), count(d["low_chars_per_token_dropped"]),
                          count(d["empty_dropped"]), f"{d['used']:,} ({d['train']:,} / {d['valid']:,})",
                          count(t["samples"]), fmt(t["tokens_per_sample"], 1), fmt(t["masked_fraction"], 4),
                          fmt(t["padding_fraction"], 4), count(st["valid"]["samples"])])
@@ -329,15 +367,15 @@ def data_markdown(corpora: dict, duplicates: dict | None, shards: list) -> str:
                                                 "padding": "padding_fraction"}[key]]
         n = max(total["samples"], 1)
         if len(shards) > 1:
-            rows.append(["**total**", "", count(total["read"]), count(total["dup"]), count(total["cpt"]),
+            rows.append(["**total**", count(total["read"]), count(total["dup"]), count(total["cpt"]),
                          count(total["empty"]),
                          f"{total['train_docs'] + total['valid_docs']:,} ({total['train_docs']:,} / "
                          f"{total['valid_docs']:,})", count(total["samples"]), fmt(total["tokens"] / n, 1),
                          fmt(total["masked"] / n, 4), fmt(total["padding"] / n, 4), count(total["valid"])])
-        out += table(["shard", "text part", "documents", "duplicates dropped", "chars/token dropped",
+        out += table(["shard", "documents", "duplicates dropped", "chars/token dropped",
                       "empty dropped", "used (train / valid)", "train samples", "tokens per sample",
                       "masked fraction", "padding fraction", "valid samples"], rows,
-                     ["l", "l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r"]) + [""]
+                     ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r"]) + [""]
     return "\n".join(out)
 
 
@@ -407,10 +445,12 @@ def main(argv=None):
     parser.add_argument("--corpus-stats", nargs="*", type=Path, default=[], help="results/text/<corpus>/stats.json")
     parser.add_argument("--duplicates", nargs="*", type=Path, default=None,
                         help="each corpus's results/text/<corpus>/duplicates.json")
-    parser.add_argument("--sample-stats", nargs="*", type=Path, default=[], help="results/samples/stats/shard_<k>.json")
+    parser.add_argument("--sample-stats", nargs="*", type=Path, default=[], help="results/samples/stats/<corpus>/part_<i>.json")
     parser.add_argument("--benchmarks", type=Path, help="the folder of Snakemake benchmark files (results/benchmarks)")
     parser.add_argument("--data-out", type=Path, help="write the data report (corpora, duplicates, shards) here")
     parser.add_argument("--timings-out", type=Path, help="write the stage timings (from --benchmarks) here")
+    parser.add_argument("--glue-vs-cost-out", type=Path, help="write the GLUE vs device-hours plot (PNG) here")
+    parser.add_argument("--cost-per-device-hour", type=float, help="config cost_per_device_hour: adds a cost column")
     args = parser.parse_args(argv)
     if args.run_curves_out and len(args.run_curves_out) != len(args.pretrain_logs):
         raise BadInput(f"--run-curves-out names {len(args.run_curves_out)} files for {len(args.pretrain_logs)} "
@@ -428,13 +468,19 @@ def main(argv=None):
         atomic.write_text(args.timings_out, timings_markdown(timings) + "\n")
         print(f"wrote {args.timings_out} ({sum(t['jobs'] for t in timings.values())} benchmarked jobs)", flush=True)
     if args.table_out:
-        atomic.write_text(args.table_out, markdown(logs, bests) + "\n")
+        atomic.write_text(args.table_out, markdown(logs, bests, args.cost_per_device_hour) + "\n")
     if args.tsv_out:
         atomic.write_text(args.tsv_out, glue_tsv(bests) + "\n")
     if args.curves_out:
         atomic.write_bytes(args.curves_out, curves_png(logs))
     for log, out in zip(args.pretrain_logs, args.run_curves_out, strict=False):  # none, or one per log (checked)
         atomic.write_bytes(out, curves_png({run_of_log(log): logs[run_of_log(log)]}))
+    if args.glue_vs_cost_out:
+        from workflow_scripts.report import cost_plot
+
+        points = {run: (usage(events, bests.get(run, {}))["device_hours"], glue_average(bests.get(run, {})))
+                  for run, events in logs.items()}
+        atomic.write_bytes(args.glue_vs_cost_out, cost_plot.png(points))
     print(f"{len(bests)} runs with GLUE results, {len(logs)} pretraining logs", flush=True)
 
 

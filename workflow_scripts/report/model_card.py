@@ -52,7 +52,9 @@ def pretrain_facts(log_path, train_shards, valid_shards, run: str, corpora: dict
                       "train_samples": sum(train.get(k, (0, 0))[1] for k in ks),
                       "valid_samples": sum(held_out.get(k, (0, 0))[1] for k in ks)}
     model = config["model"]
-    return {"run": run, "model_type": model["type"], "layer_norm": model.get("layer_norm"),
+    # model.layer_norm applies to our BERT only; the transformers families are post-LN, ours modern pre-LN.
+    layer_norm = model.get("layer_norm") if model["type"] == "bert" else {"modernbert": "pre"}.get(model["type"], "post")
+    return {"run": run, "model_type": model["type"], "layer_norm": layer_norm,
             "hidden_size": model["hidden_size"], "num_layers": model["num_layers"], "num_heads": model["num_heads"],
             "parameters": config["parameters"], "seq_len": config["seq_len"], "batch_size": config["batch_size"],
             "optimizer": {k: config["optimizer"][k] for k in ("name", "lr", "weight_decay") if k in config["optimizer"]},
@@ -134,7 +136,7 @@ def card(facts: dict, glue: dict | None = None, task: str | None = None):
     glue = glue or {}
     hub_datasets = [c["source"] for c in facts["corpora"].values() if c["type"] == "huggingface"]
     data = ModelCardData(library_name="transformers", pipeline_tag="text-classification" if task else "fill-mask",
-                         tags=["bert", "masked-lm", "extremebert", "snakemake"], model_name=facts["run"],
+                         tags=[facts["model_type"], "masked-lm", "extremebert", "snakemake"], model_name=facts["run"],
                          datasets=hub_datasets or None, eval_results=_eval_results(glue) or None,
                          extremebert={**{k: v for k, v in facts.items() if k != "corpora"},
                                       "corpora": facts["corpora"], "finetuned_on": task})

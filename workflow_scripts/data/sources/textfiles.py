@@ -176,7 +176,8 @@ def _parquet_rows(path: Path, compression: str, text_column: str, key_column: st
                 keys = batch.column(columns.index(key_column)).to_pylist() if key_column else [None] * len(texts)
                 yield from zip(texts, keys, strict=True)
         except pa.ArrowException as e:  # not parquet, or a corrupt page: ArrowInvalid & co.
-            raise BadInput(f"corpus: cannot read parquet file {path}: {e}") from None
+            raise BadInput(f"corpus: cannot read parquet file {path}: {e}: write it again, or move it out "
+                           "of the corpus") from None
 
 
 def iter_file(path: Path, text_column: str = "text", grouper: RowGrouper | None = None):
@@ -195,9 +196,11 @@ def iter_file(path: Path, text_column: str = "text", grouper: RowGrouper | None 
             else:
                 yield from grouper.group(_jsonl_rows(stream, path, text_column, grouper.key_column))
     except UnicodeDecodeError as e:
-        raise BadInput(f"corpus: {path} is not UTF-8 text ({e})") from None
+        raise BadInput(f"corpus: {path} is not UTF-8 text ({e}): convert it (e.g. iconv -t UTF-8), or move "
+                       "it out of the corpus") from None
     except (OSError, EOFError) + _zstd_errors(compression) as e:  # truncated or mislabelled archives
-        raise BadInput(f"corpus: cannot read {path}: {e}") from None
+        raise BadInput(f"corpus: cannot read {path}: {e}: fetch or write it again, or move it out of the "
+                       "corpus") from None
 
 
 def _zstd_errors(compression: str) -> tuple:

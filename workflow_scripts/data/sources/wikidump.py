@@ -114,7 +114,7 @@ class WikiDump:
                     yield uri, root, event, elem
         except (ET.ParseError, EOFError, OSError) as e:
             raise BadInput(f"corpus: cannot read wikipedia dump {self.path}: {e} "
-                             "(truncated or not an XML export?)") from None
+                             "(truncated or not an XML export?): download it again, or fix the corpus path") from None
 
     def read_namespaces(self) -> dict[int, str]:
         """The namespace names from <siteinfo> alone (reads only the head of the file)."""

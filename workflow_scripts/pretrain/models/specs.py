@@ -12,6 +12,17 @@ FAMILY_KEYS = {
     # ModernBERT's head width and its global layers' RoPE base (Warner et al. 2024).
     "modernbert": {"head_dim": 64, "rope_theta": 160000.0},
 }
+# The types that take document_ids (attention inside each document of a row), so the only ones that
+# may read packed samples (samples.packing documents); the others would attend across documents.
+PACKED_TYPES = ("modernbert",)
+
+
+def packing_problem(model_type: str) -> str | None:
+    """Why a model of this type cannot read packed samples, or None; one line naming the keys to change."""
+    if model_type in PACKED_TYPES:
+        return None
+    return (f"model.type {model_type} would attend across the documents of a packed row: set samples.packing: "
+            f"segments, or model.type {' or '.join(PACKED_TYPES)}")
 
 
 def check(spec: dict, impl: dict) -> str | None:
