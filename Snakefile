@@ -8,6 +8,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/corpus.smk"
 include: "rules/tokenizer.smk"
@@ -29,6 +32,7 @@ rule samples:
     input:
         all_train_shards(),
         all_valid_shards(),
+        "results/report/data.md",
 
 
 rule models:

@@ -6,7 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from workflow_scripts import config_checks, config_effects, stale_lock
+from workflow_scripts import config_checks, config_effects, slurm_cpus, stale_lock
 from workflow_scripts.data import tokenizer as tokenizer_folder
 from workflow_scripts.data.sources import download, textfiles
 from workflow_scripts.errors import BadInput
@@ -284,6 +284,18 @@ def keep_model_arg(wildcards, output):
     return shell_flag("--model-out", output.model if "model" in output.keys() else None)
 
 
+def run_curves_reported():
+    """Each run's own loss/LR curves, in RUNS order (the report rule's --pretrain-logs order), shown
+    in Snakemake's report under that run. (Snakemake's parser takes a line that starts with `report(`
+    for the directive, hence the name.)"""
+    flagged = report
+    caption = "../report/run_curves.rst"
+    return [
+        flagged(f"results/report/runs/{run}/loss_curves.png", caption=caption, category="Pretraining", subcategory=run)
+        for run in RUNS
+    ]
+
+
 def submission_possible():
     return set(GLUE_TASKS) <= set(TASKS)
 
@@ -300,10 +312,10 @@ def final_targets():
 
 def all_cores(wildcards):
     """Threads for a job that wants the whole machine: every core given locally (--cores).
-    Inside a SLURM job, the CPUs sbatch granted, so the submitting side (no --cores: 1, unless
-    the profile sets cpus_per_task or cpus_per_gpu) and the job step ask srun for the same."""
-    granted = os.environ.get("SLURM_CPUS_PER_TASK")
-    return int(granted) if granted else (workflow.resource_settings.cores or 1)
+    Inside a SLURM job, the CPUs sbatch granted (per task, or per GPU x GPUs: workflow_scripts.slurm_cpus),
+    so the submitting side (no --cores: 1, unless the profile sets cpus_per_task or cpus_per_gpu)
+    and the job step ask srun for the same."""
+    return slurm_cpus.granted_cpus() or workflow.resource_settings.cores or 1
 
 
 # Time limit of a step-scheduled run that sets no total_training_time (ExtremeBERT counts

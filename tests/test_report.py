@@ -46,8 +46,21 @@ def test_report_writes_table_and_png(tmp_path):
              write_best(tmp_path, "lamb", "SST-2", {(1e-4, 1): 90.0}),
              write_best(tmp_path, "lamb", "RTE", {(1e-4, 1): 60.0})]
     table, png = tmp_path / "report/glue_dev.md", tmp_path / "report/loss_curves.png"
+    tsv, own = tmp_path / "report/glue_dev.tsv", [tmp_path / f"report/runs/{run}.png" for run in ("adamw", "lamb")]
     make_report.main(["--pretrain-logs", *map(str, logs), "--best", *map(str, bests),
-                 "--table-out", str(table), "--curves-out", str(png)])
+                 "--table-out", str(table), "--curves-out", str(png), "--tsv-out", str(tsv),
+                 "--run-curves-out", *map(str, own)])
+    # The TSV: one row per run and task (GLUE order), the chosen group's score and the chosen trial.
+    assert tsv.read_text().splitlines() == [
+        "run\ttask\tscore\tchosen_trial\tlr\tbatch_size\tepochs\tinit_task",
+        "adamw\tSST-2\t82.00\tlr0.0001_bs16_ep2_seed2\t0.0001\t16\t2\t",
+        "adamw\tRTE\t55.00\tlr0.0001_bs16_ep2_seed1\t0.0001\t16\t2\t",
+        "lamb\tSST-2\t90.00\tlr0.0001_bs16_ep2_seed1\t0.0001\t16\t2\t",
+        "lamb\tRTE\t60.00\tlr0.0001_bs16_ep2_seed1\t0.0001\t16\t2\t"]
+    # Each run's own curves differ from the other's and from the all-runs plot.
+    assert len({png.read_bytes(), *(p.read_bytes() for p in own)}) == 3
+    with pytest.raises(SystemExit, match=r"--run-curves-out names 1 files for 2 --pretrain-logs"):
+        make_report.main(["--pretrain-logs", *map(str, logs), "--run-curves-out", str(own[0])])
     md = table.read_text()
     lines = md.splitlines()
     assert "| run | SST-2 | RTE | GLUE avg |" in lines  # tasks in GLUE order, the average last
@@ -165,18 +178,17 @@ def data_run(wiki_dump, bert_tokenizer_dir, tmp_path_factory):
 
 
 def data_report(tmp_path, corpus_stats, duplicates, sample_stats, benchmarks) -> str:
-    log = write_log(tmp_path / "runs/demo/pretrain_log.jsonl", 1, 5.0)
-    out = tmp_path / "report/data.md"
-    make_report.main(["--pretrain-logs", str(log), "--table-out", str(tmp_path / "report/glue_dev.md"),
-                 "--curves-out", str(tmp_path / "report/c.png"), "--data-out", str(out),
-                 "--corpus-stats", *map(str, corpus_stats), "--duplicates", *map(str, duplicates),
-                 "--sample-stats", *map(str, sample_stats), "--benchmarks", str(benchmarks)])
-    return out.read_text()
+    """The data report and then the stage timings, each as its rule writes it (report_data, report)."""
+    out, timings = tmp_path / "report/data.md", tmp_path / "report/timings.md"
+    make_report.main(["--data-out", str(out), "--corpus-stats", *map(str, corpus_stats),
+                      "--duplicates", *map(str, duplicates), "--sample-stats", *map(str, sample_stats)])
+    make_report.main(["--benchmarks", str(benchmarks), "--timings-out", str(timings)])
+    return out.read_text() + timings.read_text()
 
 
 def section(md: str, title: str) -> list:
-    """The section's non-blank lines."""
-    return [line for line in md.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0].splitlines() if line]
+    """The section's non-blank lines (## TITLE, or a report's # TITLE)."""
+    return [line for line in md.split(f"# {title}\n", 1)[1].split("\n#", 1)[0].splitlines() if line]
 
 
 def test_data_report_tables_what_each_stage_kept_and_dropped(data_run, tmp_path, capsys):
@@ -270,7 +282,7 @@ def test_data_report_names_a_poorly_fitted_corpus_and_empty_parts_once(bert_toke
                              samples.Part(part.parent.name, k), tmp_path / f"t{k}.h5",
                              tmp_path / f"v{k}.h5", stats_out=out)
         stats.append(json.loads(out.read_text()))
-    lines = section(make_report.data_markdown({}, None, stats, {}), "Samples")
+    lines = section(make_report.data_markdown({}, None, stats), "Samples")
     ru = next(line for line in lines if line.startswith("| ru |")).split(" | ")
     assert ru[1] == "3 (1 empty)" and float(ru[4]) < 2.0 and float(ru[6].rstrip("% |")) > 50
     warnings = [line for line in lines if line.startswith("- ")]
@@ -282,7 +294,7 @@ def test_data_report_names_a_poorly_fitted_corpus_and_empty_parts_once(bert_toke
     # A corpus whose characters per token are far below the others' is named even when its own rates pass.
     for st in stats[1:3]:
         st["tokenizer_fit"]["spelled_rate"] = 0.0
-    warnings = [line for line in section(make_report.data_markdown({}, None, stats, {}), "Samples")
+    warnings = [line for line in section(make_report.data_markdown({}, None, stats), "Samples")
                 if line.startswith("- the tokenizer")]
     assert len(warnings) == 1 and re.match(r"- the tokenizer fits corpus ru poorly: 1\.\d\d characters per token, "
                                            r"under 0\.5 x corpus en's \d\.\d\d; train a tokenizer", warnings[0])

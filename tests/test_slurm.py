@@ -10,6 +10,7 @@ import collections
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -27,7 +28,9 @@ pytestmark = pytest.mark.slurm
 HERE = Path(__file__).resolve().parent
 DEMO_CONFIG = "tests/configs/slurm-demo.yaml"   # the demo with a 90 s pretraining budget (in the copy)
 BUDGET_H = feature_config("slurm-demo")["runs"]["demo"]["total_training_time"]
-GPU_RULES = {"pretrain", "finetune_trial"}   # sent to XBERT_SLURM_GPU_PARTITION by the profile
+# Jobs that ask for a GPU, which the plugin's partition selection sends to xbert-gpu (the demo
+# pretrains on the CPU, gpus: 0, so its pretrain jobs go to xbert).
+GPU_RULES = {"finetune_trial"}
 # "Job 3 has been submitted with SLURM jobid 12 (log: .../slurm_logs/rule_make_samples/<wildcards>/12.log)."
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_([A-Za-z0-9_]+)/")
 
@@ -50,7 +53,7 @@ def slurm(tmp_path_factory):
         pytest.fail(f"the localhost SLURM cluster did not start: {e}")
     # The venv's python and snakemake for the jobs, behind the srun wrapper that keeps SLURM_CONF.
     env = cluster.client_env(root, dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"))
-    env.update(XBERT_SLURM_PARTITION="xbert", XBERT_SLURM_GPU_PARTITION="xbert-gpu", PYTHONUNBUFFERED="1")
+    env.update(SNAKEMAKE_SLURM_PARTITIONS=str(HERE / "slurm" / "partitions.yaml"), PYTHONUNBUFFERED="1")
     yield root, env
     cluster.stop(root)
 
@@ -114,7 +117,7 @@ def test_profile_places_cpu_and_gpu_jobs(slurm, tmp_path, repo_root):
     # Rule names of the real workflow, so the profile's set-resources apply to them.
     (work / "Snakefile").write_text(textwrap.dedent("""
         rule all:
-            input: "trial.txt"
+            input: "trial.txt", "per_gpu.txt"
         rule make_samples:
             output: "samples.txt"
             shell: "echo $SLURM_JOB_ID $SLURM_JOB_PARTITION > {output}"
@@ -123,7 +126,11 @@ def test_profile_places_cpu_and_gpu_jobs(slurm, tmp_path, repo_root):
             output: "trial.txt"
             resources: gpu=1
             shell: "echo $SLURM_JOB_ID $SLURM_JOB_PARTITION ${{CUDA_VISIBLE_DEVICES:-none}} $SLURM_CPUS_PER_TASK > {output}"
-    """))
+        rule per_gpu:
+            output: "per_gpu.txt"
+            resources: gpu=2, cpus_per_gpu=3
+            shell: "echo ${{SLURM_CPUS_PER_TASK:-unset}} $(PYTHONPATH=REPO python -m workflow_scripts.slurm_cpus) > {output}"
+    """).replace("REPO", shlex.quote(str(repo_root))))
     proc = through_slurm(repo_root, work, env, timeout=300)
     assert proc.returncode == 0, failure_report(proc, work)
     cpu_job, cpu_partition = (work / "samples.txt").read_text().split()
@@ -131,30 +138,27 @@ def test_profile_places_cpu_and_gpu_jobs(slurm, tmp_path, repo_root):
     assert (cpu_partition, gpu_partition) == ("xbert", "xbert-gpu")
     assert gpus == "0", "SLURM hands the trial one GPU of its own"
     assert cpus == "4", "the profile's cpus_per_task for a trial"
+    # --cpus-per-gpu leaves SLURM_CPUS_PER_TASK unset; a rule's threads (all_cores) count per GPU.
+    assert (work / "per_gpu.txt").read_text().split() == ["unset", "6"]
     records = jobcomp(root)
-    assert [s for s, _ in submissions(proc)] == [cpu_job, gpu_job]
+    assert [s for s, rule in submissions(proc) if rule != "per_gpu"] == [cpu_job, gpu_job]
     assert records[cpu_job]["JobState"] == records[gpu_job]["JobState"] == "COMPLETED"
 
 
-@pytest.mark.parametrize("partitions, expected", [
-    ({}, {"make_samples": "", "pretrain": "", "finetune_trial": ""}),   # the cluster's default
-    ({"XBERT_SLURM_PARTITION": "xbert"}, {"make_samples": "xbert", "pretrain": "xbert", "finetune_trial": "xbert"}),
-    ({"XBERT_SLURM_PARTITION": "xbert", "XBERT_SLURM_GPU_PARTITION": "xbert-gpu"},
-     {"make_samples": "xbert", "pretrain": "xbert-gpu", "finetune_trial": "xbert-gpu"}),
-])
-def test_profile_takes_partitions_from_the_environment(slurm, repo_root, partitions, expected):
-    """A dry run of the real workflow through profiles/slurm alone (no test layer)."""
+def test_without_a_partitions_file_every_job_goes_to_the_default_partition(slurm, tmp_path, repo_root):
     _, env = slurm
-    env = {k: v for k, v in env.items() if not k.startswith("XBERT_SLURM_")} | partitions
-    proc = run_snakemake(repo_root, env, "-n", "-F", "--profile", "profiles/slurm", "--slurm-no-account",
-                         "--slurm-status-command", "squeue", timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    found = {}
-    for block in re.split(r"\n(?=rule \w+:)", proc.stdout + proc.stderr):
-        rule, resources = re.match(r"rule (\w+):", block), re.search(r"resources: (.*)", block)
-        if rule and resources:
-            found[rule[1]] = re.search(r"slurm_partition=([^,]*)", resources[1])[1]
-    assert {rule: found[rule] for rule in expected} == expected
+    env = {k: v for k, v in env.items() if k != "SNAKEMAKE_SLURM_PARTITIONS"}
+    work = tmp_path / "default"
+    work.mkdir()
+    (work / "Snakefile").write_text(textwrap.dedent("""
+        rule finetune_trial:
+            output: "trial.txt"
+            resources: gpu=1
+            shell: "echo $SLURM_JOB_PARTITION > {output}"
+    """))
+    proc = through_slurm(repo_root, work, env, timeout=300)
+    assert proc.returncode == 0, failure_report(proc, work)
+    assert (work / "trial.txt").read_text().split() == ["xbert"]  # the cluster's Default=YES
 
 
 # --- the demo through sbatch, with a time-limited pretraining -------------------------------

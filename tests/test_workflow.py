@@ -3,6 +3,9 @@
 The demo runs once per session in a copy of the repo (resources/ linked in), exactly as a user
 runs it: `snakemake --cores all --profile profiles/local`.
 """
+import base64
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -57,6 +60,34 @@ def test_demo_writes_report_model_and_log(demo):
     assert wiki["type"] == "wikipedia" and wiki["train_documents"] > 0 and wiki["train_samples"] > 0
     # `snakemake publish` plans one upload per run (after GLUE, whose scores its card lists).
     assert planned_jobs(snakemake(demo, "-n", "publish", "--cores", "2")) == {"publish_model": 1, "publish": 1}
+
+
+def test_snakemake_report_shows_each_stage(demo, tmp_path):
+    """`snakemake --report` after the demo: one self-contained page with the workflow's description,
+    every report() file under its stage and run, with its caption and its bytes embedded."""
+    page = tmp_path / "report.html"
+    snakemake(demo, "--report", str(page))
+    html = page.read_text()
+    assert not re.search(r"""(src|href)=["']https?:""", html)  # nothing fetched when it is opened
+    assert "ExtremeBERT as a Snakemake workflow" in html and "one model per run: demo)" in html  # workflow.rst
+    categories = json.loads(re.search(r"var categories = (\{.*?\});\n", html).group(1))
+    report = "results/report/"
+    assert {c: {sub: sorted(files) for sub, files in subs.items()} for c, subs in categories.items()} == {
+        "Data": {"all runs": [report + "data.md"]},
+        "Pretraining": {"all runs": [report + "loss_curves.png"], "demo": [report + "runs/demo/loss_curves.png"]},
+        "GLUE": {"all runs": [report + "glue_dev.md", report + "glue_dev.tsv", report + "glue_vs_device_hours.png"]},
+        "Timings": {"all runs": [report + "timings.md"]}}
+    results = json.loads(re.search(r"var results = (\{.*?\});\n", html).group(1))
+    assert results[report + "data.md"]["caption"].startswith("<p>The data report: per corpus")
+    assert results[report + "runs/demo/loss_curves.png"]["caption"].startswith("<p>This run's pretraining alone")
+    for path, entry in results.items():
+        assert base64.b64decode(entry["data_uri"].split("base64,", 1)[1]) == (demo / path).read_bytes(), path
+    tsv = (demo / report / "glue_dev.tsv").read_text().splitlines()
+    assert tsv[0].startswith("run\ttask\tscore") and len(tsv) == 1 + 9 and all(r.startswith("demo\t") for r in tsv[1:])
+    # The data report is written with the samples, before pretraining: all that `samples` needs.
+    assert planned_jobs(snakemake(demo, "-n", "--cores", "2", "--forceall", "samples")) == {
+        "extract_text_wiki": 1, "prepare_tokenizer": 1, "find_duplicate_documents": 1, "make_samples": 2,
+        "report_data": 1, "samples": 1}
 
 
 def test_nothing_left_to_do_after_the_demo(demo):

@@ -150,7 +150,7 @@ def test_a_weight_edit_reruns_only_that_corpus_samples(mixed, tmp_path):
         jobs = planned_jobs(snakemake(workdir, "-n", "--cores", "2", "samples", *CONFIG))
     finally:
         write_config(workdir / "mixed-corpora.yaml", config)
-    assert jobs == {"make_samples": 1, "samples": 1}, jobs
+    assert jobs == {"make_samples": 1, "report_data": 1, "samples": 1}, jobs
     assert planned_jobs(snakemake(workdir, "-n", "--cores", "2", "samples", *CONFIG)) == {}
 
 
@@ -175,15 +175,15 @@ def test_a_corpus_edit_redoes_only_its_own_and_later_corpora_duplicates_and_samp
     workdir, config = mixed
     # The last corpus (ru, one part): its text, its duplicates, its one shard; the others' stay.
     jobs, planned = edited_plan(workdir, config, "ru", max_documents=5)
-    assert jobs == {"extract_text_ru": 1, "find_duplicate_documents": 1, "make_samples": 1, "samples": 1}, jobs
+    assert jobs == {"extract_text_ru": 1, "find_duplicate_documents": 1, "make_samples": 1, "report_data": 1, "samples": 1}, jobs
     assert planned == {"corpus": {"ru"}, "part": {"0"}}
     # rows: its own, and the duplicates and shard of ru after it; wiki's and folder's stay.
     jobs, planned = edited_plan(workdir, config, "rows", max_documents=11)
-    assert jobs == {"extract_text_rows": 1, "find_duplicate_documents": 2, "make_samples": 2, "samples": 1}, jobs
+    assert jobs == {"extract_text_rows": 1, "find_duplicate_documents": 2, "make_samples": 2, "report_data": 1, "samples": 1}, jobs
     assert planned == {"corpus": {"rows", "ru"}, "part": {"0"}}
     # The first corpus: every later corpus's drop list may change with it, so all shards are redone.
     jobs, planned = edited_plan(workdir, config, "wiki", max_documents=WIKI_CAP - 1)
-    assert jobs == {"extract_text_wiki": 1, "find_duplicate_documents": 4, "make_samples": 5, "samples": 1}, jobs
+    assert jobs == {"extract_text_wiki": 1, "find_duplicate_documents": 4, "make_samples": 5, "report_data": 1, "samples": 1}, jobs
     assert planned == {"corpus": {"wiki", "folder", "rows", "ru"}, "part": {"0", "1"}}
     # How rows form documents is the corpus's too; a by: row block (the default, written out or not)
     # is not handed to the job, so corpora extracted before the block existed stay done.

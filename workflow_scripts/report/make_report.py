@@ -2,16 +2,21 @@
 
     python -m workflow_scripts.report.make_report --pretrain-logs results/runs/*/pretrain_log.jsonl \\
         --best results/runs/*/glue/*/best.json --table-out results/report/glue_dev.md \\
-        --curves-out results/report/loss_curves.png [--glue-vs-cost-out results/report/glue_vs_device_hours.png] \\
-        [--cost-per-device-hour 2.5] [--data-out results/report/data.md --corpus-stats results/text/*/stats.json \\
-         --duplicates results/text/*/duplicates.json --sample-stats results/samples/stats/*/part_*.json \\
-         --benchmarks results/benchmarks]
+        --tsv-out results/report/glue_dev.tsv --curves-out results/report/loss_curves.png \\
+        [--glue-vs-cost-out results/report/glue_vs_device_hours.png] [--cost-per-device-hour 2.5] \\
+        --benchmarks results/benchmarks --timings-out results/report/timings.md
+    python -m workflow_scripts.report.make_report --data-out results/report/data.md \\
+        --corpus-stats results/text/*/stats.json --duplicates results/text/*/duplicates.json \\
+        --sample-stats results/samples/stats/*/part_*.json
+
+Each output is written only when its flag is given, so the data report (rule report_data) runs as soon
+as the samples exist, before pretraining and GLUE (rule report).
 
 Run names come from the paths (results/runs/<run>/...), corpus names likewise (results/text/<corpus>/).
 The PNG has two panels against elapsed wall-clock minutes (the budget ExtremeBERT trains on):
 training loss with validation loss points, and the learning rate. The data report tabulates what
 each corpus read, dropped (by reason) and kept, the exact duplicates, each shard's filters and
-sample statistics, and the seconds each stage's jobs took (Snakemake's benchmark files).
+sample statistics; the timings report the seconds each stage's jobs took (Snakemake's benchmark files).
 """
 import argparse
 import io
@@ -159,6 +164,21 @@ def markdown(logs: dict, bests: dict, price: float | None = None) -> str:
     return "\n".join(out)
 
 
+def glue_tsv(bests: dict) -> str:
+    """bests: {run: {task: best}} as one row per run and task (the chosen trial), tab-separated for
+    spreadsheets and Snakemake's report (which shows a .tsv as a sortable table). Scores as in markdown()."""
+    header = ["run", "task", "score", "chosen_trial", "lr", "batch_size", "epochs", "init_task"]
+    rows = ["\t".join(header)]
+    for run, per_task in bests.items():
+        for task in [t for t in tasks.TASKS if t in per_task]:
+            best = per_task[task]
+            hp = best.get("chosen_hparams", {})
+            rows.append("\t".join(str(v) for v in (
+                run, task, fmt(best["score"]), best["chosen"], f"{hp['lr']:g}" if "lr" in hp else "",
+                hp.get("batch_size", ""), hp.get("epochs", ""), best.get("init_task") or "")))
+    return "\n".join(rows)
+
+
 # ---- the data report: what each stage kept and dropped, and what each stage cost ------------
 
 CORPUS_KEYS = ("documents_read", "documents_kept", "dropped", "sentences", "characters")
@@ -297,10 +317,10 @@ def corpus_samples_markdown(shards: list) -> list:
     return out
 
 
-def data_markdown(corpora: dict, duplicates: dict | None, shards: list, timings: dict) -> str:
+def data_markdown(corpora: dict, duplicates: dict | None, shards: list) -> str:
     """corpora: {corpus: stats.json}; duplicates: merge_duplicates() or None; shards: the shards'
-    stats JSONs; timings: read_benchmarks()."""
-    out = ["# Data and stage timings", ""]
+    stats JSONs."""
+    out = ["# Data", ""]
     if corpora:
         reasons = sorted({r for c in corpora.values() for r in c["dropped"]})
         out += ["## Corpora", "",
@@ -356,7 +376,12 @@ def data_markdown(corpora: dict, duplicates: dict | None, shards: list, timings:
                       "empty dropped", "used (train / valid)", "train samples", "tokens per sample",
                       "masked fraction", "padding fraction", "valid samples"], rows,
                      ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r"]) + [""]
-    out += ["## Stage timings", ""]
+    return "\n".join(out)
+
+
+def timings_markdown(timings: dict) -> str:
+    """timings: read_benchmarks(). Written by the final report, after every stage's jobs."""
+    out = ["# Stage timings", ""]
     if timings:
         out += ["Wall-clock seconds of each stage's jobs, summed (jobs that ran side by side each count), from "
                 "Snakemake's benchmark files (results/benchmarks/STAGE/...) as found when the report ran: a job "
@@ -412,17 +437,24 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pretrain-logs", nargs="+", type=Path, default=[], help="results/runs/<run>/pretrain_log.jsonl")
     parser.add_argument("--best", nargs="*", type=Path, default=[], help="results/runs/<run>/glue/<task>/best.json")
-    parser.add_argument("--table-out", required=True, type=Path)
-    parser.add_argument("--curves-out", required=True, type=Path)
+    parser.add_argument("--table-out", type=Path, help="write the GLUE dev table (markdown) here")
+    parser.add_argument("--tsv-out", type=Path, help="write the chosen trials' GLUE dev scores (TSV) here")
+    parser.add_argument("--curves-out", type=Path, help="write the loss/LR curves (PNG) here")
+    parser.add_argument("--run-curves-out", nargs="*", type=Path, default=[],
+                        help="one PNG per --pretrain-logs, in their order: that run's curves alone")
     parser.add_argument("--corpus-stats", nargs="*", type=Path, default=[], help="results/text/<corpus>/stats.json")
     parser.add_argument("--duplicates", nargs="*", type=Path, default=None,
                         help="each corpus's results/text/<corpus>/duplicates.json")
     parser.add_argument("--sample-stats", nargs="*", type=Path, default=[], help="results/samples/stats/<corpus>/part_<i>.json")
     parser.add_argument("--benchmarks", type=Path, help="the folder of Snakemake benchmark files (results/benchmarks)")
-    parser.add_argument("--data-out", type=Path, help="write the data and stage-timings report here")
+    parser.add_argument("--data-out", type=Path, help="write the data report (corpora, duplicates, shards) here")
+    parser.add_argument("--timings-out", type=Path, help="write the stage timings (from --benchmarks) here")
     parser.add_argument("--glue-vs-cost-out", type=Path, help="write the GLUE vs device-hours plot (PNG) here")
     parser.add_argument("--cost-per-device-hour", type=float, help="config cost_per_device_hour: adds a cost column")
     args = parser.parse_args(argv)
+    if args.run_curves_out and len(args.run_curves_out) != len(args.pretrain_logs):
+        raise BadInput(f"--run-curves-out names {len(args.run_curves_out)} files for {len(args.pretrain_logs)} "
+                       "--pretrain-logs: give one per log, in the same order")
 
     logs = {run_of_log(p): read_log(p) for p in args.pretrain_logs}
     bests = {}
@@ -430,24 +462,34 @@ def main(argv=None):
         best = read_best(path)
         bests.setdefault(run_of_best(path), {})[best["task"]] = best
     if args.data_out:
-        corpora = {p.parent.name: read_record(p, CORPUS_KEYS) for p in args.corpus_stats}  # results/text/<corpus>/
-        duplicates = merge_duplicates(args.duplicates) if args.duplicates else None
-        shards = [read_record(p, SHARD_KEYS) for p in args.sample_stats]
+        write_data_report(args)
+    if args.timings_out:
         timings = read_benchmarks(args.benchmarks) if args.benchmarks else {}
-        atomic.write_text(args.data_out, data_markdown(corpora, duplicates, shards, timings) + "\n")
-        print(f"wrote {args.data_out} ({len(corpora)} corpora, {len(shards)} shards, "
-              f"{sum(t['jobs'] for t in timings.values())} benchmarked jobs)", flush=True)
-    atomic.write_text(args.table_out, markdown(logs, bests, args.cost_per_device_hour) + "\n")
-    atomic.write_bytes(args.curves_out, curves_png(logs))
+        atomic.write_text(args.timings_out, timings_markdown(timings) + "\n")
+        print(f"wrote {args.timings_out} ({sum(t['jobs'] for t in timings.values())} benchmarked jobs)", flush=True)
+    if args.table_out:
+        atomic.write_text(args.table_out, markdown(logs, bests, args.cost_per_device_hour) + "\n")
+    if args.tsv_out:
+        atomic.write_text(args.tsv_out, glue_tsv(bests) + "\n")
+    if args.curves_out:
+        atomic.write_bytes(args.curves_out, curves_png(logs))
+    for log, out in zip(args.pretrain_logs, args.run_curves_out, strict=False):  # none, or one per log (checked)
+        atomic.write_bytes(out, curves_png({run_of_log(log): logs[run_of_log(log)]}))
     if args.glue_vs_cost_out:
         from workflow_scripts.report import cost_plot
 
         points = {run: (usage(events, bests.get(run, {}))["device_hours"], glue_average(bests.get(run, {})))
                   for run, events in logs.items()}
         atomic.write_bytes(args.glue_vs_cost_out, cost_plot.png(points))
-    print(f"wrote {args.table_out} ({len(bests)} runs with GLUE results) and {args.curves_out} "
-          f"({len(logs)} pretraining logs)", flush=True)
+    print(f"{len(bests)} runs with GLUE results, {len(logs)} pretraining logs", flush=True)
 
+
+def write_data_report(args):
+    corpora = {p.parent.name: read_record(p, CORPUS_KEYS) for p in args.corpus_stats}  # results/text/<corpus>/
+    duplicates = merge_duplicates(args.duplicates) if args.duplicates else None
+    shards = [read_record(p, SHARD_KEYS) for p in args.sample_stats]
+    atomic.write_text(args.data_out, data_markdown(corpora, duplicates, shards) + "\n")
+    print(f"wrote {args.data_out} ({len(corpora)} corpora, {len(shards)} shards)", flush=True)
 
 if __name__ == "__main__":
     main()
