@@ -26,7 +26,7 @@ def demo_plan(results):
 def test_demo_plan_counts_jobs_and_estimates_every_stage(tmp_path):
     by = stages(demo_plan(tmp_path))
     assert {k: v["jobs"] for k, v in by.items()} == {"corpus": 2, "tokenizer": 1, "samples": 2, "pretrain": 1,
-                                                   "finetune": 18, "submission": 2, "report": 1}
+                                                   "finetune": 18, "submission": 2, "report": 2}
     # The demo's budget (0.02 h = 72 s) + the default start-up; one CPU: device-hours = hours.
     assert by["pretrain"]["seconds"] == 72 + plan.DEFAULT_OVERHEAD_S
     assert by["pretrain"]["device_hours"] == pytest.approx(by["pretrain"]["seconds"] / 3600)

@@ -64,7 +64,9 @@ def test_two_runs_plan_everything_twice_and_one_report(workdir):
     jobs = planned_jobs(proc)
     assert jobs["pretrain"] == 2 and jobs["finetune_trial"] == 16 and jobs["finetune_mnli_trial"] == 2
     assert jobs["make_submission"] == 2 and jobs["report"] == 1
-    report_cmd = next(line for line in proc.stdout.splitlines() if "workflow_scripts.report.make_report" in line)
+    assert jobs["report_data"] == 1                  # the data report: one, whatever the runs
+    report_cmd = next(line for line in proc.stdout.splitlines()
+                      if "workflow_scripts.report.make_report" in line and "--pretrain-logs" in line)
     for run in ("demo", "lowlr"):
         assert f"results/runs/{run}/pretrain_log.jsonl" in report_cmd
         assert f"results/runs/{run}/glue/RTE/best.json" in report_cmd

@@ -251,7 +251,7 @@ def test_adding_a_corpus_leaves_the_earlier_corpora_shards_untouched(mixed):
         write_config(workdir / "mixed-corpora.yaml", edited)
         proc = snakemake(workdir, "-n", "--cores", "2", "samples", *CONFIG)
         assert planned_jobs(proc) == {"extract_text_extra": 1, "find_duplicate_documents": 3, "make_samples": 3,
-                                      "samples": 1}, planned_jobs(proc)
+                                      "report_data": 1, "samples": 1}, planned_jobs(proc)
         snakemake(workdir, "--cores", "2", "samples", *CONFIG)
         assert shard_files(workdir, ["wiki", "folder"]) == before  # not rerun: same bytes, same mtimes
         # rows and ru reran, and their shards come out byte for byte as before: a seed is its corpus's

@@ -330,7 +330,7 @@ def plan(config: dict, results: Path, device: str | None) -> dict:
 
     submissions = runs + 1 if set(tasks.TASKS) <= set(config["finetune"]["tasks"]) else 0   # all GLUE tasks
     stages += [{"stage": "submission", "jobs": submissions, "seconds": 5.0 * submissions, "basis": "zip files"},
-               {"stage": "report", "jobs": 1, "seconds": 15.0, "basis": "tables and plots"}]
+               {"stage": "report", "jobs": 2, "seconds": 20.0, "basis": "tables and plots (the data report, the final one)"}]
     return {"stages": stages, "disk": disk(config, results), "price": config.get("cost_per_device_hour")}
 
 
