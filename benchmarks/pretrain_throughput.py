@@ -70,8 +70,8 @@ def peer(layers, hidden, heads, inter):
                                          max_position_embeddings=512, tie_word_embeddings=True))
 
 
-def peer_inputs(b):
-    """Our batch in BertForPreTraining's terms: labels (B, L), -100 where nothing is predicted."""
+def mlm_labels(b):
+    """Our batch's masked positions as Hugging Face MLM labels (B, L), -100 where nothing is predicted."""
     import torch
 
     labels = torch.full(b["input_ids"].shape, -100, dtype=torch.long)
@@ -79,6 +79,12 @@ def peer_inputs(b):
     real = pos > 0
     rows = torch.arange(len(pos))[:, None].expand_as(pos)
     labels[rows[real], pos[real]] = ids[real]
+    return labels
+
+
+def peer_inputs(b):
+    """Our batch in BertForPreTraining's terms."""
+    labels = mlm_labels(b)
     return {"input_ids": b["input_ids"].long(), "token_type_ids": b["token_type_ids"].long(),
             "attention_mask": b["attention_mask"].long(), "labels": labels,
             "next_sentence_label": b["next_sentence_labels"].long()}

@@ -21,7 +21,7 @@ import argparse
 import os
 import shutil
 
-from benchmarks.pretrain_throughput import make_batches, measure, real_batches
+from benchmarks.pretrain_throughput import make_batches, measure, mlm_labels, real_batches
 
 PEER = "transformers.ModernBertForMaskedLM (padded, sparse head)"
 SPECIAL = {"vocab_size": 30522, "pad": 0, "cls": 101, "sep": 102}
@@ -55,14 +55,7 @@ def peer_of(model):
 
 
 def peer_inputs(b):
-    import torch
-
-    labels = torch.full(b["input_ids"].shape, -100, dtype=torch.long)
-    pos, ids = b["masked_lm_positions"].long(), b["masked_lm_ids"].long()
-    real = pos > 0
-    rows = torch.arange(len(pos))[:, None].expand_as(pos)
-    labels[rows[real], pos[real]] = ids[real]
-    return {"input_ids": b["input_ids"].long(), "attention_mask": b["attention_mask"].long(), "labels": labels}
+    return {"input_ids": b["input_ids"].long(), "attention_mask": b["attention_mask"].long(), "labels": mlm_labels(b)}
 
 
 def step_fn(model, is_peer):

@@ -19,7 +19,6 @@ each corpus read, dropped (by reason) and kept, the exact duplicates, each shard
 sample statistics; the timings report the seconds each stage's jobs took (Snakemake's benchmark files).
 """
 import argparse
-import io
 import math
 from pathlib import Path
 
@@ -425,11 +424,9 @@ def curves_png(logs: dict) -> bytes:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    from workflow_scripts.report.cost_plot import figure_png
+
+    return figure_png(fig)
 
 
 @one_line_errors
