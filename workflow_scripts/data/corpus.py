@@ -224,16 +224,17 @@ def _in_pool(pool, function, items, batch: int):
 
 
 def _stop_pool(pool) -> None:
-    """Pool.terminate() can wait forever on its task thread after a worker error with tasks still
-    queued (seen once in CI). Kill the workers first, then let terminate() finish in a daemon
-    thread for a bounded time: the results are in hand or an error is on its way up."""
+    """After an error. Pool.terminate() can wait forever on its task thread after a worker error with
+    tasks still queued (seen once in CI), and after the kill it waits for a queue lock a killed worker
+    may hold. Kill the workers first, then give terminate() a second in a daemon thread: the error is
+    on its way up and the process exits, so nothing needs it to finish."""
     import threading
 
     for worker in pool._pool:
         worker.kill()
     stopper = threading.Thread(target=pool.terminate, daemon=True)
     stopper.start()
-    stopper.join(timeout=10)
+    stopper.join(timeout=1)
 
 
 def document_hash(text: str) -> int:
@@ -381,10 +382,12 @@ def extract(source: dict, outputs: list[Path], progress_every: int = 10000, work
     except BaseException:
         if writer is not None:
             writer.abort()
-        raise
-    finally:
         if pool is not None:
             _stop_pool(pool)
+        raise
+    if pool is not None:   # every result is in: the workers exit at once (_stop_pool's path is for errors)
+        pool.close()
+        pool.join()
     writer.commit()
     elapsed = time.monotonic() - start
     if hashes_out is not None:
