@@ -6,6 +6,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["tests.helpers.scheduling"]   # the suite over two workers
+
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
