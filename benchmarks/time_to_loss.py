@@ -194,10 +194,32 @@ def report(curves: dict, reference: str, budget_s: float, work: Path, extra: dic
               f"peer {reference}", flush=True)
         print(f"RESULT final_eval_loss_{name}_minus_{reference} {curves[name][-1][1] - target:+.4f} target < 0 "
               f"peer {reference}", flush=True)
+    against_classic = versus_classic(curves)
     (work / "time_to_loss.json").write_text(json.dumps({"curves": curves, "times_to_reference": times,
+                                                        "versus_classic_bert": against_classic,
                                                         "reference": reference, "budget_s": budget_s, **extra},
                                                        indent=1))
     print(f"wrote {work / 'time_to_loss.json'} and {work / 'time_to_loss.png'}")
+
+
+def versus_classic(curves: dict) -> dict:
+    """Issue 11's figure: the CPU time each other side of ours needs to reach our classic BERT's final
+    eval loss, over the time BERT itself needs (its first point at or below its final); target <= 0.7."""
+    if "bert" not in curves:
+        return {}
+    target = curves["bert"][-1][1]
+    own = time_to_reach(curves["bert"], target)
+    out = {}
+    for name, points in curves.items():
+        if name in ("bert", "peer"):
+            continue
+        t = time_to_reach(points, target)
+        out[name] = {"cpu_s": t, "bert_cpu_s": own, "ratio": t / own if t else None}
+        shown = "never" if t is None else f"{t / 60:.2f} CPU-min"
+        print(f"{name} reaches bert's final {target:.4f} at {shown}; bert at {own / 60:.2f} CPU-min")
+        print(f"RESULT time_to_bert_final_loss_{name}_over_bert {t / own if t else float('nan'):.3f} target 0.7 "
+              f"peer bert", flush=True)
+    return out
 
 
 def plot(curves: dict, unigram: float, path: Path) -> None:

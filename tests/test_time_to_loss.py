@@ -65,6 +65,16 @@ def test_time_to_reach_interpolates_between_snapshots():
     assert time_to_loss.time_to_reach(curve, 4.0) is None
 
 
+def test_versus_classic_is_the_time_to_berts_final_over_berts_own():
+    curves = {"peer": [(30.0, 4.0)], "bert": [(10.0, 8.0), (20.0, 6.0), (30.0, 5.0)],
+              "modern": [(10.0, 7.0), (20.0, 5.0)], "slow": [(10.0, 9.0), (30.0, 5.5)]}
+    got = time_to_loss.versus_classic(curves)
+    assert set(got) == {"modern", "slow"}
+    assert got["modern"] == {"cpu_s": 20.0, "bert_cpu_s": 30.0, "ratio": pytest.approx(2 / 3)}
+    assert got["slow"]["cpu_s"] is None and got["slow"]["ratio"] is None
+    assert time_to_loss.versus_classic({"peer": [(1.0, 1.0)], "modern": [(1.0, 1.0)]}) == {}
+
+
 def test_peer_lr_warms_up_then_decays_to_zero():
     assert peer.linear_lr(1e-3, 0.0, 0.1) == 0.0
     assert peer.linear_lr(1e-3, 0.05, 0.1) == pytest.approx(5e-4)
