@@ -86,3 +86,26 @@ def test_export_replaces_an_old_folder_and_leaves_no_temp(tmp_path, bert_tokeniz
     hf_export.export(model.state_dict(), model.cfg, str(bert_tokenizer_dir), str(out))
     assert not (out / "stale.bin").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_the_card_goes_in_before_the_rename_and_a_failed_one_keeps_the_old_folder(tmp_path, bert_tokenizer_dir):
+    """What extra(tmp) writes (the model card) lands with the weights in one rename; if it fails, the
+    folder that was there stays whole and no temp is left (a killed export never leaves a card-less model)."""
+    model = trained_looking("pre", False, vocab_size=30522)
+    out = tmp_path / "model"
+    seen = []
+
+    def card(tmp):
+        seen.append(sorted(p.name for p in tmp.iterdir()))
+        (tmp / "README.md").write_text("card\n")
+    hf_export.export(model.state_dict(), model.cfg, str(bert_tokenizer_dir), str(out), card)
+    assert "model.safetensors" in seen[0] and not out.samefile(tmp_path) and (out / "README.md").read_text() == "card\n"
+    before = (out / "model.safetensors").read_bytes()
+
+    def broken(tmp):
+        raise OSError("disk full")
+    with pytest.raises(OSError, match="disk full"):
+        hf_export.export(trained_looking("post", False, 30522).state_dict(), model.cfg, str(bert_tokenizer_dir),
+                         str(out), broken)
+    assert (out / "model.safetensors").read_bytes() == before and (out / "README.md").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

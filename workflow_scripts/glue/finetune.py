@@ -142,11 +142,14 @@ def load_model(model_dir: Path, task):
     return tokenizer, model, from_task
 
 
-def save_model(model, tokenizer, out: Path) -> None:
-    """save_pretrained into a temp folder beside `out`, then rename: no half-written model folder."""
+def save_model(model, tokenizer, out: Path, extra=None) -> None:
+    """save_pretrained into a temp folder beside `out`, then rename: no half-written model folder;
+    extra(tmp), if given, adds its files (the model card) before the rename."""
     with atomic.replacing_dir(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        if extra is not None:
+            extra(tmp)
 
 
 def make_optimizer(model, lr: float, settings: dict):
@@ -349,9 +352,6 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
     labels = torch.tensor([e.label for e in train], dtype=torch.float32 if task.is_regression else torch.long)
     steps, final_loss, speed = fit(model, tokenize(tokenizer, train, max_len), labels, hp, settings, pad_id, device, dtype,
                             start)
-    if model_out is not None:
-        save_model(model, tokenizer, model_out)
-        print(f"kept the fine-tuned model in {model_out}", flush=True)
 
     def predictions(examples):
         return predict(model, tokenize(tokenizer, examples, max_len), task, eval_bs, pad_id, device, dtype)
@@ -365,10 +365,11 @@ def run_trial(task_name: str, glue: dict, model_dir: Path, hparams: dict, settin
               "dev_examples": sum(len(v) for v in devs.values()), "train_examples": len(train),
               "steps": steps, "final_train_loss": final_loss, "init_model": str(model_dir), "init_task": from_task,
               "seconds": round(time.time() - start, 2), "speed": speed}
-    if model_out is not None:   # the kept model's card: its base's facts and this trial's dev scores
+    if model_out is not None:   # with its card: the base's facts and this trial's dev scores
         from workflow_scripts.report import model_card
 
-        model_card.write_finetuned(model_out, model_dir, record)
+        save_model(model, tokenizer, model_out, lambda tmp: model_card.write_finetuned(tmp, model_dir, record))
+        print(f"kept the fine-tuned model in {model_out}", flush=True)
     return record, rows
 
 

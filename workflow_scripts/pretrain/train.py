@@ -199,10 +199,9 @@ def export(eng, built, folder, args) -> None:
 
     weights = eng.full_state_dict()                  # collective under ZeRO-3
     if eng.dist.rank == 0:
-        built.export(weights, args.tokenizer, args.model_out)
         spec = card_spec(args)
         facts = model_card.pretrain_facts(folder.log.path, args.train, args.valid, spec["run"], spec["corpora"])
-        model_card.write(args.model_out, model_card.card(facts))
+        built.export(weights, args.tokenizer, args.model_out, lambda tmp: model_card.write(tmp, model_card.card(facts)))
         with atomic.replacing(args.log_out) as tmp:
             shutil.copyfile(folder.log.path, tmp)
         print(f"wrote {args.model_out} and {args.log_out}", flush=True)

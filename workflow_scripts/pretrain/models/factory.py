@@ -22,7 +22,7 @@ from workflow_scripts.pretrain.models import specs
 class Built:
     model: Any                          # torch.nn.Module: forward(**batch) -> (loss, mlm_sum, n)
     description: dict                   # the model's full config, for the log's first line
-    export: Callable[[dict, str, str], None]   # (full state dict, tokenizer dir, out dir)
+    export: Callable[..., None]   # (full state dict, tokenizer dir, out dir, extra=None): see hf_export.write_folder
     notes: list                         # lines for the human log
 
 
@@ -50,7 +50,8 @@ def _bert(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:
         for layer in model.layers:
             layer.compile()
         notes.append("encoder layers compiled with torch.compile (the first steps include compiling)")
-    return Built(model, cfg.to_dict(), lambda state, tok, out: hf_export.export(state, cfg, tok, out), notes)
+    return Built(model, cfg.to_dict(),
+                 lambda state, tok, out, extra=None: hf_export.export(state, cfg, tok, out, extra), notes)
 
 
 def _modern(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:
@@ -67,7 +68,7 @@ def _modern(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:
     if nsp:
         notes.append("the shards' next-sentence labels are ignored: modernbert has no NSP head")
     return Built(ModernForPretraining(cfg), cfg.to_dict(),
-                 lambda state, tok, out: modern_export.export(state, cfg, tok, out), notes)
+                 lambda state, tok, out, extra=None: modern_export.export(state, cfg, tok, out, extra), notes)
 
 
 def _transformers_family(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:
@@ -82,4 +83,4 @@ def _transformers_family(spec: dict, impl: dict, special: dict, nsp: bool) -> Bu
     if nsp:
         notes.append(f"the shards' next-sentence labels are ignored: {family} has no NSP head")
     return Built(model, json.loads(config.to_json_string()),
-                 lambda state, tok, out: hf_families.export(state, family, config, tok, out), notes)
+                 lambda state, tok, out, extra=None: hf_families.export(state, family, config, tok, out, extra), notes)

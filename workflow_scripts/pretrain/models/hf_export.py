@@ -111,22 +111,26 @@ def tokenizer_special_ids(tokenizer_dir: str) -> dict:
     return {"vocab_size": len(tok), "pad": tok.pad_token_id, "cls": tok.cls_token_id, "sep": tok.sep_token_id}
 
 
-def export(state: dict, cfg, tokenizer_dir: str, out_dir: str) -> None:
-    """Our BERT's weights -> out_dir (config.json, model.safetensors, tokenizer files), atomically."""
+def export(state: dict, cfg, tokenizer_dir: str, out_dir: str, extra=None) -> None:
+    """Our BERT's weights -> out_dir (config.json, model.safetensors, tokenizer files), atomically;
+    extra(tmp), if given, adds its files (the model card) before the rename."""
     from safetensors.torch import save_file
 
     def write(tmp: Path):
         hf_config(cfg, tokenizer_special_ids(tokenizer_dir)).save_pretrained(tmp)
         save_file(hf_state_dict(state, cfg), str(tmp / "model.safetensors"), metadata={"format": "pt"})
-    write_folder(out_dir, tokenizer_dir, write)
+    write_folder(out_dir, tokenizer_dir, write, extra)
 
 
-def write_folder(out_dir: str, tokenizer_dir: str, write_model) -> None:
-    """A model folder written atomically: the tokenizer files and whatever write_model(tmp) puts
-    there go into a temp folder beside out_dir, renamed over it at the end."""
+def write_folder(out_dir: str, tokenizer_dir: str, write_model, extra=None) -> None:
+    """A model folder written atomically: the tokenizer files and whatever write_model(tmp) and then
+    extra(tmp) put there go into a temp folder beside out_dir, renamed over it at the end (so a
+    killed export never leaves a model without its card)."""
     with atomic.replacing_dir(out_dir) as tmp:
         # Tokenizer files first, so the model's config.json wins should the tokenizer folder carry one.
         for f in sorted(Path(tokenizer_dir).iterdir()):
             if f.is_file():
                 shutil.copy2(f, tmp / f.name)
         write_model(tmp)
+        if extra is not None:
+            extra(tmp)

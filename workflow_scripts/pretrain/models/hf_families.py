@@ -104,8 +104,9 @@ class MaskedLM(nn.Module):
                        attention_mask=attention_mask.long()).logits
 
 
-def export(state: dict, family: str, config, tokenizer_dir: str, out_dir: str) -> None:
-    """Our wrapper's full state dict -> the stock model's save_pretrained folder, plus the tokenizer."""
+def export(state: dict, family: str, config, tokenizer_dir: str, out_dir: str, extra=None) -> None:
+    """Our wrapper's full state dict -> the stock model's save_pretrained folder, plus the tokenizer
+    (extra: as hf_export.write_folder's)."""
     from transformers.utils import logging as hf_logging
 
     from workflow_scripts.pretrain.models import hf_export
@@ -120,4 +121,4 @@ def export(state: dict, family: str, config, tokenizer_dir: str, out_dir: str) -
         raise KeyError(f"hf_families.export: state does not fit {type(model).__name__}: missing "
                        f"{sorted(set(missing) - tied)}, unexpected {sorted(unexpected)}")
     model.tie_weights()
-    hf_export.write_folder(out_dir, tokenizer_dir, lambda tmp: model.save_pretrained(tmp))
+    hf_export.write_folder(out_dir, tokenizer_dir, lambda tmp: model.save_pretrained(tmp), extra)

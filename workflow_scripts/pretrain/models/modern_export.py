@@ -34,8 +34,9 @@ def hf_state_dict(state: dict) -> dict:
     return {k: v.detach().float().contiguous().clone() for k, v in renamed.items()}
 
 
-def export(state: dict, cfg, tokenizer_dir: str, out_dir: str) -> None:
-    """Our weights -> out_dir (config.json, model.safetensors, tokenizer files), atomically."""
+def export(state: dict, cfg, tokenizer_dir: str, out_dir: str, extra=None) -> None:
+    """Our weights -> out_dir (config.json, model.safetensors, tokenizer files), atomically (extra: as
+    hf_export.write_folder's)."""
     from transformers import ModernBertForMaskedLM
     from transformers.utils import logging as hf_logging
 
@@ -46,4 +47,4 @@ def export(state: dict, cfg, tokenizer_dir: str, out_dir: str) -> None:
         raise KeyError(f"modern_export: state does not fit ModernBertForMaskedLM: missing {sorted(missing)}, "
                        f"unexpected {sorted(unexpected)}")
     model.tie_weights()
-    hf_export.write_folder(out_dir, tokenizer_dir, lambda tmp: model.save_pretrained(tmp))
+    hf_export.write_folder(out_dir, tokenizer_dir, lambda tmp: model.save_pretrained(tmp), extra)
