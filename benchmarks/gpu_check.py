@@ -10,7 +10,8 @@ from the CPU beforehand (`snakemake samples`), the tokenizer is the demo's. Five
    torch.cuda.set_sync_debug_mode("error"): does any op wait for the device (issue 13)? The same
    steps without the host indices are the control (they must be caught);
 1. throughput: BERT-base, seq 128, 20 predictions per sequence, bf16 autocast, fused AdamW, the
-   same plain-torch harness for ours (models/bert.py: sparse head and last layer) and the peer
+   same plain-torch harness for ours (models/bert.py: sparse head and last layer, its host indices
+   computed once on the CPU, as the prefetch thread does in training) and the peer
    (transformers BertForMaskedLM, attn_implementation sdpa, the loss on the masked positions only:
    labels -100 elsewhere); tokens/s and MFU (flops.py; the peer's FLOPs count its dense head);
 2. the same in fp16 with dynamic loss scaling (torch.amp.GradScaler, growth every 20 steps so
@@ -162,6 +163,11 @@ def throughput(kind: str, precision: str, dims: dict, sizes: dict, device: str) 
     model.to(device).train()
     ours, peer = synthetic_batch(torch, batch, seq, pred, vocab, device)
     inputs = ours if kind == "ours" else peer
+    if kind == "ours":   # its masked slots as training gets them: from the host (the prefetch thread), no sync
+        from workflow_scripts.pretrain.engine import to_device
+        from workflow_scripts.pretrain.models.bert import host_indices
+
+        inputs = {**ours, **to_device(host_indices({"masked_lm_positions": ours["masked_lm_positions"].cpu()}), device)}
     cuda = device.startswith("cuda")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
