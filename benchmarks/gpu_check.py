@@ -3,9 +3,15 @@
     python -m benchmarks.gpu_check --shards results/samples --tokenizer resources/bert-base-uncased [--out DIR]
 
 Under 8 minutes on one H200, no network; it builds nothing that can be carried: the shards come
-from the CPU beforehand (`snakemake samples`), the tokenizer is the demo's. Four parts:
+from the CPU beforehand (`snakemake samples`), the tokenizer is the demo's. Five parts:
+0. sync: a few training micro-steps (forward + backward, as between optimizer steps) of our BERT
+   and modernbert (packed documents, padding) in bf16, their batches through prefetch.Prefetch
+   (host indices, pinned) and engine.to_device as in training, under
+   torch.cuda.set_sync_debug_mode("error"): does any op wait for the device (issue 13)? The same
+   steps without the host indices are the control (they must be caught);
 1. throughput: BERT-base, seq 128, 20 predictions per sequence, bf16 autocast, fused AdamW, the
-   same plain-torch harness for ours (models/bert.py: sparse head and last layer) and the peer
+   same plain-torch harness for ours (models/bert.py: sparse head and last layer, its host indices
+   computed once on the CPU, as the prefetch thread does in training) and the peer
    (transformers BertForMaskedLM, attn_implementation sdpa, the loss on the masked positions only:
    labels -100 elsewhere); tokens/s and MFU (flops.py; the peer's FLOPs count its dense head);
 2. the same in fp16 with dynamic loss scaling (torch.amp.GradScaler, growth every 20 steps so
@@ -13,11 +19,12 @@ from the CPU beforehand (`snakemake samples`), the tokenizer is the demo's. Four
 3. a 2-minute pretraining run through workflow_scripts.pretrain.train (DeepSpeed, 1 GPU, bf16),
    sent SIGTERM after a minute of training, then rerun: it must resume and end on its budget;
 4. one GLUE fine-tuning trial (demo/glue_smoke RTE) from that run's model.
-On a machine without CUDA every part runs tiny (hidden 64, 2 layers, seconds, fp32; fp16 is
-skipped: it needs a GPU), which is what tests/test_gpu_check.py runs. Lines `RESULT <metric>
+On a machine without CUDA every part runs tiny (hidden 64, 2 layers, seconds, fp32; fp16 and
+the sync part are skipped, with a line saying so: they need a GPU), which is what tests/test_gpu_check.py runs. Lines `RESULT <metric>
 <value> target <target> peer <peer>` end it.
 """
 import argparse
+import contextlib
 import json
 import signal
 import subprocess
@@ -42,6 +49,83 @@ def synthetic_batch(torch, batch: int, seq: int, predictions: int, vocab: int, d
     labels = torch.full_like(ids, -100).scatter_(1, positions, targets)          # the peer: masked positions only
     peer = dict(input_ids=ids, token_type_ids=torch.zeros_like(ids), attention_mask=torch.ones_like(ids), labels=labels)
     return ({k: v.to(device) for k, v in ours.items()}, {k: v.to(device) for k, v in peer.items()})
+
+
+def padded_batches(torch, n: int, sizes: dict, vocab: int, packed: bool) -> list:
+    """n shard-like CPU batches: rows of random real lengths (the rest padding), `predictions` masked
+    slots of which a random tail is padding (0), two documents per row when packed."""
+    g = torch.Generator().manual_seed(1)
+    rows, seq, pred = sizes["batch"], sizes["seq"], sizes["predictions"]
+    out = []
+    for _ in range(n):
+        lengths = torch.randint(seq // 2, seq + 1, (rows, 1), generator=g)
+        mask = (torch.arange(seq)[None] < lengths).to(torch.int8)
+        ids = torch.randint(1000, vocab, (rows, seq), generator=g) * mask
+        picks = torch.stack([torch.randperm(seq // 2 - 1, generator=g)[:pred] + 1 for _ in range(rows)])
+        picks = picks * (torch.arange(pred)[None] < torch.randint(pred // 2, pred + 1, (rows, 1), generator=g))
+        b = dict(input_ids=ids.int(), token_type_ids=torch.zeros_like(mask), attention_mask=mask,
+                 masked_lm_positions=picks.int(), masked_lm_ids=torch.randint(1000, vocab, (rows, pred), generator=g).int())
+        if packed:
+            b["document_ids"] = (torch.arange(seq)[None] >= lengths // 2).to(torch.int16)
+        out.append(b)
+    return out
+
+
+@contextlib.contextmanager
+def sync_errors(torch, on: bool):
+    """Inside, an op that waits for the device raises (torch.cuda.set_sync_debug_mode; CUDA only)."""
+    if on:
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        if on:
+            torch.cuda.set_sync_debug_mode("default")
+
+
+def micro_steps(kind: str, dims: dict, sizes: dict, device: str, host_indices: bool) -> str | None:
+    """Forward + backward of a few micro-batches of our `kind` (bert, modernbert) as the training loop
+    runs them, the last ones under sync_errors: None when none waited for the device, else why."""
+    import types
+
+    import torch
+
+    from workflow_scripts.pretrain import engine, prefetch
+    from workflow_scripts.pretrain.models import factory
+
+    cuda = device.startswith("cuda")
+    spec = {"type": kind, **dims, "dropout": 0.0, "attention_dropout": 0.0, "max_position_embeddings": 512,
+            "layer_norm": "pre", **({"head_dim": dims["hidden_size"] // dims["num_heads"]} if kind == "modernbert" else {})}
+    special = {"vocab_size": 30522, "pad": 0, "cls": 101, "sep": 102}
+    torch.manual_seed(0)
+    built = factory.build(spec, {}, special, nsp=False)
+    model = built.model.to(device).train()
+    batches = padded_batches(torch, 4, sizes, special["vocab_size"], packed=kind == "modernbert")
+    stream = types.SimpleNamespace(documents_seen=None)
+    items = prefetch.Prefetch(iter(batches), stream, pin=cuda, host_indices=built.host_indices if host_indices else None)
+    dtype = torch.bfloat16 if cuda else torch.float32
+    try:
+        for i, item in enumerate(items):
+            with sync_errors(torch, cuda and i > 0):   # the first step warms up (cuBLAS handles, allocator)
+                with torch.autocast("cuda" if cuda else "cpu", dtype=dtype, enabled=cuda):
+                    loss, _, _ = model(**engine.to_device(item.batch, device))
+                loss.backward()
+    except RuntimeError as e:
+        return str(e).splitlines()[0]
+    return None
+
+
+def check_sync(dims: dict, sizes: dict, device: str) -> None:
+    if not device.startswith("cuda"):
+        print("sync: skipped (no CUDA here: torch.cuda.set_sync_debug_mode needs a GPU; "
+              "tests/test_pretrain_host_indices.py checks the ops on the CPU)", flush=True)
+        return
+    for kind in ("bert", "modernbert"):
+        ours, control = (micro_steps(kind, dims, sizes, device, host) for host in (True, False))
+        print(f"sync {kind}: with host indices {ours or 'no sync'} | without (control) {control or 'no sync'}",
+              flush=True)
+        print(f"RESULT sync_free_micro_steps_{kind} {int(ours is None)} target 1 peer {int(control is None)} "
+              "(the same steps without host indices)", flush=True)
 
 
 def build(kind: str, dims: dict, vocab: int, torch):
@@ -79,6 +163,11 @@ def throughput(kind: str, precision: str, dims: dict, sizes: dict, device: str) 
     model.to(device).train()
     ours, peer = synthetic_batch(torch, batch, seq, pred, vocab, device)
     inputs = ours if kind == "ours" else peer
+    if kind == "ours":   # its masked slots as training gets them: from the host (the prefetch thread), no sync
+        from workflow_scripts.pretrain.engine import to_device
+        from workflow_scripts.pretrain.models.bert import host_indices
+
+        inputs = {**ours, **to_device(host_indices({"masked_lm_positions": ours["masked_lm_positions"].cpu()}), device)}
     cuda = device.startswith("cuda")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
@@ -210,7 +299,7 @@ def main(argv=None):
     p.add_argument("--shards", type=Path, default=REPO / "results" / "samples", help="a folder with train/ and valid/ shards")
     p.add_argument("--tokenizer", type=Path, default=REPO / "resources" / "bert-base-uncased")
     p.add_argument("--out", type=Path, help="where the runs go (default: a temporary folder)")
-    p.add_argument("--parts", default="throughput,pretrain,finetune")
+    p.add_argument("--parts", default="sync,throughput,pretrain,finetune")
     args = p.parse_args(argv)
     import torch
 
@@ -224,6 +313,8 @@ def main(argv=None):
     parts = args.parts.split(",")
     if cuda:   # as the pretraining engine and the trials do
         torch.backends.cuda.matmul.fp32_precision = "tf32"
+    if "sync" in parts:
+        check_sync(dims, dict(sizes, batch=32), device)
     if "throughput" in parts:
         check_throughput(dims, sizes, device, ["bf16", "fp16"] if cuda else ["fp32"])
     model = None

@@ -1,5 +1,6 @@
 """benchmarks/gpu_check.py's CPU fallback: the same code paths the GPU check runs, at tiny sizes."""
 import pytest
+import torch
 
 from benchmarks import gpu_check
 
@@ -28,3 +29,14 @@ def test_pretrain_resumed_after_sigterm_then_a_glue_trial(pretrain_shards, bert_
                     "--parts", "pretrain,finetune"])
     out = capsys.readouterr().out
     assert "RESULT pretrain_resumed_after_sigterm 1" in out and "RESULT finetune_trial_ran 1" in out, out
+
+
+def test_sync_part_runs_our_micro_steps_and_is_skipped_without_cuda(capsys):
+    sizes = dict(batch=3, seq=32, predictions=5)
+    for kind in ("bert", "modernbert"):   # the loop's path: prefetch (host indices), to_device, forward, backward
+        assert gpu_check.micro_steps(kind, gpu_check.TINY, sizes, "cpu", host_indices=True) is None
+    batches = gpu_check.padded_batches(torch, 2, sizes, 30522, packed=True)
+    assert (batches[0]["attention_mask"] == 0).any() and (batches[0]["masked_lm_positions"] == 0).any()
+    assert batches[0]["document_ids"].max() == 1
+    gpu_check.check_sync(gpu_check.TINY, sizes, "cpu")
+    assert capsys.readouterr().out.startswith("sync: skipped (no CUDA here")

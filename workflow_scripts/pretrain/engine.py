@@ -108,6 +108,14 @@ def ds_config(recipe: dict, world: int) -> dict:
     return ds_passthrough.merged(cfg, user)
 
 
+def to_device(batch: dict, device: str) -> dict:
+    """A batch's tensors on the device (asynchronous from pinned memory); its other entries (ints that
+    models.*.host_indices computed on the host, such as modernbert's max_seqlen) as they are."""
+    import torch
+
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
 class Engine:
     """One model under DeepSpeed: forward/backward/step on micro-batches, checkpoints, collectives."""
 
@@ -145,7 +153,7 @@ class Engine:
             group["lr"] = lr
 
     def to_device(self, batch: dict) -> dict:
-        return {k: v.to(self.dist.device, non_blocking=True) for k, v in batch.items()}
+        return to_device(batch, self.dist.device)
 
     def forward_backward(self, batch: dict):
         """Forward + backward of one micro-batch (gradients accumulate); returns the loss tensor."""
@@ -166,11 +174,12 @@ class Engine:
         return loss
 
     def eval_batch(self, batch: dict):
-        """(mlm_loss_sum, n_predictions, total_loss) on one micro-batch, no grad, dropout off."""
+        """(mlm_loss_sum, n_predictions, total_loss) on one micro-batch, no grad, dropout off; the
+        sums stay device tensors (read once per validation, in its all-reduce)."""
         self.ds.eval()
         with self.torch.no_grad():
             loss, mlm_sum, n = self.ds(**self.to_device(batch))
-        return float(mlm_sum), n, float(loss)
+        return mlm_sum.double(), n, loss.detach()
 
     def loss_scale_at_minimum(self) -> bool:
         """fp16 only: the dynamic loss scale sits at its floor (min_loss_scale); False otherwise."""

@@ -6,11 +6,12 @@ training happened, not on how often we paused (Izsak et al. 2021). Before each o
 applied the ranks agree (a max over ranks) on elapsed time, on whether a stop signal arrived and
 on whether any loss was NaN/inf, so all take the same decisions at the same step.
 
-The loop itself reads the device once per optimizer step, not per micro-batch: losses and the
+The loop reads the device once per optimizer step, not per micro-batch: losses and the
 non-finite flag stay on the device (Window, and the flag read in the step's agreement all-reduce),
 token counts come from the host-side batches (prefetch.py reads them ahead on a thread). The
-models' forwards still sync where they index by a mask (BERT's sparse head gathers the masked
-rows; modernbert's unpadding counts each row's documents): on a GPU those remain, per micro-batch.
+models' forwards do not read it either: what they index by with data-dependent sizes (the masked
+slots, modernbert's real tokens and documents) comes with each batch, computed on the host by the
+model's host_indices (run.host_indices, on the prefetch thread; on the valid batches once, at load).
 
 SIGTERM (what SLURM sends before its time limit) or SIGINT: finish the current optimizer step,
 checkpoint, exit with 128 + signal, so Snakemake counts the job as failed (its outputs would be
@@ -79,6 +80,7 @@ class Run:
     checkpoint_s: float      # checkpoint_interval_minutes, in seconds
     cost: Any = None         # flops.Cost of a micro-batch (None: no FLOPs in the log)
     peak_tflops: float | None = None   # one device's peak (flops.device_peak); None: no MFU
+    host_indices: Any = None # factory.Built.host_indices (None: the forward computes them, on the device)
 
 
 @dataclass
@@ -177,7 +179,7 @@ def micro_batches(run: Run, state: TrainState):
 
     while True:
         yield from prefetch.Prefetch(run.stream.epoch(state.epoch, state.epoch_samples // run.micro), run.stream,
-                                     pin=run.eng.dist.device.startswith("cuda"))
+                                     pin=run.eng.dist.device.startswith("cuda"), host_indices=run.host_indices)
         state.epoch, state.epoch_samples = state.epoch + 1, 0
         run.folder.log.say(f"epoch {state.epoch} begins (each rank reads {run.stream.micro_per_epoch * run.micro} "
                            f"of its {run.stream.share} samples per epoch)")

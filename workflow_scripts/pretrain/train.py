@@ -139,6 +139,7 @@ def main(argv=None):
     torch.manual_seed(recipe["seed"])              # the same initial weights on every rank
     special = hf_export.tokenizer_special_ids(args.tokenizer)
     built = factory.build(model_spec, impl, special, stream.layout["nsp"])
+    valid.batches = [{**b, **built.host_indices(b)} for b in valid.batches]   # once: they are read every validation
     n_params = sum(p.numel() for p in built.model.parameters())   # before ZeRO-3 partitions them away
     groups = optimizers.param_groups(built.model, recipe["optimizer"]["weight_decay"])
     eng = engine.Engine(built.model, groups, recipe, dist)
@@ -176,7 +177,7 @@ def main(argv=None):
     tb = tracking.Fanout(tb_log.TensorBoard(folder.dir / "tensorboard", impl["tensorboard"] and dist.rank == 0,
                                             position.step, log.say), tracker)
     run = loop.Run(eng, stream, valid, plan, schedule, folder, tb, micro, recipe["log_interval_steps"],
-                   state.checkpoint_interval_s(recipe), cost, peak_tflops)
+                   state.checkpoint_interval_s(recipe), cost, peak_tflops, built.host_indices)
     if position.reason is None:                    # else it had ended, and its end holds: export again
         loop.train(position, run, stop)
     samples_seen = position.step * recipe["batch_size"]

@@ -14,6 +14,10 @@ Two speed tricks, neither changing the maths:
   (~6% of BERT-base's encoder, ~18% of a 4-layer one). encode() keeps the full last layer.
 Parameter names follow our own layout; hf_export.py maps them 1:1 onto transformers' `bert`
 (post-LN) or `roberta-prelayernorm` (pre-LN).
+
+Which of the P prediction slots are real is data (M varies): host_indices() finds them on the host
+(the prefetch thread), so on a GPU the forward only gathers by a given index and never waits for
+the device; called without it (tests, benchmarks), the forward runs host_indices itself.
 """
 from dataclasses import asdict, dataclass
 
@@ -170,29 +174,31 @@ class BertForPretraining(nn.Module):
         return self.final_ln(x) if self.final_ln is not None else x
 
     def forward(self, input_ids, token_type_ids, attention_mask, masked_lm_positions, masked_lm_ids,
-                next_sentence_labels=None):
+                next_sentence_labels=None, masked_index=None):
         """Returns (loss, mlm_sum, n_predictions): loss = mean MLM cross-entropy over the
         real masked positions (+ NSP mean when the head exists); the sum and count let
-        validation average over tokens across batches and ranks."""
+        validation average over tokens across batches and ranks. masked_index: host_indices()'s."""
         keep = attention_mask.bool()[:, None, None, :]                            # (B, 1, 1, L)
         x = self.embeddings(input_ids.long(), token_type_ids.long())              # (B, L, H)
         for layer in self.layers[:-1]:
             x = layer(x, keep)
         # The sparse last layer: outputs only where they are used. Shards pad masked_lm_positions
         # with 0 past the real predictions; position 0 is [CLS], never a real prediction, so
-        # positions > 0 mark the real ones (the padded rows compute [CLS], harmlessly).
+        # positions > 0 mark the real ones (the padded slots compute [CLS], harmlessly; the head skips them).
         positions = masked_lm_positions.long()                                    # (B, P)
         use_nsp = self.cfg.nsp and next_sentence_labels is not None
         rows = torch.cat([torch.zeros_like(positions[:, :1]), positions], 1) if use_nsp else positions
         h = self.layers[-1](x, keep, rows)                                        # (B, R, H)
         if self.final_ln is not None:
             h = self.final_ln(h)
-        real = positions > 0                                                      # (B, P)
-        picked = h[:, 1:][real] if use_nsp else h[real]                           # (M, H)
+        if masked_index is None:                                                  # not given by the host
+            masked_index = host_indices({"masked_lm_positions": positions})["masked_index"]
+        slots = h[:, 1:] if use_nsp else h                                        # (B, P, H)
+        picked = slots.reshape(-1, slots.shape[-1]).index_select(0, masked_index)  # (M, H)
         logits = self.mlm(picked, self.embeddings.word.weight)                     # (M, V)
-        targets = masked_lm_ids.long()[real]                                       # (M,)
+        targets = masked_lm_ids.long().flatten().index_select(0, masked_index)     # (M,)
         mlm_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
-        n = targets.numel()
+        n = masked_index.numel()                                                  # a shape: no device read
         loss = mlm_sum / max(n, 1)
         if use_nsp:
             pooled = torch.tanh(self.pooler(h[:, 0]))                              # (B, H): [CLS]
@@ -204,13 +210,21 @@ class BertForPretraining(nn.Module):
         return self.mlm(self.encode(input_ids, token_type_ids, attention_mask), self.embeddings.word.weight)
 
 
-def gather_masked(h, masked_lm_positions, masked_lm_ids):
-    """Hidden states (B, L, H) -> those of the real masked positions (M, H) and their targets (M,).
+def host_indices(batch: dict) -> dict:
+    """masked_index (M,): the real prediction slots of the flattened (B*P) masked_lm_positions.
     Shards pad masked_lm_positions with 0 past the real predictions; position 0 is [CLS], never a
-    real prediction, so positions > 0 mark the real ones."""
-    B, L, H = h.shape
-    positions = masked_lm_positions.long()                                         # (B, P)
-    real = positions > 0                                                           # (B, P)
-    rows = torch.arange(B, device=h.device)[:, None] * L + positions               # (B, P) flat token index
-    return h.reshape(B * L, H)[rows[real]], masked_lm_ids.long()[real]
+    real prediction, so positions > 0 mark the real ones. Its length M is data, so computing it on
+    a GPU waits for the device (nonzero): the prefetch thread runs this on the CPU batch instead."""
+    real = batch["masked_lm_positions"].flatten() > 0                             # (B*P,)
+    return {"masked_index": real.nonzero().squeeze(1)}                            # (M,)
 
+
+def gather_masked(h, masked_lm_positions, masked_lm_ids, masked_index=None):
+    """Hidden states (B, L, H) -> those of the real masked positions (M, H) and their targets (M,);
+    masked_index from host_indices (computed here when not given)."""
+    B, L, H = h.shape
+    if masked_index is None:
+        masked_index = host_indices({"masked_lm_positions": masked_lm_positions})["masked_index"]
+    rows = torch.arange(B, device=h.device)[:, None] * L + masked_lm_positions.long()   # (B, P) flat token index
+    tokens = rows.flatten().index_select(0, masked_index)                          # (M,)
+    return h.reshape(B * L, H).index_select(0, tokens), masked_lm_ids.long().flatten().index_select(0, masked_index)

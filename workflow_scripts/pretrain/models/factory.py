@@ -24,6 +24,9 @@ class Built:
     description: dict                   # the model's full config, for the log's first line
     export: Callable[..., None]   # (full state dict, tokenizer dir, out dir, extra=None): see hf_export.write_folder
     notes: list                         # lines for the human log
+    # CPU batch -> the extra forward kwargs (index tensors, ints) whose sizes are data; the prefetch
+    # thread runs it on the host, so the forward on a GPU never waits for the device (issue 13).
+    host_indices: Callable[[dict], dict]
 
 
 def build(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:
@@ -38,7 +41,7 @@ def build(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:
 
 def _bert(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:
     from workflow_scripts.pretrain.models import hf_export
-    from workflow_scripts.pretrain.models.bert import BertConfig, BertForPretraining
+    from workflow_scripts.pretrain.models.bert import BertConfig, BertForPretraining, host_indices
 
     keys = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "layer_norm", "dropout",
             "attention_dropout", "max_position_embeddings")
@@ -51,12 +54,13 @@ def _bert(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:
             layer.compile()
         notes.append("encoder layers compiled with torch.compile (the first steps include compiling)")
     return Built(model, cfg.to_dict(),
-                 lambda state, tok, out, extra=None: hf_export.export(state, cfg, tok, out, extra), notes)
+                 lambda state, tok, out, extra=None: hf_export.export(state, cfg, tok, out, extra), notes,
+                 host_indices)
 
 
 def _modern(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:
     from workflow_scripts.pretrain.models import modern_export
-    from workflow_scripts.pretrain.models.modern import ModernConfig, ModernForPretraining, padded_vocab
+    from workflow_scripts.pretrain.models.modern import ModernConfig, ModernForPretraining, host_indices, padded_vocab
 
     options = specs.family_options(spec)
     cfg = ModernConfig(vocab_size=padded_vocab(special["vocab_size"]), pad_token_id=special["pad"],
@@ -68,13 +72,15 @@ def _modern(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:
     if nsp:
         notes.append("the shards' next-sentence labels are ignored: modernbert has no NSP head")
     return Built(ModernForPretraining(cfg), cfg.to_dict(),
-                 lambda state, tok, out, extra=None: modern_export.export(state, cfg, tok, out, extra), notes)
+                 lambda state, tok, out, extra=None: modern_export.export(state, cfg, tok, out, extra), notes,
+                 host_indices)
 
 
 def _transformers_family(spec: dict, impl: dict, special: dict, nsp: bool) -> Built:
     import json
 
     from workflow_scripts.pretrain.models import hf_families
+    from workflow_scripts.pretrain.models.bert import host_indices   # their sparse head is bert.gather_masked
 
     family = spec["type"]
     config = hf_families.hf_config(spec, special)
@@ -83,4 +89,5 @@ def _transformers_family(spec: dict, impl: dict, special: dict, nsp: bool) -> Bu
     if nsp:
         notes.append(f"the shards' next-sentence labels are ignored: {family} has no NSP head")
     return Built(model, json.loads(config.to_json_string()),
-                 lambda state, tok, out, extra=None: hf_families.export(state, family, config, tok, out, extra), notes)
+                 lambda state, tok, out, extra=None: hf_families.export(state, family, config, tok, out, extra),
+                 notes, host_indices)

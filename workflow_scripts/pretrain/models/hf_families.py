@@ -19,6 +19,10 @@ What differs per family, and our choices (M = model.max_position_embeddings, pad
   buckets (position_buckets 256), content-to-position and position-to-content terms (pos_att_type),
   no absolute positions added to the input (position_biased_input false), shared attention keys,
   layer-normed relative embeddings; type_vocab_size 2 as above.
+No device reads in the forward (issue 13): the masked slots come from bert.host_indices (the
+prefetch thread), and under SDPA the padding mask goes in as a ready 4D mask, since transformers
+checks a 2D one with mask.all() (a device read per forward) to drop it when nothing is padded
+(then SDPA always gets a mask, as in our BERT: unpadded batches lose the flash kernel, not a sync).
 Vocabulary size, [PAD], [CLS] and [SEP] come from the tokenizer. NSP labels in the shards are
 ignored by these families (RoBERTa and DeBERTa dropped NSP; see ALBERT above).
 """
@@ -75,8 +79,11 @@ class MaskedLM(nn.Module):
     def encode(self, input_ids, token_type_ids, attention_mask):
         """(B, L) ids -> last hidden states (B, L, H) of the family's encoder."""
         base = getattr(self.hf, self.hf.base_model_prefix)
+        mask = attention_mask.long()
+        if self.hf.config._attn_implementation == "sdpa":        # True = attend; see the module docstring
+            mask = attention_mask.bool()[:, None, None, :]   # (B, 1, 1, L)
         return base(input_ids=input_ids.long(), token_type_ids=token_type_ids.long(),
-                    attention_mask=attention_mask.long()).last_hidden_state
+                    attention_mask=mask).last_hidden_state
 
     def head(self, h):
         """The family's own MLM head (transform + tied decoder + bias) on (M, H) -> (M, V)."""
@@ -90,12 +97,13 @@ class MaskedLM(nn.Module):
         return hf.lm_predictions(h, hf.deberta.embeddings.word_embeddings)
 
     def forward(self, input_ids, token_type_ids, attention_mask, masked_lm_positions, masked_lm_ids,
-                next_sentence_labels=None):
+                next_sentence_labels=None, masked_index=None):
+        """masked_index: bert.host_indices()'s (computed here when not given)."""
         h = self.encode(input_ids, token_type_ids, attention_mask)                 # (B, L, H)
-        picked, targets = gather_masked(h, masked_lm_positions, masked_lm_ids)     # (M, H), (M,)
+        picked, targets = gather_masked(h, masked_lm_positions, masked_lm_ids, masked_index)   # (M, H), (M,)
         logits = self.head(picked)                                                 # (M, V)
         mlm_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
-        n = targets.numel()
+        n = targets.numel()                                                        # a shape: no device read
         return mlm_sum / max(n, 1), mlm_sum.detach(), n
 
     def dense_mlm_logits(self, input_ids, token_type_ids, attention_mask):

@@ -25,6 +25,10 @@ Attention: on CUDA in fp16/bf16 with no attention dropout, torch's varlen FlashA
 (torch.nn.attention.varlen) on the unpadded tokens with one cu_seqlens entry per document. Anywhere
 else (CPU, fp32, dropout), SDPA on the re-padded (B, L) layout with a boolean block mask (query and
 key in the same document); there padding still costs attention (only attention) compute.
+
+Where the real tokens, documents and predictions are is data (T, S, M vary): host_indices() finds
+them on the host (the prefetch thread), so on a GPU the forward only gathers by given indices and
+never waits for the device; called without them (tests, the export check), it runs host_indices itself.
 """
 import math
 from dataclasses import asdict, dataclass
@@ -32,6 +36,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from workflow_scripts.pretrain.models import bert
 
 
 @dataclass
@@ -90,21 +96,49 @@ class Packing:
     max_len: int               # longest document
 
 
-def pack(attention_mask, document_ids=None) -> Packing:
+def row_documents(attention_mask, document_ids=None):
+    """(B, L) long: each token's document inside its row (all 0 without document_ids)."""
+    return torch.zeros_like(attention_mask, dtype=torch.long) if document_ids is None else document_ids.long()
+
+
+def unpadding(attention_mask, document_ids=None) -> dict:
     """attention_mask (B, L) 1 on real tokens; document_ids (B, L) optional, the document each token
-    belongs to inside its row (contiguous runs; without it a row is one document)."""
+    belongs to inside its row (contiguous runs; without it a row is one document) -> token_index (T,)
+    flat (B*L) index of each real token in row order, cu_seqlens (S+1,) int32 document starts in that
+    order, max_seqlen (a Python int) the longest document."""
     B, L = attention_mask.shape
-    real = attention_mask.bool()
-    docs = torch.zeros(B, L, dtype=torch.long, device=real.device) if document_ids is None else document_ids.long()
-    # Padding is its own "document" (-1): padded queries then attend to padding only, never empty.
-    segment = torch.where(real, docs, torch.full_like(docs, -1))
-    block = (segment[:, :, None] == segment[:, None, :])[:, None]                 # (B, 1, L, L)
+    real, docs = attention_mask.bool(), row_documents(attention_mask, document_ids)
     index = real.flatten().nonzero().squeeze(1)                                    # (T,)
     row = torch.arange(B, device=real.device)[:, None].expand(B, L)
     key = (row * (docs.max() + 1) + docs).flatten()[index]                        # (T,) unique per (row, doc)
     _, counts = torch.unique_consecutive(key, return_counts=True)                 # (S,)
     cu = F.pad(counts.cumsum(0), (1, 0)).to(torch.int32)
-    return Packing(index, (B, L), block, cu, int(counts.max()) if counts.numel() else 0)
+    return {"token_index": index, "cu_seqlens": cu, "max_seqlen": int(counts.max()) if counts.numel() else 0}
+
+
+def host_indices(batch: dict) -> dict:
+    """Everything the forward indexes by whose size is data, from a batch's tensors: unpadding()'s
+    entries, bert.host_indices' masked_index (M,) (the real slots of the flattened (B*P)
+    masked_lm_positions), and masked_tokens (M,), each one's row in the unpadded hidden states (T, H)."""
+    mask = batch["attention_mask"]
+    B, L = mask.shape
+    out = {**unpadding(mask, batch.get("document_ids")), **bert.host_indices(batch)}
+    padded = torch.arange(B, device=mask.device)[:, None] * L + batch["masked_lm_positions"].long()   # (B, P)
+    unpadded = mask.bool().flatten().long().cumsum(0) - 1                          # (B*L,) -> row in h
+    out["masked_tokens"] = unpadded[padded.flatten()[out["masked_index"]]]        # (M,)
+    return out
+
+
+def pack(attention_mask, document_ids=None, indices=None) -> Packing:
+    """The Packing of a batch; indices: unpadding()'s (or host_indices') entries, computed here when
+    not given. Everything here has a fixed shape, so nothing waits for the device."""
+    indices = indices or unpadding(attention_mask, document_ids)
+    real, docs = attention_mask.bool(), row_documents(attention_mask, document_ids)
+    # Padding is its own "document" (-1): padded queries then attend to padding only, never empty.
+    segment = torch.where(real, docs, torch.full_like(docs, -1))
+    block = (segment[:, :, None] == segment[:, None, :])[:, None]                 # (B, 1, L, L)
+    return Packing(indices["token_index"], tuple(attention_mask.shape), block, indices["cu_seqlens"],
+                   indices["max_seqlen"])
 
 
 def varlen_available(x, dropout_p: float) -> bool:
@@ -130,7 +164,8 @@ def attend(q, k, v, packing: Packing, dropout_p: float):
         out = t.new_zeros(B * L, nh, hd).index_copy(0, packing.index, t)
         return out.view(B, L, nh, hd).transpose(1, 2)
     y = F.scaled_dot_product_attention(padded(q), padded(k), padded(v), attn_mask=packing.block, dropout_p=dropout_p)
-    return y.transpose(1, 2).reshape(B * L, nh, hd)[packing.index]                # (T, nh, hd)
+    # index_select, not [index]: its backward is an index_add; indexing's, an accumulating index_put, sorts on a GPU.
+    return y.transpose(1, 2).reshape(B * L, nh, hd).index_select(0, packing.index)   # (T, nh, hd)
 
 
 class Attention(nn.Module):
@@ -206,9 +241,9 @@ class Encoder(nn.Module):
         self.final_norm = norm(cfg)
         self.rotary = Rotary(cfg)
 
-    def forward(self, input_ids, attention_mask, document_ids=None):
-        """(B, L) -> hidden states of the real tokens (T, H), and their Packing."""
-        packing = pack(attention_mask, document_ids)
+    def forward(self, input_ids, attention_mask, document_ids=None, indices=None):
+        """(B, L) -> hidden states of the real tokens (T, H), and their Packing (indices: see pack)."""
+        packing = pack(attention_mask, document_ids, indices)
         B, L = packing.shape
         positions = torch.arange(L, device=input_ids.device).repeat(B)[packing.index]   # (T,)
         rope = self.rotary(positions)
@@ -257,19 +292,17 @@ class ModernForPretraining(nn.Module):
         return F.linear(self.head(h), self.model.embeddings.tok_embeddings.weight, self.decoder_bias)
 
     def forward(self, input_ids, token_type_ids, attention_mask, masked_lm_positions, masked_lm_ids,
-                next_sentence_labels=None, document_ids=None):
-        """(loss, mlm_sum, n) as our BERT; token types and NSP labels are not used (no such inputs)."""
-        h, packing = self.model(input_ids, attention_mask, document_ids)           # (T, H)
-        B, L = packing.shape
-        # Shards pad masked_lm_positions with 0 past the real ones ([CLS] is never predicted).
-        positions = masked_lm_positions.long()                                    # (B, P)
-        real = positions > 0
-        flat = (torch.arange(B, device=h.device)[:, None] * L + positions)[real]   # (M,) padded index
-        unpadded = attention_mask.bool().flatten().long().cumsum(0) - 1           # (B*L,) -> row in h
-        logits = self.logits(h[unpadded[flat]])                                    # (M, V)
-        targets = masked_lm_ids.long()[real]
+                next_sentence_labels=None, document_ids=None, **indices):
+        """(loss, mlm_sum, n) as our BERT; token types and NSP labels are not used (no such inputs).
+        indices: host_indices()'s entries, computed here from the batch when not given."""
+        if not indices:
+            indices = host_indices({"attention_mask": attention_mask, "document_ids": document_ids,
+                                    "masked_lm_positions": masked_lm_positions})
+        h, packing = self.model(input_ids, attention_mask, document_ids, indices)  # (T, H)
+        logits = self.logits(h.index_select(0, indices["masked_tokens"]))          # (M, V)
+        targets = masked_lm_ids.long().flatten().index_select(0, indices["masked_index"])   # (M,)
         mlm_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
-        n = targets.numel()
+        n = indices["masked_index"].numel()                                        # a shape: no device read
         return mlm_sum / max(n, 1), mlm_sum.detach(), n
 
     def encode(self, input_ids, token_type_ids, attention_mask, document_ids=None):
