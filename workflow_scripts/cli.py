@@ -45,16 +45,16 @@ def json_object(text: str, flag: str, prog: str = "", required: tuple = ()) -> d
     return value
 
 
-def json_lines(lines, where: str):
+def json_lines(lines, where: str, fix: str = "fix or remove that line"):
     """(line number, value) for each non-blank line of a JSON-lines stream; a line that is not JSON
-    stops with one line naming `where` (the file) and the line number."""
+    stops with one line naming `where` (the file), the line number and `fix` (what to do)."""
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             value = json.loads(line)
         except json.JSONDecodeError as e:
-            raise BadInput(f"{where}, line {number}: not valid JSON ({e})") from None
+            raise BadInput(f"{where}, line {number}: not valid JSON ({e}): {fix}") from None
         yield number, value
 
 

@@ -5,6 +5,10 @@ from pathlib import Path
 from workflow_scripts.glue.tasks import Example, Split, Task
 from workflow_scripts.errors import BadInput
 
+# What to do about a damaged task file (the dir reader) or a dataset not in nyu-mll/glue's layout (the hub's).
+FIX_FILE = "fix the file, or copy the task's files from a GLUE download again"
+FIX_HUB = "point glue.name at nyu-mll/glue or a copy in its layout, or use glue.source: dir"
+
 
 def read_tsv(path: Path, names: tuple | None = None):
     """Yield (line number, {column: value}, header) from a GLUE TSV; quoting off (MNLI/QQP hold bare quotes).
@@ -21,7 +25,7 @@ def read_tsv(path: Path, names: tuple | None = None):
         if header is None:
             header = next(reader, None)
             if header is None:
-                raise BadInput(f"{path}: empty file (expected a header line)")
+                raise BadInput(f"{path}: empty file (expected a header line): {FIX_FILE}")
         for row in reader:
             if row:
                 yield reader.line_num, dict(zip(header, row, strict=False)), header
@@ -32,9 +36,9 @@ def _parse_label(task: Task, value: str, where: str):
         try:
             return float(value)
         except ValueError:
-            raise BadInput(f"{where}: {task.label} {value!r} is not a number") from None
+            raise BadInput(f"{where}: {task.label} {value!r} is not a number: {FIX_FILE}") from None
     if value not in task.labels:
-        raise BadInput(f"{where}: {task.label} {value!r} is not one of {', '.join(task.labels)}")
+        raise BadInput(f"{where}: {task.label} {value!r} is not one of {', '.join(task.labels)}: {FIX_FILE}")
     return task.labels.index(value)
 
 
@@ -51,7 +55,7 @@ def read_dir_split(task: Task, split: Split, root) -> list:
         if not checked:
             missing = [c for c in needed if c not in header]
             if missing:
-                raise BadInput(f"{path}: no column {missing[0]!r} (columns: {', '.join(header)})")
+                raise BadInput(f"{path}: no column {missing[0]!r} (columns: {', '.join(header)}): {FIX_FILE}")
             checked = True
         if any(c not in row for c in needed):
             # The real QQP train file holds a few rows with missing fields; every reader of
@@ -59,7 +63,7 @@ def read_dir_split(task: Task, split: Split, root) -> list:
             if split.name == "train":
                 skipped += 1
                 continue
-            raise BadInput(f"{path}, line {line}: {len(row)} fields, expected {len(header)}")
+            raise BadInput(f"{path}, line {line}: {len(row)} fields, expected {len(header)}: {FIX_FILE}")
         where = f"{path}, line {line}"
         if labelled:
             label, index = _parse_label(task, row[task.label], where), len(examples)
@@ -68,12 +72,12 @@ def read_dir_split(task: Task, split: Split, root) -> list:
             try:
                 index = int(row[task.test_index])
             except ValueError:
-                raise BadInput(f"{where}: {task.test_index} {row[task.test_index]!r} is not an integer") from None
+                raise BadInput(f"{where}: {task.test_index} {row[task.test_index]!r} is not an integer: {FIX_FILE}") from None
         examples.append(Example(row[text_a], row[text_b] if text_b else None, label, index))
     if skipped:
         print(f"{path}: skipped {skipped} rows with missing fields", flush=True)
     if not examples:
-        raise BadInput(f"{path}: no examples")
+        raise BadInput(f"{path}: no examples: {FIX_FILE}")
     return examples
 
 
@@ -99,7 +103,7 @@ def read_hub_split(task: Task, split: Split, name: str, cache_dir: str | None = 
     """
     dd = _hub_dataset(name, split.hub_config, cache_dir)
     if split.hub_split not in dd:
-        raise BadInput(f"{name} ({split.hub_config}): no split {split.hub_split!r} (has: {', '.join(dd)})")
+        raise BadInput(f"{name} ({split.hub_config}): no split {split.hub_split!r} (has: {', '.join(dd)}): {FIX_HUB}")
     ds = dd[split.hub_split]
     where = f"{name} ({split.hub_config}/{split.hub_split})"
     text_a, text_b = ("premise", "hypothesis") if split.name == "diagnostic" else (task.hub_text_a, task.hub_text_b)
@@ -107,16 +111,16 @@ def read_hub_split(task: Task, split: Split, name: str, cache_dir: str | None = 
     needed = [c for c in (text_a, text_b) if c] + ["label" if labelled else "idx"]
     for c in needed:
         if c not in ds.column_names:
-            raise BadInput(f"{where}: no column {c!r} (columns: {', '.join(ds.column_names)})")
+            raise BadInput(f"{where}: no column {c!r} (columns: {', '.join(ds.column_names)}): {FIX_HUB}")
     # Whole columns as lists: per-row indexing of a datasets Column is ~50x slower (QQP: 364k rows).
     cols = {c: ds[c][:] for c in needed}
     for c, values in cols.items():
         # A repo whose README declares the features fills an absent column with nulls.
         nulls = [i for i, v in enumerate(values) if v is None]
         if nulls and len(nulls) == len(values):
-            raise BadInput(f"{where}: no column {c!r} (every value is null)")
+            raise BadInput(f"{where}: no column {c!r} (every value is null): {FIX_HUB}")
         if nulls:
-            raise BadInput(f"{where}, row {nulls[0]}: {c!r} is null")
+            raise BadInput(f"{where}, row {nulls[0]}: {c!r} is null: {FIX_HUB}")
     examples = []
     for i in range(len(ds)):
         if labelled:
@@ -124,13 +128,13 @@ def read_hub_split(task: Task, split: Split, name: str, cache_dir: str | None = 
             if task.is_regression:
                 label = float(label)
             elif not 0 <= label < task.num_labels:
-                raise BadInput(f"{where}, row {i}: label {label} is not a label id 0..{task.num_labels - 1}")
+                raise BadInput(f"{where}, row {i}: label {label} is not a label id 0..{task.num_labels - 1}: {FIX_HUB}")
             index = i
         else:
             label, index = None, int(cols["idx"][i])
         examples.append(Example(cols[text_a][i], cols[text_b][i] if text_b else None, label, index))
     if not examples:
-        raise BadInput(f"{where}: no examples")
+        raise BadInput(f"{where}: no examples: {FIX_HUB}")
     return examples
 
 

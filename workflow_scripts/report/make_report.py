@@ -42,9 +42,10 @@ def read_log(path: Path) -> dict:
     if not path.is_file():
         raise BadInput(f"{path}: file not found")
     events = {}
-    for n, record in json_lines(path.read_text(encoding="utf-8").splitlines(), str(path)):
+    fix = "the pretraining log is damaged: delete it and the run's model folder, and run again (pretraining resumes)"
+    for n, record in json_lines(path.read_text(encoding="utf-8").splitlines(), str(path), fix):
         if not isinstance(record, dict) or "event" not in record:
-            raise BadInput(f"{path}, line {n}: no \"event\" key")
+            raise BadInput(f"{path}, line {n}: no \"event\" key: {fix}")
         events.setdefault(record["event"], []).append(record)
     for kind, keys in (("train", ("elapsed_s", "loss", "lr")), ("valid", ("elapsed_s", "valid_loss"))):
         for i, record in enumerate(events.get(kind, [])):

@@ -37,7 +37,8 @@ def _rows(ds, where: str, text_column: str, key_column: str | None):
     features = getattr(ds, "features", None)
     for column, key in ((text_column, "text_column"), (key_column, "documents.column")):
         if column is not None and features is not None and column not in features:
-            raise BadInput(f"corpus: {where} has no column `{column}` ({key}; it has: {', '.join(features)})")
+            raise BadInput(f"corpus: {where} has no column `{column}` ({key}; it has: {', '.join(features)}): "
+                           f"set {key} to one of those")
     for number, row in enumerate(ds):
         yield row_fields(row, f"{where} row {number}", text_column, key_column)
 

@@ -64,10 +64,11 @@ def row_fields(row, where: str, text_column: str, key_column: str | None) -> tup
     for column, key in ((text_column, "text_column"), (key_column, "documents.column")):
         if column is not None and (not isinstance(row, dict) or column not in row):
             keys = ", ".join(row) if isinstance(row, dict) else type(row).__name__
-            raise BadInput(f"corpus: {where} has no `{column}` field ({key}; it has: {keys})")
+            raise BadInput(f"corpus: {where} has no `{column}` field ({key}; it has: {keys}): set {key} to one of those")
     text = row[text_column]
     if text is not None and not isinstance(text, str):
-        raise BadInput(f"corpus: {where}: `{text_column}` is a {type(text).__name__}, not a string")
+        raise BadInput(f"corpus: {where}: `{text_column}` is a {type(text).__name__}, not a string: fix those rows, "
+                       "or set text_column to a field of strings")
     return text or "", None if key_column is None else row[key_column]
 
 

@@ -135,7 +135,7 @@ def _txt_documents(stream, path: Path):
 
 def _jsonl_rows(stream, path: Path, text_column: str, key_column: str | None):
     """(text, document id or None) per line; the id is the `key_column` field (documents.by: column)."""
-    for number, row in json_lines(stream, f"corpus: {path}"):
+    for number, row in json_lines(stream, f"corpus: {path}", "fix or remove that line, or move the file out of the corpus"):
         yield row_fields(row, f"{path} line {number}", text_column, key_column)
 
 
@@ -165,7 +165,7 @@ def _parquet_rows(path: Path, compression: str, text_column: str, key_column: st
             for column, key in ((text_column, "text_column"), (key_column, "documents.column")):
                 if column is not None and column not in schema.names:
                     raise BadInput(f"corpus: {path} has no column `{column}` ({key}; it has: "
-                                     f"{', '.join(schema.names)})")
+                                     f"{', '.join(schema.names)}): set {key} to one of those")
             column_type = schema.field(text_column).type
             if not _is_text_type(column_type):
                 raise BadInput(f"corpus: {path}: column `{text_column}` holds {column_type}, not strings "
