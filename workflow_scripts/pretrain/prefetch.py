@@ -5,8 +5,7 @@ GPU idle between micro-batches. A thread runs the epoch's generator (batches.Tra
 `depth` batches ahead, counts each batch's tokens and predictions on the host (so the loop never
 asks the device for them), adds the model's host indices (factory.Built.host_indices: index tensors
 whose sizes depend on the data, and ints such as the longest document, so the forward never asks
-the device for them either), and
-pins the tensors on CUDA so the copy to the GPU is asynchronous.
+the device for them either), and pins the tensors on CUDA so the copy to the GPU is asynchronous.
 
 The order of batches is the generator's, so a run reads exactly what it read without the thread
 and resumes exactly. What the generator updates as it goes (the stream's documents_seen) runs
