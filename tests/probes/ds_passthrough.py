@@ -26,7 +26,7 @@ def main(shard: str, profile: str) -> dict:
         eng.train_micro_batch(batch)
     return {"steps_per_print": eng.ds.steps_per_print(), "wall_clock_breakdown": eng.ds.wall_clock_breakdown(),
             "flops_profiler": eng.ds.flops_profiler_enabled(), "train_batch_size": eng.ds.train_batch_size(),
-            "global_steps": eng.ds.global_steps}
+            "global_steps": eng.ds.global_steps, "throughput_timer": eng.ds.tput_timer.config.enabled}
 
 
 if __name__ == "__main__":

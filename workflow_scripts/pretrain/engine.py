@@ -94,6 +94,9 @@ def ds_config(recipe: dict, world: int) -> dict:
         # Our loop logs; DeepSpeed's own step printing would only interleave with it.
         "steps_per_print": 2 ** 31 - 1,
         "wall_clock_breakdown": False,
+        # Its throughput timer (on by default, synchronized) waits for the device at every forward
+        # and step, i.e. twice per micro-batch; our own log measures throughput (issue 13).
+        "timers": {"throughput": {"enabled": False}},
     }
     if impl["precision"] == "fp16":
         # loss_scale 0 = dynamic loss scaling, starting at 2**16 and halving on overflow.
