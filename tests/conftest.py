@@ -1,8 +1,13 @@
 """Shared fixtures: the repo root, the real demo data (fetched from PyPI once, like install.sh), real
 masked-LM shards for the pretraining tests, and the GLUE smoke set in the hub repo's layout."""
+import os
 from pathlib import Path
 
 import pytest
+
+# Idle OpenMP threads of in-process torch sleep instead of spinning: two xdist workers share the
+# cores with the workflow jobs they start (as engine.setup_distributed does for its own processes).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 

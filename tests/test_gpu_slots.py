@@ -44,7 +44,8 @@ def test_concurrent_jobs_get_distinct_gpus(gpu_env, tmp_path):
 
 def test_waits_while_too_few_are_free_then_runs(gpu_env, tmp_path):
     first = slots(2, *HOLD, str(tmp_path / "first"), "2", env=gpu_env)
-    time.sleep(0.7)
+    # Its GPUs are held once it says which it got (a fixed sleep raced on a loaded machine).
+    assert first.stderr.readline().startswith("gpu_slots: CUDA_VISIBLE_DEVICES=")
     second = slots(2, *HOLD, str(tmp_path / "second"), "0", env=gpu_env)
     assert first.wait(timeout=30) == 0 and second.wait(timeout=30) == 0
     ids1, _, end1 = record(tmp_path / "first")
@@ -55,7 +56,8 @@ def test_waits_while_too_few_are_free_then_runs(gpu_env, tmp_path):
 
 def test_lock_is_freed_when_the_job_is_killed(gpu_env, tmp_path):
     holders = [slots(1, "sleep", "60", env=gpu_env) for _ in range(3)]
-    time.sleep(1.5)  # all three GPUs held
+    for holder in holders:   # all three GPUs held once each says which it got
+        assert holder.stderr.readline().startswith("gpu_slots: CUDA_VISIBLE_DEVICES=")
     holders[1].send_signal(signal.SIGKILL)
     holders[1].wait(timeout=10)
     t0 = time.time()

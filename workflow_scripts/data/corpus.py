@@ -227,7 +227,7 @@ def _stop_pool(pool) -> None:
     """After an error. Pool.terminate() can wait forever on its task thread after a worker error with
     tasks still queued (seen once in CI), and after the kill it waits for a queue lock a killed worker
     may hold. Kill the workers first, then give terminate() a second in a daemon thread: the error is
-    on its way up and the process exits, so nothing needs it to finish."""
+    on its way up, and nothing after it needs the pool's threads to have finished."""
     import threading
 
     for worker in pool._pool:
