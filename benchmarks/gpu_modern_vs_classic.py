@@ -42,8 +42,8 @@ def batches(n, batch, device, seed=0):
         labels = torch.randint(1000, SPECIAL["vocab_size"], (batch, P), generator=g)
         b = dict(input_ids=ids, token_type_ids=torch.zeros_like(ids), attention_mask=mask,
                  masked_lm_positions=positions.int(), masked_lm_ids=labels.int())
-        out.append({k: v.to(device) for k, v in b.items()})
-    return out
+        out.append(b)
+    return out      # on the host: each model adds its host indices there, as training's prefetch thread does
 
 
 def flops_per_token(model, vocab):
@@ -57,12 +57,16 @@ def flops_per_token(model, vocab):
 def run(name, data, steps, device, peak):
     import torch
 
+    from workflow_scripts.pretrain import engine
     from workflow_scripts.pretrain.models import factory
 
     spec = {**SPECS[name], "hidden_size": HIDDEN, "num_layers": LAYERS, "num_heads": HEADS,
             "max_position_embeddings": 512}
     torch.manual_seed(0)
-    model = factory.build(spec, {}, SPECIAL, nsp=False).model.to(device).train()
+    built = factory.build(spec, {}, SPECIAL, nsp=False)
+    model = built.model.to(device).train()
+    counts = [int(b["attention_mask"].sum()) for b in data]       # real tokens, counted on the host
+    data = [engine.to_device({**b, **built.host_indices(b)}, device) for b in data]
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=device.type == "cuda")
 
     def step(b):
@@ -79,9 +83,9 @@ def run(name, data, steps, device, peak):
     sync()
     t0, tokens = time.perf_counter(), 0
     for i in range(steps):
-        b = data[5 + i % (len(data) - 5)]
-        step(b)
-        tokens += int(b["attention_mask"].sum())
+        k = 5 + i % (len(data) - 5)
+        step(data[k])
+        tokens += counts[k]
     sync()
     rate = tokens / (time.perf_counter() - t0)
     vocab = model.cfg.vocab_size
